@@ -1,0 +1,87 @@
+//! The audit journal: every operation keytrail performs — for a user or for one of its own
+//! services — ends here as one CloudTrail event record, durably stored before the caller hears
+//! the outcome.
+//!
+//! [`CallContext`] carries who called, from where, and on whose behalf; [`EventRecord`] is the
+//! CloudTrail record (§5.6–5.7 of the behaviour spec) with AWS's field names; [`Journal`] turns
+//! records into store rows and appends them (the store batches concurrent appends into one
+//! commit).
+
+mod context;
+mod record;
+
+use std::sync::Arc;
+
+pub use context::{CallContext, Principal, PrincipalKind, TlsDetails};
+pub use record::{
+    EVENT_VERSION, EventCategory, EventRecord, EventType, Resource, SessionContext, UserIdentity,
+};
+
+use keytrail_store::{EventRow, Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("the audit journal could not store the event: {0}")]
+    Store(#[from] StoreError),
+    #[error("the event could not be serialized: {0}")]
+    Serialize(#[from] serde_json::Error),
+}
+
+/// Appends event records to the store. Cheap to clone.
+#[derive(Clone)]
+pub struct Journal {
+    store: Arc<dyn Store>,
+}
+
+impl std::fmt::Debug for Journal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Journal")
+    }
+}
+
+impl Journal {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self { store }
+    }
+
+    /// Stores one record; when this returns `Ok` the record is on disk.
+    pub async fn record(&self, record: &EventRecord) -> Result<(), AuditError> {
+        let row = to_row(record)?;
+        self.store.append_events(vec![row]).await?;
+        Ok(())
+    }
+
+    /// The newest `limit` records, oldest first.
+    pub async fn recent(&self, limit: usize) -> Result<Vec<EventRecord>, AuditError> {
+        self.store
+            .recent_events(limit)
+            .await?
+            .iter()
+            .map(|row| Ok(serde_json::from_str(&row.record_json)?))
+            .collect()
+    }
+}
+
+fn to_row(record: &EventRecord) -> Result<EventRow, AuditError> {
+    Ok(EventRow {
+        seq: 0,
+        event_id: record.event_id.clone(),
+        event_time_ms: record.event_time_ms(),
+        account_id: record.recipient_account_id.clone(),
+        region: record.aws_region.clone(),
+        event_source: record.event_source.clone(),
+        event_name: record.event_name.clone(),
+        request_id: record.request_id.clone(),
+        access_key_id: record
+            .user_identity
+            .access_key_id
+            .clone()
+            .filter(|k| !k.is_empty()),
+        read_only: record.read_only,
+        management: record.management_event,
+        record_json: serde_json::to_string(record)?,
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,233 @@
+//! The CloudTrail event record, field for field as AWS writes it.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::context::{CallContext, Principal, PrincipalKind};
+
+/// The record format version we write; 1.08 added `tlsDetails`, which we fill.
+pub const EVENT_VERSION: &str = "1.11";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EventType {
+    AwsApiCall,
+    AwsServiceEvent,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EventCategory {
+    Management,
+    Data,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionContext {
+    pub attributes: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_issuer: Option<Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserIdentity {
+    #[serde(rename = "type")]
+    pub identity_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_key_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_context: Option<SessionContext>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invoked_by: Option<String>,
+}
+
+impl UserIdentity {
+    pub fn from_principal(principal: &Principal, invoked_by: Option<&str>) -> Self {
+        let mut identity = Self {
+            identity_type: String::new(),
+            principal_id: Some(principal.principal_id()),
+            arn: Some(principal.arn()),
+            account_id: Some(principal.account_id.clone()),
+            access_key_id: principal.access_key_id.clone(),
+            user_name: None,
+            session_context: None,
+            invoked_by: invoked_by.map(str::to_string),
+        };
+        match &principal.kind {
+            PrincipalKind::Root => identity.identity_type = "Root".into(),
+            PrincipalKind::IamUser { user_name, .. } => {
+                identity.identity_type = "IAMUser".into();
+                identity.user_name = Some(user_name.clone());
+            }
+            PrincipalKind::AssumedRole {
+                role_name,
+                role_id,
+                session_created,
+                ..
+            } => {
+                identity.identity_type = "AssumedRole".into();
+                identity.session_context = Some(SessionContext {
+                    attributes: serde_json::json!({
+                        "creationDate": format_event_time(*session_created),
+                        "mfaAuthenticated": "false",
+                    }),
+                    session_issuer: Some(serde_json::json!({
+                        "type": "Role",
+                        "principalId": role_id,
+                        "arn": format!("arn:aws:iam::{}:role/{role_name}", principal.account_id),
+                        "accountId": principal.account_id,
+                        "userName": role_name,
+                    })),
+                });
+            }
+            PrincipalKind::AwsService { service } => {
+                // AWS shows a service acting on its own as {"type":"AWSService","invokedBy":...}.
+                identity = Self {
+                    identity_type: "AWSService".into(),
+                    principal_id: None,
+                    arn: None,
+                    account_id: None,
+                    access_key_id: None,
+                    user_name: None,
+                    session_context: None,
+                    invoked_by: Some(service.clone()),
+                };
+            }
+        }
+        identity
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resource {
+    #[serde(rename = "accountId", default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
+    #[serde(rename = "type")]
+    pub resource_type: String,
+    #[serde(rename = "ARN")]
+    pub arn: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TlsDetailsRecord {
+    pub tls_version: String,
+    pub cipher_suite: String,
+    pub client_provided_host_header: String,
+}
+
+/// One CloudTrail event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventRecord {
+    pub event_version: String,
+    pub user_identity: UserIdentity,
+    /// `YYYY-MM-DDTHH:MM:SSZ`
+    pub event_time: String,
+    pub event_source: String,
+    pub event_name: String,
+    pub aws_region: String,
+    #[serde(rename = "sourceIPAddress")]
+    pub source_ip_address: String,
+    pub user_agent: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_message: Option<String>,
+    /// Serialized as `null` when there is nothing to report, as AWS does.
+    pub request_parameters: Option<Value>,
+    pub response_elements: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub additional_event_data: Option<Value>,
+    #[serde(rename = "requestID")]
+    pub request_id: String,
+    #[serde(rename = "eventID")]
+    pub event_id: String,
+    pub read_only: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<Resource>,
+    pub event_type: EventType,
+    pub management_event: bool,
+    pub recipient_account_id: String,
+    pub event_category: EventCategory,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_details: Option<TlsDetailsRecord>,
+}
+
+pub(crate) fn format_event_time(t: OffsetDateTime) -> String {
+    let t = t
+        .to_offset(time::UtcOffset::UTC)
+        .replace_nanosecond(0)
+        .unwrap_or(t);
+    t.format(&Rfc3339).unwrap_or_default()
+}
+
+impl EventRecord {
+    /// A record for a call described by `ctx`, successful until [`EventRecord::failed`] says
+    /// otherwise. Category and type follow from the call: service-originated calls are
+    /// `AwsServiceEvent`s, others `AwsApiCall`s.
+    pub fn new(
+        ctx: &CallContext,
+        event_source: &str,
+        event_name: &str,
+        read_only: bool,
+        category: EventCategory,
+    ) -> Self {
+        let is_service = matches!(ctx.principal.kind, PrincipalKind::AwsService { .. });
+        Self {
+            event_version: EVENT_VERSION.into(),
+            user_identity: UserIdentity::from_principal(&ctx.principal, ctx.invoked_by.as_deref()),
+            event_time: format_event_time(ctx.time),
+            event_source: event_source.into(),
+            event_name: event_name.into(),
+            aws_region: ctx.region.clone(),
+            source_ip_address: ctx.source_ip.clone(),
+            user_agent: ctx.user_agent.clone(),
+            error_code: None,
+            error_message: None,
+            request_parameters: None,
+            response_elements: None,
+            additional_event_data: None,
+            request_id: ctx.request_id.clone(),
+            event_id: uuid::Uuid::new_v4().to_string(),
+            read_only,
+            resources: Vec::new(),
+            event_type: if is_service {
+                EventType::AwsServiceEvent
+            } else {
+                EventType::AwsApiCall
+            },
+            management_event: category == EventCategory::Management,
+            recipient_account_id: ctx.principal.account_id.clone(),
+            event_category: category,
+            tls_details: ctx.tls.as_ref().map(|t| TlsDetailsRecord {
+                tls_version: t.tls_version.clone(),
+                cipher_suite: t.cipher_suite.clone(),
+                client_provided_host_header: t.client_provided_host_header.clone(),
+            }),
+        }
+    }
+
+    pub fn failed(mut self, code: &str, message: &str) -> Self {
+        self.error_code = Some(code.to_string());
+        self.error_message = Some(message.to_string());
+        self
+    }
+
+    /// Milliseconds since the epoch of `event_time` (second precision, as the record).
+    pub fn event_time_ms(&self) -> i64 {
+        OffsetDateTime::parse(&self.event_time, &Rfc3339)
+            .map(|t| t.unix_timestamp() * 1000)
+            .unwrap_or(0)
+    }
+}

@@ -1,0 +1,123 @@
+//! Durable storage for keytrail: accounts, users and access keys, and the event journal.
+//!
+//! Services talk to the [`Store`] trait only. [`sqlite::SqliteStore`] is the embedded backend
+//! (bundled SQLite in WAL mode: one writer thread with group commit, readers in parallel); a
+//! PostgreSQL backend implements the same trait for clusters. The SQL is kept to the subset both
+//! engines share.
+
+mod migrations;
+pub mod sqlite;
+
+use async_trait::async_trait;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(String),
+    #[error("the store is closed")]
+    Closed,
+    #[error("{what} already exists")]
+    AlreadyExists { what: String },
+    #[error("{what} does not exist")]
+    NotFound { what: String },
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        if let rusqlite::Error::SqliteFailure(code, _) = &e
+            && code.code == rusqlite::ErrorCode::ConstraintViolation
+        {
+            return StoreError::AlreadyExists {
+                what: "record".into(),
+            };
+        }
+        StoreError::Database(e.to_string())
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountRecord {
+    pub account_id: String,
+    pub created_at_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    pub account_id: String,
+    pub user_name: String,
+    /// `AIDA...`, stable for the life of the user.
+    pub user_id: String,
+    pub created_at_ms: i64,
+}
+
+/// An access key. The secret is stored only wrapped under the root key; this crate never sees
+/// it in plaintext.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AccessKeyRecord {
+    pub access_key_id: String,
+    pub account_id: String,
+    /// `None` for the account's root credentials.
+    pub user_name: Option<String>,
+    pub wrapped_secret: Vec<u8>,
+    /// `Active` or `Inactive`, as IAM names them.
+    pub status: String,
+    pub created_at_ms: i64,
+}
+
+impl std::fmt::Debug for AccessKeyRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessKeyRecord")
+            .field("access_key_id", &self.access_key_id)
+            .field("account_id", &self.account_id)
+            .field("user_name", &self.user_name)
+            .field("status", &self.status)
+            .field("created_at_ms", &self.created_at_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One journaled event: the indexed columns plus the full CloudTrail record as JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRow {
+    /// Position in the journal, assigned on commit (0 before).
+    pub seq: i64,
+    pub event_id: String,
+    pub event_time_ms: i64,
+    pub account_id: String,
+    pub region: String,
+    pub event_source: String,
+    pub event_name: String,
+    pub request_id: String,
+    pub access_key_id: Option<String>,
+    pub read_only: bool,
+    pub management: bool,
+    pub record_json: String,
+}
+
+/// Everything keytrail persists. Writes are durable when the returned future resolves.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Creates the account if it does not exist yet.
+    async fn ensure_account(&self, account: AccountRecord) -> StoreResult<()>;
+    async fn list_accounts(&self) -> StoreResult<Vec<AccountRecord>>;
+    /// Creates the user, or fails with [`StoreError::AlreadyExists`].
+    async fn create_user(&self, user: UserRecord) -> StoreResult<()>;
+    async fn get_user(&self, account_id: &str, user_name: &str)
+    -> StoreResult<Option<UserRecord>>;
+    async fn insert_access_key(&self, key: AccessKeyRecord) -> StoreResult<()>;
+    async fn get_access_key(&self, access_key_id: &str) -> StoreResult<Option<AccessKeyRecord>>;
+    async fn list_access_keys(&self) -> StoreResult<Vec<AccessKeyRecord>>;
+    /// Returns whether a key was deleted.
+    async fn delete_access_key(&self, access_key_id: &str) -> StoreResult<bool>;
+    /// Appends events to the journal; they are on disk when this returns.
+    async fn append_events(&self, events: Vec<EventRow>) -> StoreResult<()>;
+    /// The newest `limit` events, oldest first.
+    async fn recent_events(&self, limit: usize) -> StoreResult<Vec<EventRow>>;
+    async fn events_after(&self, seq: i64, limit: usize) -> StoreResult<Vec<EventRow>>;
+    /// True while the store can serve reads and writes.
+    async fn is_healthy(&self) -> bool;
+    /// Waits for every accepted write to be durable, then refuses further writes.
+    async fn close(&self);
+}

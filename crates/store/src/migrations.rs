@@ -1,0 +1,41 @@
+//! Versioned schema migrations. Each step runs once, in order, in its own transaction, and is
+//! recorded in `schema_migrations`. Never edit a released step: add a new one.
+
+pub(crate) const MIGRATIONS: &[(i64, &str)] = &[(
+    1,
+    "CREATE TABLE accounts (
+        account_id TEXT PRIMARY KEY,
+        created_at_ms BIGINT NOT NULL
+    );
+    CREATE TABLE iam_users (
+        account_id TEXT NOT NULL REFERENCES accounts(account_id),
+        user_name TEXT NOT NULL,
+        user_id TEXT NOT NULL UNIQUE,
+        created_at_ms BIGINT NOT NULL,
+        PRIMARY KEY (account_id, user_name)
+    );
+    CREATE TABLE access_keys (
+        access_key_id TEXT PRIMARY KEY,
+        account_id TEXT NOT NULL REFERENCES accounts(account_id),
+        user_name TEXT,
+        wrapped_secret BLOB NOT NULL,
+        status TEXT NOT NULL,
+        created_at_ms BIGINT NOT NULL
+    );
+    CREATE TABLE events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        event_id TEXT NOT NULL UNIQUE,
+        event_time_ms BIGINT NOT NULL,
+        account_id TEXT NOT NULL,
+        region TEXT NOT NULL,
+        event_source TEXT NOT NULL,
+        event_name TEXT NOT NULL,
+        request_id TEXT NOT NULL,
+        access_key_id TEXT,
+        read_only BOOLEAN NOT NULL,
+        management BOOLEAN NOT NULL,
+        record_json TEXT NOT NULL
+    );
+    CREATE INDEX events_by_account_time ON events (account_id, region, event_time_ms);
+    CREATE INDEX events_by_request ON events (request_id);",
+)];
