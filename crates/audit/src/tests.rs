@@ -39,7 +39,10 @@ fn iam_user_record_has_aws_field_names() {
     assert_eq!(v["eventVersion"], "1.11");
     assert_eq!(v["eventTime"], "2026-11-28T12:34:56Z");
     assert_eq!(v["userIdentity"]["type"], "IAMUser");
-    assert_eq!(v["userIdentity"]["arn"], "arn:aws:iam::111122223333:user/alice");
+    assert_eq!(
+        v["userIdentity"]["arn"],
+        "arn:aws:iam::111122223333:user/alice"
+    );
     assert_eq!(v["userIdentity"]["principalId"], "AIDAEXAMPLE");
     assert_eq!(v["userIdentity"]["userName"], "alice");
     assert_eq!(v["sourceIPAddress"], "127.0.0.1");
@@ -57,7 +60,10 @@ fn iam_user_record_has_aws_field_names() {
 #[test]
 fn service_and_role_identities() {
     let record = EventRecord::new(
-        &ctx(Principal::service("111122223333", "cloudtrail.amazonaws.com")),
+        &ctx(Principal::service(
+            "111122223333",
+            "cloudtrail.amazonaws.com",
+        )),
         "kms.amazonaws.com",
         "GenerateDataKey",
         true,
@@ -115,7 +121,7 @@ async fn journal_round_trips_records() {
     let back = journal.recent(10).await.unwrap();
     assert_eq!(back, vec![record.clone()]);
     let rows = store.recent_events(1).await.unwrap();
-    assert_eq!(rows[0].event_time_ms, 1_764_333_296_000);
+    assert_eq!(rows[0].event_time_ms, 1_795_869_296_000);
     assert_eq!(rows[0].access_key_id.as_deref(), Some("AKIAROOT"));
     assert_eq!(rows[0].account_id, "111122223333");
 }

@@ -191,7 +191,12 @@ mod tests {
         let last = tampered.len() - 1;
         tampered[last] ^= 1;
         assert!(key.unwrap(&tampered, b"AKIA1").is_err());
-        assert!(RootKey::ephemeral().unwrap().unwrap(&blob, b"AKIA1").is_err());
+        assert!(
+            RootKey::ephemeral()
+                .unwrap()
+                .unwrap(&blob, b"AKIA1")
+                .is_err()
+        );
         assert!(key.unwrap(&[], b"AKIA1").is_err());
     }
 

@@ -1,1 +1,351 @@
-//! x
+//! The HTTP front end of keytrail: one listener (HTTP or HTTPS) that serves every protocol.
+//!
+//! Routing is by request shape, as AWS's endpoints would be told apart: `X-Amz-Target` names an
+//! awsJson 1.1 service (KMS, CloudTrail); `Action=` form posts are the query protocol (STS, IAM);
+//! everything else is S3 through s3s. `/_keytrail/*` serves health and Prometheus metrics.
+//! This is the only crate that knows HTTP; it authenticates each request (SigV4), builds the
+//! call context and journals one event per call before the response leaves.
+
+mod call;
+pub mod config;
+mod errors;
+mod json;
+mod query;
+mod s3;
+mod sigauth;
+pub mod tls;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::routing::get;
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use keytrail_audit::Journal;
+use keytrail_iam::Identities;
+use keytrail_store::Store;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tokio::net::TcpListener;
+use tower::ServiceExt;
+
+pub use call::ConnInfo;
+pub use config::{ServerConfig, TlsMode};
+
+use crate::errors::{ApiError, json_error, query_error};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error("metrics: {0}")]
+    Metrics(String),
+}
+
+/// Shared by every request.
+pub struct AppState {
+    pub config: ServerConfig,
+    pub store: Arc<dyn Store>,
+    pub identities: Arc<Identities>,
+    pub journal: Journal,
+    s3: s3s::service::S3Service,
+    metrics: PrometheusHandle,
+}
+
+/// The process-wide metrics recorder; tests start several servers in one process.
+fn metrics_handle() -> Result<PrometheusHandle, ServerError> {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    if let Some(h) = HANDLE.get() {
+        return Ok(h.clone());
+    }
+    let recorder = PrometheusBuilder::new()
+        .set_buckets(&[
+            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+        ])
+        .map_err(|e| ServerError::Metrics(e.to_string()))?
+        .build_recorder();
+    let handle = recorder.handle();
+    if metrics::set_global_recorder(recorder).is_err() {
+        tracing::debug!("a metrics recorder was already installed");
+    }
+    Ok(HANDLE.get_or_init(|| handle).clone())
+}
+
+/// A bound, not yet serving, server.
+pub struct Server {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    state: Arc<AppState>,
+}
+
+impl Server {
+    pub async fn bind(
+        config: ServerConfig,
+        store: Arc<dyn Store>,
+        identities: Arc<Identities>,
+    ) -> Result<Self, ServerError> {
+        let tls =
+            tls::server_config(&config.tls, &config.data_dir)?.map(tokio_rustls::TlsAcceptor::from);
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| ServerError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        let local_addr = listener.local_addr().map_err(|source| ServerError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let s3 = s3::build_service(Arc::clone(&identities), config.virtual_host_domains.clone());
+        let state = Arc::new(AppState {
+            journal: Journal::new(Arc::clone(&store)),
+            store,
+            identities,
+            s3,
+            metrics: metrics_handle()?,
+            config,
+        });
+        Ok(Self {
+            listener,
+            local_addr,
+            tls,
+            state,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn url(&self) -> String {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.local_addr)
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, lets open connections finish
+    /// (up to the configured grace period) and returns.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let router = router(Arc::clone(&self.state));
+        let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(Duration::from_secs(30));
+        let graceful = GracefulShutdown::new();
+        tokio::pin!(shutdown);
+        loop {
+            let (stream, remote) = tokio::select! {
+                accepted = self.listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => break,
+            };
+            let _ = stream.set_nodelay(true);
+            let router = router.clone();
+            let builder = builder.clone();
+            let watcher = graceful.watcher();
+            let tls = self.tls.clone();
+            tokio::spawn(async move {
+                let (io, tls_facts) = match tls {
+                    None => (ServerIo::Plain(TokioIo::new(stream)), None),
+                    Some(acceptor) => match acceptor.accept(stream).await {
+                        Ok(tls_stream) => {
+                            let facts = tls::describe(tls_stream.get_ref().1);
+                            (ServerIo::Tls(Box::new(TokioIo::new(tls_stream))), facts)
+                        }
+                        Err(e) => {
+                            tracing::debug!(error = %e, %remote, "TLS handshake failed");
+                            return;
+                        }
+                    },
+                };
+                let info = ConnInfo {
+                    remote,
+                    tls: tls_facts,
+                };
+                let service = router.map_request(move |mut req: Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(info.clone());
+                    req
+                });
+                let service = TowerToHyperService::new(service);
+                let result = match io {
+                    ServerIo::Plain(io) => {
+                        watcher
+                            .watch(
+                                builder
+                                    .serve_connection_with_upgrades(io, service)
+                                    .into_owned(),
+                            )
+                            .await
+                    }
+                    ServerIo::Tls(io) => {
+                        let io = *io;
+                        watcher
+                            .watch(
+                                builder
+                                    .serve_connection_with_upgrades(io, service)
+                                    .into_owned(),
+                            )
+                            .await
+                    }
+                };
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, %remote, "connection ended with an error");
+                }
+            });
+        }
+        drop(self.listener);
+        let grace = self.state.config.shutdown_grace;
+        tokio::select! {
+            () = graceful.shutdown() => tracing::info!("all connections closed"),
+            () = tokio::time::sleep(grace) => tracing::warn!("shutdown grace period over; closing remaining connections"),
+        }
+    }
+}
+
+enum ServerIo {
+    Plain(TokioIo<tokio::net::TcpStream>),
+    Tls(Box<TokioIo<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>>),
+}
+
+fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/_keytrail/health", get(health))
+        .route("/_keytrail/metrics", get(render_metrics))
+        .fallback(dispatch)
+        .with_state(state)
+}
+
+async fn health(State(state): State<Arc<AppState>>) -> Response<Body> {
+    let (status, body) = if state.store.is_healthy().await {
+        (StatusCode::OK, r#"{"status":"ok"}"#)
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            r#"{"status":"unavailable"}"#,
+        )
+    };
+    let mut resp = Response::new(Body::from(body));
+    *resp.status_mut() = status;
+    errors::set_header(&mut resp, "content-type", "application/json");
+    resp
+}
+
+async fn render_metrics(State(state): State<Arc<AppState>>) -> Response<Body> {
+    let mut resp = Response::new(Body::from(state.metrics.render()));
+    errors::set_header(&mut resp, "content-type", "text/plain; version=0.0.4");
+    resp
+}
+
+/// Reads a JSON or query-protocol body within the size and time limits.
+async fn read_body(state: &AppState, body: Body) -> Result<Bytes, ApiError> {
+    let limited = http_body_util::Limited::new(body, state.config.max_api_body_bytes);
+    match tokio::time::timeout(state.config.api_timeout, limited.collect()).await {
+        Err(_) => Err(ApiError::new(
+            "RequestTimeoutException",
+            StatusCode::REQUEST_TIMEOUT,
+            "The request body was not received in time.",
+        )),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::new(
+            "RequestEntityTooLarge",
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "Request body exceeds the limit of {} bytes.",
+                state.config.max_api_body_bytes
+            ),
+        )),
+        Ok(Err(_)) => Err(ApiError::new(
+            "IncompleteBody",
+            StatusCode::BAD_REQUEST,
+            "The request body could not be read.",
+        )),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+    }
+}
+
+async fn dispatch(State(state): State<Arc<AppState>>, req: Request<Body>) -> Response<Body> {
+    let started = Instant::now();
+    let target = req
+        .headers()
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let (service, operation, response) = if let Some(target) = target {
+        let (parts, body) = req.into_parts();
+        match read_body(&state, body).await {
+            Ok(body) => json::handle(&state, &parts, &target, body).await,
+            Err(e) => (
+                "unknown",
+                "unknown".into(),
+                json_error(&e, &call::new_json_request_id()),
+            ),
+        }
+    } else if query::is_query_request(&req.parts_ref()) {
+        let (parts, body) = req.into_parts();
+        match read_body(&state, body).await {
+            Ok(body) => query::handle(&state, &parts, body).await,
+            Err(e) => (
+                "sts",
+                "unknown".into(),
+                query_error(
+                    &e,
+                    &call::new_json_request_id(),
+                    "https://sts.amazonaws.com/doc/2011-06-15/",
+                ),
+            ),
+        }
+    } else {
+        s3::handle(&state, req).await
+    };
+    metrics::counter!(
+        "keytrail_requests_total",
+        "service" => service,
+        "operation" => operation,
+        "status" => response.status().as_u16().to_string()
+    )
+    .increment(1);
+    metrics::histogram!("keytrail_request_duration_seconds", "service" => service)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// Borrowing the head of a request without taking it apart.
+trait PartsRef {
+    fn parts_ref(&self) -> http::request::Parts;
+}
+
+impl PartsRef for Request<Body> {
+    fn parts_ref(&self) -> http::request::Parts {
+        let mut builder = Request::builder()
+            .method(self.method().clone())
+            .uri(self.uri().clone())
+            .version(self.version());
+        if let Some(headers) = builder.headers_mut() {
+            headers.extend(self.headers().clone());
+        }
+        builder
+            .body(())
+            .map(|r| r.into_parts().0)
+            .unwrap_or_else(|_| Request::new(()).into_parts().0)
+    }
+}

@@ -29,15 +29,15 @@ pub enum SigV4Error {
     WrongService { expected: String },
     #[error("Credential should be scoped to a valid region. ")]
     InvalidRegion,
-    #[error("Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '{scope}' != '{request}', from '{amz_date}'.")]
+    #[error(
+        "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '{scope}' != '{request}', from '{amz_date}'."
+    )]
     ScopeDateMismatch {
         scope: String,
         request: String,
         amz_date: String,
     },
-    #[error(
-        "Signature expired: {amz_date} is now earlier than {earliest} ({now} - 15 min.)"
-    )]
+    #[error("Signature expired: {amz_date} is now earlier than {earliest} ({now} - 15 min.)")]
     Expired {
         amz_date: String,
         earliest: String,
@@ -76,7 +76,10 @@ pub struct CredentialScope {
 
 impl CredentialScope {
     pub fn as_string(&self) -> String {
-        format!("{}/{}/{}/aws4_request", self.date, self.region, self.service)
+        format!(
+            "{}/{}/{}/aws4_request",
+            self.date, self.region, self.service
+        )
     }
 }
 
@@ -430,7 +433,11 @@ pub fn verify(
     secret: &str,
 ) -> Result<(), SigV4Error> {
     let canonical = canonical_request(parts, &auth.signed_headers, &canonical_uri(parts.path))?;
-    let expected = sign(secret, &auth.scope, &string_to_sign(amz_date, &auth.scope, &canonical));
+    let expected = sign(
+        secret,
+        &auth.scope,
+        &string_to_sign(amz_date, &auth.scope, &canonical),
+    );
     if bool::from(expected.as_bytes().ct_eq(auth.signature.as_bytes())) {
         Ok(())
     } else {

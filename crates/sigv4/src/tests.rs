@@ -19,7 +19,10 @@ fn headers(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
 }
 
 fn suite_signature(method: &str) -> String {
-    let h = headers(&[("Host", "example.amazonaws.com"), ("X-Amz-Date", SUITE_DATE)]);
+    let h = headers(&[
+        ("Host", "example.amazonaws.com"),
+        ("X-Amz-Date", SUITE_DATE),
+    ]);
     let parts = RequestParts {
         method,
         path: "/",
@@ -124,7 +127,11 @@ fn time_window_and_scope_date() {
         Err(SigV4Error::Expired { .. })
     ));
     assert!(matches!(
-        check_time("20150831T000000Z", &scope, parse_amz_date("20150831T000000Z").unwrap()),
+        check_time(
+            "20150831T000000Z",
+            &scope,
+            parse_amz_date("20150831T000000Z").unwrap()
+        ),
         Err(SigV4Error::ScopeDateMismatch { .. })
     ));
     assert!(matches!(
@@ -172,7 +179,9 @@ fn sign_with_aws_sigv4(
     let signable = SignableRequest::new(
         "POST",
         &uri,
-        request_headers.iter().map(|(n, v)| (n.as_str(), v.as_str())),
+        request_headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str())),
         SignableBody::Bytes(body),
     )
     .unwrap();

@@ -104,8 +104,7 @@ pub trait Store: Send + Sync + 'static {
     async fn list_accounts(&self) -> StoreResult<Vec<AccountRecord>>;
     /// Creates the user, or fails with [`StoreError::AlreadyExists`].
     async fn create_user(&self, user: UserRecord) -> StoreResult<()>;
-    async fn get_user(&self, account_id: &str, user_name: &str)
-    -> StoreResult<Option<UserRecord>>;
+    async fn get_user(&self, account_id: &str, user_name: &str) -> StoreResult<Option<UserRecord>>;
     async fn insert_access_key(&self, key: AccessKeyRecord) -> StoreResult<()>;
     async fn get_access_key(&self, access_key_id: &str) -> StoreResult<Option<AccessKeyRecord>>;
     async fn list_access_keys(&self) -> StoreResult<Vec<AccessKeyRecord>>;

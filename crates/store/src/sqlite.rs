@@ -18,9 +18,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::oneshot;
 
 use crate::migrations::MIGRATIONS;
-use crate::{
-    AccessKeyRecord, AccountRecord, EventRow, Store, StoreError, StoreResult, UserRecord,
-};
+use crate::{AccessKeyRecord, AccountRecord, EventRow, Store, StoreError, StoreResult, UserRecord};
 
 /// Upper bound of requests folded into one transaction; keeps commit latency bounded.
 const MAX_BATCH: usize = 4096;
@@ -342,7 +340,9 @@ const ACCESS_KEY_COLUMNS: &str =
 #[async_trait]
 impl Store for SqliteStore {
     async fn ensure_account(&self, account: AccountRecord) -> StoreResult<()> {
-        self.write(WriteOp::EnsureAccount(account)).await.map(|_| ())
+        self.write(WriteOp::EnsureAccount(account))
+            .await
+            .map(|_| ())
     }
 
     async fn list_accounts(&self) -> StoreResult<Vec<AccountRecord>> {
@@ -505,9 +505,9 @@ mod tests {
         let mut tasks = Vec::new();
         for i in 0..200 {
             let store = Arc::clone(&store);
-            tasks.push(tokio::spawn(
-                async move { store.append_events(vec![event(i)]).await },
-            ));
+            tasks.push(tokio::spawn(async move {
+                store.append_events(vec![event(i)]).await
+            }));
         }
         for t in tasks {
             t.await.unwrap().unwrap();

@@ -1,0 +1,170 @@
+//! Configuration: command-line flags, `KEYTRAIL_*` environment variables and a TOML file.
+//! A flag wins over its environment variable (clap), both win over the file, the file wins over
+//! the built-in default.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use keytrail_iam::DeclaredCredential;
+use keytrail_server::{ServerConfig, TlsMode};
+use serde::Deserialize;
+use zeroize::Zeroizing;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub log_format: Option<LogFormat>,
+    /// Account of the root key created on first start when no credentials are declared.
+    pub account_id: Option<String>,
+    pub virtual_host_domains: Option<Vec<String>>,
+    pub max_api_body_bytes: Option<usize>,
+    pub api_timeout_seconds: Option<u64>,
+    pub shutdown_grace_seconds: Option<u64>,
+    #[serde(default)]
+    pub tls: FileTls,
+    #[serde(default)]
+    pub credentials: Vec<FileCredential>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileTls {
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    #[serde(default)]
+    pub self_signed: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileCredential {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    #[serde(default = "default_account")]
+    pub account_id: String,
+    pub user_name: Option<String>,
+}
+
+impl std::fmt::Debug for FileCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileCredential")
+            .field("access_key_id", &self.access_key_id)
+            .field("account_id", &self.account_id)
+            .field("user_name", &self.user_name)
+            .finish_non_exhaustive()
+    }
+}
+
+fn default_account() -> String {
+    "000000000000".into()
+}
+
+impl FileConfig {
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:4566].
+    #[arg(long, env = "KEYTRAIL_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// PEM certificate chain: serve HTTPS.
+    #[arg(long, env = "KEYTRAIL_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "KEYTRAIL_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve HTTPS with a self-signed certificate kept in <data-dir>/tls/cert.pem.
+    #[arg(long, env = "KEYTRAIL_TLS_SELF_SIGNED", conflicts_with = "tls_cert")]
+    pub tls_self_signed: bool,
+    /// Account of the root key created on first start [default: 000000000000].
+    #[arg(long, env = "KEYTRAIL_ACCOUNT_ID")]
+    pub account_id: Option<String>,
+    /// Domain under which <bucket>.<domain> addresses a bucket; repeatable [default: localhost].
+    #[arg(
+        long = "virtual-host-domain",
+        env = "KEYTRAIL_VIRTUAL_HOST_DOMAINS",
+        value_delimiter = ','
+    )]
+    pub virtual_host_domains: Vec<String>,
+}
+
+/// Everything `serve` needs, resolved.
+pub struct Settings {
+    pub server: ServerConfig,
+    pub credentials: Vec<DeclaredCredential>,
+    pub default_account: String,
+}
+
+impl Settings {
+    pub fn resolve(args: ServeArgs, file: &FileConfig, data_dir: PathBuf) -> Result<Self> {
+        let listen = args
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 4566)));
+        let mut server = ServerConfig::new(listen, data_dir);
+        server.tls = match (args.tls_cert, args.tls_key, args.tls_self_signed) {
+            (Some(cert), Some(key), _) => TlsMode::Files { cert, key },
+            (_, _, true) => TlsMode::SelfSigned,
+            _ => match (&file.tls.cert, &file.tls.key, file.tls.self_signed) {
+                (Some(cert), Some(key), _) => TlsMode::Files {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                },
+                (Some(_), None, _) | (None, Some(_), _) => {
+                    bail!("the config file's [tls] needs both cert and key")
+                }
+                (None, None, true) => TlsMode::SelfSigned,
+                (None, None, false) => TlsMode::Off,
+            },
+        };
+        if !args.virtual_host_domains.is_empty() {
+            server.virtual_host_domains = args.virtual_host_domains;
+        } else if let Some(domains) = &file.virtual_host_domains {
+            server.virtual_host_domains = domains.clone();
+        }
+        if let Some(n) = file.max_api_body_bytes {
+            server.max_api_body_bytes = n;
+        }
+        if let Some(s) = file.api_timeout_seconds {
+            server.api_timeout = std::time::Duration::from_secs(s);
+        }
+        if let Some(s) = file.shutdown_grace_seconds {
+            server.shutdown_grace = std::time::Duration::from_secs(s);
+        }
+        let default_account = args
+            .account_id
+            .or_else(|| file.account_id.clone())
+            .unwrap_or_else(default_account);
+        keytrail_iam::validate_account_id(&default_account)?;
+        let credentials = file
+            .credentials
+            .iter()
+            .map(|c| DeclaredCredential {
+                access_key_id: c.access_key_id.clone(),
+                secret_access_key: Zeroizing::new(c.secret_access_key.clone()),
+                account_id: c.account_id.clone(),
+                user_name: c.user_name.clone(),
+            })
+            .collect();
+        Ok(Self {
+            server,
+            credentials,
+            default_account,
+        })
+    }
+}

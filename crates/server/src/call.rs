@@ -1,0 +1,146 @@
+//! Per-request facts: the connection a request came on, request ids, and the step shared by every
+//! protocol — building the [`CallContext`] and journaling the outcome before answering.
+
+use std::net::SocketAddr;
+
+use http::request::Parts;
+use keytrail_audit::{CallContext, EventCategory, EventRecord, Principal, TlsDetails};
+use time::OffsetDateTime;
+
+use crate::AppState;
+use crate::errors::ApiError;
+
+/// Attached to every request by the accept loop.
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    pub remote: SocketAddr,
+    /// `(protocol version, cipher suite)` when the connection is TLS.
+    pub tls: Option<(String, String)>,
+}
+
+pub fn new_json_request_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// S3 request ids are 16 upper-case hex characters.
+pub fn new_s3_request_id() -> String {
+    let id = uuid::Uuid::new_v4();
+    hex::encode_upper(&id.as_bytes()[..8])
+}
+
+/// The extended request id S3 returns in `x-amz-id-2`: base64 of 32 random bytes.
+pub fn new_s3_host_id() -> String {
+    use base64::Engine;
+    let mut bytes = Vec::with_capacity(32);
+    bytes.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
+    bytes.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+pub fn user_agent(parts: &Parts) -> String {
+    parts
+        .headers
+        .get(http::header::USER_AGENT)
+        .map(|v| {
+            String::from_utf8_lossy(v.as_bytes())
+                .chars()
+                .take(1024)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub fn host_header(parts: &Parts) -> String {
+    parts
+        .headers
+        .get(http::header::HOST)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .or_else(|| parts.uri.authority().map(|a| a.to_string()))
+        .unwrap_or_default()
+}
+
+pub fn call_context(
+    parts: &Parts,
+    request_id: &str,
+    region: String,
+    principal: Principal,
+) -> CallContext {
+    let conn = parts.extensions.get::<ConnInfo>();
+    CallContext {
+        request_id: request_id.to_string(),
+        time: OffsetDateTime::now_utc(),
+        region,
+        principal,
+        source_ip: conn.map(|c| c.remote.ip().to_string()).unwrap_or_default(),
+        user_agent: user_agent(parts),
+        invoked_by: None,
+        tls: conn
+            .and_then(|c| c.tls.clone())
+            .map(|(version, cipher)| TlsDetails {
+                tls_version: version,
+                cipher_suite: cipher,
+                client_provided_host_header: host_header(parts),
+            }),
+    }
+}
+
+/// What one call did, for its event record.
+pub struct CallOutcome<'a> {
+    pub event_source: &'a str,
+    pub event_name: &'a str,
+    pub read_only: bool,
+    pub category: EventCategory,
+    pub request_parameters: Option<serde_json::Value>,
+    pub response_elements: Option<serde_json::Value>,
+    pub additional_event_data: Option<serde_json::Value>,
+    pub resources: Vec<keytrail_audit::Resource>,
+    pub error: Option<(&'a str, &'a str)>,
+}
+
+impl<'a> CallOutcome<'a> {
+    pub fn management(event_source: &'a str, event_name: &'a str, read_only: bool) -> Self {
+        Self {
+            event_source,
+            event_name,
+            read_only,
+            category: EventCategory::Management,
+            request_parameters: None,
+            response_elements: None,
+            additional_event_data: None,
+            resources: Vec::new(),
+            error: None,
+        }
+    }
+
+    pub fn with_error(mut self, error: Option<&'a ApiError>) -> Self {
+        self.error = error.map(|e| (e.code, e.message.as_str()));
+        self
+    }
+}
+
+/// Journals the call; `Err` means the event is not durable and the caller must not report
+/// success.
+pub async fn journal(
+    state: &AppState,
+    ctx: &CallContext,
+    outcome: CallOutcome<'_>,
+) -> Result<(), ApiError> {
+    let mut record = EventRecord::new(
+        ctx,
+        outcome.event_source,
+        outcome.event_name,
+        outcome.read_only,
+        outcome.category,
+    );
+    record.request_parameters = outcome.request_parameters;
+    record.response_elements = outcome.response_elements;
+    record.additional_event_data = outcome.additional_event_data;
+    record.resources = outcome.resources;
+    if let Some((code, message)) = outcome.error {
+        record = record.failed(code, message);
+    }
+    state.journal.record(&record).await.map_err(|e| {
+        tracing::error!(error = %e, request_id = %ctx.request_id, "journal append failed");
+        ApiError::internal()
+    })
+}
