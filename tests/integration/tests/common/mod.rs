@@ -1,0 +1,303 @@
+//! Starting the real keytrail binary and talking to it.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, SystemTime};
+
+pub const ROOT_KEY: &str = "test";
+pub const ROOT_SECRET: &str = "test";
+pub const ROOT_ACCOUNT: &str = "000000000000";
+pub const ALICE_KEY: &str = "AKIAALICEEXAMPLE0001";
+pub const ALICE_SECRET: &str = "alice/Secret+Key0000000000000000000000000";
+pub const ALICE_ACCOUNT: &str = "111122223333";
+
+pub const DECLARED_CREDENTIALS: &str = r#"
+[[credentials]]
+access_key_id = "test"
+secret_access_key = "test"
+account_id = "000000000000"
+
+[[credentials]]
+access_key_id = "AKIAALICEEXAMPLE0001"
+secret_access_key = "alice/Secret+Key0000000000000000000000000"
+account_id = "111122223333"
+user_name = "alice"
+"#;
+
+/// The keytrail binary built by `cargo build -p keytrail` in the same target directory.
+pub fn keytrail_bin() -> PathBuf {
+    if let Ok(path) = std::env::var("KEYTRAIL_BIN") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps/<test>");
+    let bin = profile_dir.join("keytrail");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build -p keytrail` before the integration tests",
+        bin.display()
+    );
+    bin
+}
+
+pub struct TestServer {
+    pub child: Option<Child>,
+    pub url: String,
+    pub stdout: String,
+    pub data: tempfile::TempDir,
+    config: PathBuf,
+    extra_args: Vec<String>,
+}
+
+impl TestServer {
+    /// A server with `test`/`test` (root of 000000000000) and alice (IAM user of 111122223333).
+    pub fn start() -> Self {
+        Self::start_with(DECLARED_CREDENTIALS, &[])
+    }
+
+    pub fn start_with(config_toml: &str, extra_args: &[&str]) -> Self {
+        let data = tempfile::tempdir().expect("temp dir");
+        let config = data.path().join("keytrail.toml");
+        std::fs::write(&config, config_toml).expect("write config");
+        let mut server = Self {
+            child: None,
+            url: String::new(),
+            stdout: String::new(),
+            data,
+            config,
+            extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+        };
+        server.spawn();
+        server
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.data.path().join("data")
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.data.path().join("server.log"))
+            .expect("log file");
+        let mut child = Command::new(keytrail_bin())
+            .arg("--config")
+            .arg(&self.config)
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .arg("serve")
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .args(&self.extra_args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("start keytrail");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut reader = BufReader::new(stdout);
+        let mut seen = String::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let mut line = String::new();
+            let n = reader.read_line(&mut line).expect("read stdout");
+            assert!(
+                n > 0 && std::time::Instant::now() < deadline,
+                "keytrail exited before listening; stdout: {seen}; log: {}",
+                std::fs::read_to_string(self.data.path().join("server.log")).unwrap_or_default()
+            );
+            seen.push_str(&line);
+            if let Some(url) = line.trim().strip_prefix("keytrail listening on ") {
+                self.url = url.to_string();
+                break;
+            }
+        }
+        self.stdout = seen;
+        self.child = Some(child);
+    }
+
+    /// SIGTERM, wait for a clean exit, start again on the same data directory.
+    pub fn restart(&mut self) {
+        let status = self.terminate();
+        assert!(status.success(), "keytrail exited with {status}");
+        self.spawn();
+    }
+
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running server");
+        let pid = child.id().to_string();
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill -TERM");
+        child.wait().expect("wait for keytrail")
+    }
+
+    pub fn sigkill(&mut self) {
+        let mut child = self.child.take().expect("running server");
+        child.kill().expect("SIGKILL");
+        let _ = child.wait();
+    }
+
+    /// The journal as `keytrail events tail` prints it (works while the server runs).
+    pub fn events(&self) -> Vec<serde_json::Value> {
+        let out = Command::new(keytrail_bin())
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .args(["events", "tail", "-n", "100000"])
+            .stderr(Stdio::null())
+            .output()
+            .expect("keytrail events tail");
+        assert!(out.status.success(), "events tail failed");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("event JSON line"))
+            .collect()
+    }
+
+    pub fn event_for_request(&self, request_id: &str) -> serde_json::Value {
+        let matching: Vec<_> = self
+            .events()
+            .into_iter()
+            .filter(|e| e["requestID"] == request_id)
+            .collect();
+        assert_eq!(matching.len(), 1, "one event for request {request_id}");
+        matching.into_iter().next().unwrap_or_default()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+pub async fn sts_client(url: &str, key: &str, secret: &str) -> aws_sdk_sts::Client {
+    sts_client_at(url, key, secret, None).await
+}
+
+/// An STS client whose clock is off by `skew` (to test the signature time window).
+pub async fn sts_client_at(
+    url: &str,
+    key: &str,
+    secret: &str,
+    skew: Option<Duration>,
+) -> aws_sdk_sts::Client {
+    let credentials = aws_credential_types::Credentials::new(key, secret, None, None, "test");
+    let mut builder = aws_sdk_sts::config::Builder::new()
+        .behavior_version(aws_sdk_sts::config::BehaviorVersion::latest())
+        .region(aws_sdk_sts::config::Region::new("eu-west-1"))
+        .credentials_provider(credentials)
+        .endpoint_url(url);
+    if let Some(skew) = skew {
+        let time = aws_smithy_async::time::StaticTimeSource::new(SystemTime::now() - skew);
+        builder = builder.time_source(time);
+    }
+    aws_sdk_sts::Client::from_conf(builder.build())
+}
+
+/// A raw request signed by aws-sigv4, for what the SDK will not send (wrong scopes, tampering).
+pub struct Signed {
+    pub headers: Vec<(String, String)>,
+}
+
+pub fn sign(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    key: &str,
+    secret: &str,
+    region: &str,
+    service: &str,
+    time: SystemTime,
+) -> Signed {
+    use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+    use aws_sigv4::sign::v4;
+    let identity = aws_credential_types::Credentials::new(key, secret, None, None, "test").into();
+    let mut settings = SigningSettings::default();
+    if service == "s3" {
+        settings.payload_checksum_kind = aws_sigv4::http_request::PayloadChecksumKind::XAmzSha256;
+        settings.percent_encoding_mode = aws_sigv4::http_request::PercentEncodingMode::Single;
+        settings.uri_path_normalization_mode =
+            aws_sigv4::http_request::UriPathNormalizationMode::Disabled;
+    }
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region(region)
+        .name(service)
+        .time(time)
+        .settings(settings)
+        .build()
+        .expect("signing params")
+        .into();
+    let host = url
+        .split("://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .expect("host in url");
+    let mut all: Vec<(String, String)> = vec![("host".into(), host.into())];
+    all.extend(headers.iter().map(|(n, v)| (n.to_string(), v.to_string())));
+    let signable = SignableRequest::new(
+        method,
+        url,
+        all.iter().map(|(n, v)| (n.as_str(), v.as_str())),
+        SignableBody::Bytes(body),
+    )
+    .expect("signable request");
+    let (instructions, _) = sign(signable, &params).expect("sign").into_parts();
+    for (name, value) in instructions.headers() {
+        all.push((name.to_string(), value.to_string()));
+    }
+    Signed { headers: all }
+}
+
+pub struct RawResponse {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: String,
+}
+
+pub async fn send(
+    client: &reqwest::Client,
+    method: &str,
+    url: &str,
+    headers: &[(String, String)],
+    body: Vec<u8>,
+) -> RawResponse {
+    let mut req = client.request(method.parse().expect("method"), url);
+    for (n, v) in headers {
+        if n != "host" {
+            req = req.header(n, v);
+        }
+    }
+    let resp = req.body(body).send().await.expect("send request");
+    RawResponse {
+        status: resp.status().as_u16(),
+        headers: resp.headers().clone(),
+        body: resp.text().await.unwrap_or_default(),
+    }
+}
+
+pub fn json_type(resp: &RawResponse) -> String {
+    let v: serde_json::Value = serde_json::from_str(&resp.body).expect("JSON error body");
+    v["__type"].as_str().unwrap_or_default().to_string()
+}
+
+pub fn xml_code(body: &str) -> String {
+    let start = body.find("<Code>").map(|i| i + 6).unwrap_or(0);
+    let end = body[start..]
+        .find("</Code>")
+        .map(|i| i + start)
+        .unwrap_or(start);
+    body[start..end].to_string()
+}

@@ -1,0 +1,545 @@
+//! STS GetCallerIdentity and SigV4 verification, from the AWS SDK for Rust and raw signed
+//! requests, with the journal checked after each call.
+
+mod common;
+
+use std::time::{Duration, SystemTime};
+
+use aws_sdk_sts::error::ProvideErrorMetadata;
+use aws_sdk_sts::operation::RequestId;
+use common::*;
+
+const STS_FORM: &[u8] = b"Action=GetCallerIdentity&Version=2011-06-15";
+const FORM: (&str, &str) = (
+    "content-type",
+    "application/x-www-form-urlencoded; charset=utf-8",
+);
+
+#[tokio::test]
+async fn root_and_iam_user_get_their_identity_and_each_call_is_journaled() {
+    let server = TestServer::start();
+
+    let root = sts_client(&server.url, ROOT_KEY, ROOT_SECRET).await;
+    let out = root.get_caller_identity().send().await.expect("root call");
+    assert_eq!(out.account(), Some(ROOT_ACCOUNT));
+    assert_eq!(out.arn(), Some("arn:aws:iam::000000000000:root"));
+    assert_eq!(out.user_id(), Some(ROOT_ACCOUNT));
+    let root_request = out.request_id().expect("request id header").to_string();
+
+    let alice = sts_client(&server.url, ALICE_KEY, ALICE_SECRET).await;
+    let out = alice
+        .get_caller_identity()
+        .send()
+        .await
+        .expect("alice call");
+    assert_eq!(out.account(), Some(ALICE_ACCOUNT));
+    assert_eq!(out.arn(), Some("arn:aws:iam::111122223333:user/alice"));
+    let alice_id = out.user_id().expect("user id").to_string();
+    assert!(
+        alice_id.starts_with("AIDA") && alice_id.len() == 21,
+        "{alice_id}"
+    );
+    let alice_request = out.request_id().expect("request id header").to_string();
+
+    let event = server.event_for_request(&root_request);
+    assert_eq!(event["eventSource"], "sts.amazonaws.com");
+    assert_eq!(event["eventName"], "GetCallerIdentity");
+    assert_eq!(event["awsRegion"], "eu-west-1");
+    assert_eq!(event["userIdentity"]["type"], "Root");
+    assert_eq!(event["userIdentity"]["accessKeyId"], ROOT_KEY);
+    assert_eq!(event["recipientAccountId"], ROOT_ACCOUNT);
+    assert_eq!(event["sourceIPAddress"], "127.0.0.1");
+    assert_eq!(event["readOnly"], true);
+    assert_eq!(event["eventType"], "AwsApiCall");
+    assert!(event.get("errorCode").is_none());
+    assert!(
+        event["userAgent"]
+            .as_str()
+            .is_some_and(|ua| ua.contains("aws-sdk-rust"))
+    );
+
+    let event = server.event_for_request(&alice_request);
+    assert_eq!(event["userIdentity"]["type"], "IAMUser");
+    assert_eq!(event["userIdentity"]["userName"], "alice");
+    assert_eq!(event["userIdentity"]["principalId"], alice_id.as_str());
+    assert_eq!(event["recipientAccountId"], ALICE_ACCOUNT);
+}
+
+#[tokio::test]
+async fn sdk_rejections_carry_aws_error_codes_and_are_journaled_when_the_key_is_known() {
+    let server = TestServer::start();
+
+    let wrong_secret = sts_client(&server.url, ROOT_KEY, "not-the-secret").await;
+    let err = wrong_secret
+        .get_caller_identity()
+        .send()
+        .await
+        .expect_err("wrong secret must fail");
+    let err = err.into_service_error();
+    assert_eq!(err.code(), Some("SignatureDoesNotMatch"));
+    let failed_request = err.meta().request_id().expect("request id").to_string();
+    let event = server.event_for_request(&failed_request);
+    assert_eq!(event["errorCode"], "SignatureDoesNotMatch");
+    assert_eq!(event["userIdentity"]["accessKeyId"], ROOT_KEY);
+
+    let unknown = sts_client(&server.url, "AKIANOSUCHKEY0000000", "x").await;
+    let err = unknown
+        .get_caller_identity()
+        .send()
+        .await
+        .expect_err("unknown key must fail")
+        .into_service_error();
+    assert_eq!(err.code(), Some("InvalidClientTokenId"));
+    let unknown_request = err.meta().request_id().expect("request id").to_string();
+    assert!(
+        server
+            .events()
+            .iter()
+            .all(|e| e["requestID"] != unknown_request.as_str()),
+        "an unknown key belongs to no account: nothing to journal"
+    );
+
+    // A clock 20 minutes slow: the first attempt is refused as AWS refuses it ...
+    let skewed = sts_client_at(
+        &server.url,
+        ROOT_KEY,
+        ROOT_SECRET,
+        Some(Duration::from_secs(20 * 60)),
+    )
+    .await;
+    let no_retry = aws_sdk_sts::Client::from_conf(
+        skewed
+            .config()
+            .to_builder()
+            .retry_config(aws_sdk_sts::config::retry::RetryConfig::disabled())
+            .build(),
+    );
+    let err = no_retry
+        .get_caller_identity()
+        .send()
+        .await
+        .expect_err("a clock 20 minutes slow must fail")
+        .into_service_error();
+    assert_eq!(err.code(), Some("SignatureDoesNotMatch"));
+    assert!(
+        err.message()
+            .is_some_and(|m| m.contains("Signature expired")),
+        "{:?}",
+        err.message()
+    );
+    let skew_request = err.meta().request_id().expect("request id").to_string();
+    assert_eq!(
+        server.event_for_request(&skew_request)["errorCode"],
+        "SignatureDoesNotMatch"
+    );
+    // ... and, as against AWS, the SDK corrects its clock from our `Date` header and retries.
+    skewed
+        .get_caller_identity()
+        .send()
+        .await
+        .expect("the SDK's clock-skew correction succeeds on retry");
+
+    let within_window = sts_client_at(
+        &server.url,
+        ROOT_KEY,
+        ROOT_SECRET,
+        Some(Duration::from_secs(5 * 60)),
+    )
+    .await;
+    within_window
+        .get_caller_identity()
+        .send()
+        .await
+        .expect("5 minutes of skew is within the window");
+}
+
+#[tokio::test]
+async fn raw_requests_wrong_scope_tampering_and_missing_auth() {
+    let server = TestServer::start();
+    let http = reqwest::Client::new();
+    let url = format!("{}/", server.url);
+    let now = SystemTime::now();
+
+    // A correct raw request works (the baseline for the negative cases below).
+    let ok = sign(
+        "POST",
+        &url,
+        &[FORM],
+        STS_FORM,
+        ROOT_KEY,
+        ROOT_SECRET,
+        "us-east-1",
+        "sts",
+        now,
+    );
+    let resp = send(&http, "POST", &url, &ok.headers, STS_FORM.to_vec()).await;
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert!(resp.body.contains("<Account>000000000000</Account>"));
+    assert!(resp.headers.contains_key("x-amzn-requestid"));
+
+    // The credential scope names another service.
+    let kms_scoped = sign(
+        "POST",
+        &url,
+        &[FORM],
+        STS_FORM,
+        ROOT_KEY,
+        ROOT_SECRET,
+        "us-east-1",
+        "kms",
+        now,
+    );
+    let resp = send(&http, "POST", &url, &kms_scoped.headers, STS_FORM.to_vec()).await;
+    assert_eq!(resp.status, 403);
+    assert_eq!(xml_code(&resp.body), "SignatureDoesNotMatch");
+    assert!(
+        resp.body
+            .contains("Credential should be scoped to correct service")
+    );
+
+    // The body is changed after signing.
+    let resp = send(
+        &http,
+        "POST",
+        &url,
+        &ok.headers,
+        b"Action=GetCallerIdentity&Version=2011-06-16".to_vec(),
+    )
+    .await;
+    assert_eq!(resp.status, 403);
+    assert_eq!(xml_code(&resp.body), "SignatureDoesNotMatch");
+    let request_id = resp.headers["x-amzn-requestid"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        server.event_for_request(&request_id)["errorCode"],
+        "SignatureDoesNotMatch"
+    );
+
+    // No Authorization header at all.
+    let resp = send(
+        &http,
+        "POST",
+        &url,
+        &[(FORM.0.into(), FORM.1.into())],
+        STS_FORM.to_vec(),
+    )
+    .await;
+    assert_eq!(resp.status, 403);
+    assert_eq!(xml_code(&resp.body), "MissingAuthenticationToken");
+
+    // A half-written Authorization header.
+    let resp = send(
+        &http,
+        "POST",
+        &url,
+        &[
+            (FORM.0.into(), FORM.1.into()),
+            (
+                "authorization".into(),
+                "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/sts/aws4_request".into(),
+            ),
+        ],
+        STS_FORM.to_vec(),
+    )
+    .await;
+    assert_eq!(resp.status, 400);
+    assert_eq!(xml_code(&resp.body), "IncompleteSignature");
+
+    // An action STS does not have.
+    let body = b"Action=NoSuchAction&Version=2011-06-15";
+    let signed = sign(
+        "POST",
+        &url,
+        &[FORM],
+        body,
+        ROOT_KEY,
+        ROOT_SECRET,
+        "us-east-1",
+        "sts",
+        now,
+    );
+    let resp = send(&http, "POST", &url, &signed.headers, body.to_vec()).await;
+    assert_eq!(resp.status, 400);
+    assert_eq!(xml_code(&resp.body), "InvalidAction");
+}
+
+#[tokio::test]
+async fn json_services_answer_with_aws_json_errors() {
+    let server = TestServer::start();
+    let http = reqwest::Client::new();
+    let url = format!("{}/", server.url);
+    let now = SystemTime::now();
+    let json = ("content-type", "application/x-amz-json-1.1");
+    let target = ("x-amz-target", "TrentService.ListKeys");
+
+    let signed = sign(
+        "POST",
+        &url,
+        &[json, target],
+        b"{}",
+        ROOT_KEY,
+        ROOT_SECRET,
+        "us-east-1",
+        "kms",
+        now,
+    );
+    let resp = send(&http, "POST", &url, &signed.headers, b"{}".to_vec()).await;
+    assert_eq!(resp.status, 400);
+    assert_eq!(json_type(&resp), "UnknownOperationException");
+    let request_id = resp.headers["x-amzn-requestid"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let event = server.event_for_request(&request_id);
+    assert_eq!(event["eventSource"], "kms.amazonaws.com");
+    assert_eq!(event["eventName"], "ListKeys");
+    assert_eq!(event["readOnly"], true);
+
+    let unknown = sign(
+        "POST",
+        &url,
+        &[json, target],
+        b"{}",
+        "AKIANOSUCHKEY0000000",
+        "x",
+        "us-east-1",
+        "kms",
+        now,
+    );
+    let resp = send(&http, "POST", &url, &unknown.headers, b"{}".to_vec()).await;
+    assert_eq!(resp.status, 400);
+    assert_eq!(json_type(&resp), "UnrecognizedClientException");
+
+    let resp = send(
+        &http,
+        "POST",
+        &url,
+        &signed.headers,
+        b"{\"Limit\":1}".to_vec(),
+    )
+    .await;
+    assert_eq!(json_type(&resp), "InvalidSignatureException");
+
+    let wrong_service = sign(
+        "POST",
+        &url,
+        &[json, target],
+        b"{}",
+        ROOT_KEY,
+        ROOT_SECRET,
+        "us-east-1",
+        "cloudtrail",
+        now,
+    );
+    let resp = send(&http, "POST", &url, &wrong_service.headers, b"{}".to_vec()).await;
+    assert_eq!(json_type(&resp), "InvalidSignatureException");
+    assert!(resp.body.contains("scoped to correct service: 'kms'"));
+
+    let old = sign(
+        "POST",
+        &url,
+        &[json, target],
+        b"{}",
+        ROOT_KEY,
+        ROOT_SECRET,
+        "us-east-1",
+        "kms",
+        now - Duration::from_secs(16 * 60),
+    );
+    let resp = send(&http, "POST", &url, &old.headers, b"{}".to_vec()).await;
+    assert_eq!(json_type(&resp), "InvalidSignatureException");
+    assert!(resp.body.contains("Signature expired"));
+
+    let resp = send(
+        &http,
+        "POST",
+        &url,
+        &[
+            (json.0.into(), json.1.into()),
+            (target.0.into(), target.1.into()),
+        ],
+        b"{}".to_vec(),
+    )
+    .await;
+    assert_eq!(resp.status, 403);
+    assert_eq!(json_type(&resp), "MissingAuthenticationTokenException");
+
+    let bad_json = sign(
+        "POST",
+        &url,
+        &[json, target],
+        b"{not json",
+        ROOT_KEY,
+        ROOT_SECRET,
+        "us-east-1",
+        "kms",
+        now,
+    );
+    let resp = send(
+        &http,
+        "POST",
+        &url,
+        &bad_json.headers,
+        b"{not json".to_vec(),
+    )
+    .await;
+    assert_eq!(json_type(&resp), "SerializationException");
+
+    let other_service = ("x-amz-target", "DynamoDB_20120810.ListTables");
+    let signed = sign(
+        "POST",
+        &url,
+        &[json, other_service],
+        b"{}",
+        ROOT_KEY,
+        ROOT_SECRET,
+        "us-east-1",
+        "dynamodb",
+        now,
+    );
+    let resp = send(&http, "POST", &url, &signed.headers, b"{}".to_vec()).await;
+    assert_eq!(resp.status, 400);
+    assert_eq!(json_type(&resp), "UnknownOperationException");
+
+    let trail_target = (
+        "x-amz-target",
+        "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.DescribeTrails",
+    );
+    let signed = sign(
+        "POST",
+        &url,
+        &[json, trail_target],
+        b"{}",
+        ROOT_KEY,
+        ROOT_SECRET,
+        "eu-west-3",
+        "cloudtrail",
+        now,
+    );
+    let resp = send(&http, "POST", &url, &signed.headers, b"{}".to_vec()).await;
+    assert_eq!(json_type(&resp), "UnknownOperationException");
+    let request_id = resp.headers["x-amzn-requestid"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let event = server.event_for_request(&request_id);
+    assert_eq!(event["eventSource"], "cloudtrail.amazonaws.com");
+    assert_eq!(event["awsRegion"], "eu-west-3");
+}
+
+#[tokio::test]
+async fn s3_requests_are_verified_by_signature() {
+    let server = TestServer::start();
+    let http = reqwest::Client::new();
+    let now = SystemTime::now();
+    let url = format!("{}/", server.url);
+
+    let signed = sign(
+        "GET",
+        &url,
+        &[],
+        b"",
+        ROOT_KEY,
+        ROOT_SECRET,
+        "us-east-1",
+        "s3",
+        now,
+    );
+    let resp = send(&http, "GET", &url, &signed.headers, vec![]).await;
+    // Authenticated: the operation itself arrives with the S3 issue.
+    assert_eq!(resp.status, 501, "{}", resp.body);
+    assert_eq!(xml_code(&resp.body), "NotImplemented");
+    let request_id = resp.headers["x-amz-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(request_id.len(), 16);
+    assert!(resp.headers.contains_key("x-amz-id-2"));
+    let event = server.event_for_request(&request_id);
+    assert_eq!(event["eventSource"], "s3.amazonaws.com");
+    assert_eq!(event["eventName"], "ListBuckets");
+    assert_eq!(event["errorCode"], "NotImplemented");
+
+    let wrong = sign(
+        "GET",
+        &url,
+        &[],
+        b"",
+        ROOT_KEY,
+        "wrong",
+        "us-east-1",
+        "s3",
+        now,
+    );
+    let resp = send(&http, "GET", &url, &wrong.headers, vec![]).await;
+    assert_eq!(resp.status, 403);
+    assert_eq!(xml_code(&resp.body), "SignatureDoesNotMatch");
+    let request_id = resp.headers["x-amz-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        server.event_for_request(&request_id)["errorCode"],
+        "SignatureDoesNotMatch"
+    );
+
+    let unknown = sign(
+        "GET",
+        &url,
+        &[],
+        b"",
+        "AKIANOSUCHKEY0000000",
+        "x",
+        "us-east-1",
+        "s3",
+        now,
+    );
+    let resp = send(&http, "GET", &url, &unknown.headers, vec![]).await;
+    assert_eq!(resp.status, 403);
+    assert_eq!(xml_code(&resp.body), "InvalidAccessKeyId");
+
+    let resp = send(&http, "GET", &url, &[], vec![]).await;
+    assert_eq!(resp.status, 403);
+    assert_eq!(xml_code(&resp.body), "AccessDenied");
+
+    let v2 = vec![(
+        "authorization".to_string(),
+        "AWS test:c2lnbmF0dXJl".to_string(),
+    )];
+    let resp = send(&http, "GET", &url, &v2, vec![]).await;
+    assert_eq!(resp.status, 400);
+    assert_eq!(xml_code(&resp.body), "InvalidRequest");
+}
+
+#[tokio::test]
+async fn health_and_metrics() {
+    let server = TestServer::start();
+    let http = reqwest::Client::new();
+    let resp = http
+        .get(format!("{}/_keytrail/health", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let client = sts_client(&server.url, ROOT_KEY, ROOT_SECRET).await;
+    client.get_caller_identity().send().await.unwrap();
+    let text = http
+        .get(format!("{}/_keytrail/metrics", server.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("keytrail_requests_total")
+                && l.contains("operation=\"GetCallerIdentity\"")
+                && l.contains("status=\"200\"")),
+        "{text}"
+    );
+    assert!(text.contains("keytrail_request_duration_seconds_bucket"));
+    assert!(text.contains("keytrail_journal_commit_batch_size"));
+}
