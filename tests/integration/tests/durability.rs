@@ -131,11 +131,15 @@ async fn https_with_a_self_signed_certificate() {
         &url,
         &[("content-type", "application/x-www-form-urlencoded")],
         body,
-        ROOT_KEY,
-        ROOT_SECRET,
-        "us-east-1",
-        "sts",
-        std::time::SystemTime::now(),
+        Creds {
+            key: ROOT_KEY,
+            secret: ROOT_SECRET,
+        },
+        Scope {
+            region: "us-east-1",
+            service: "sts",
+            time: std::time::SystemTime::now(),
+        },
     );
     let resp = send(&http, "POST", &url, &signed.headers, body.to_vec()).await;
     assert_eq!(resp.status, 200, "{}", resp.body);

@@ -166,11 +166,15 @@ async fn raw_requests_wrong_scope_tampering_and_missing_auth() {
         &url,
         &[FORM],
         STS_FORM,
-        ROOT_KEY,
-        ROOT_SECRET,
-        "us-east-1",
-        "sts",
-        now,
+        Creds {
+            key: ROOT_KEY,
+            secret: ROOT_SECRET,
+        },
+        Scope {
+            region: "us-east-1",
+            service: "sts",
+            time: now,
+        },
     );
     let resp = send(&http, "POST", &url, &ok.headers, STS_FORM.to_vec()).await;
     assert_eq!(resp.status, 200, "{}", resp.body);
@@ -183,11 +187,15 @@ async fn raw_requests_wrong_scope_tampering_and_missing_auth() {
         &url,
         &[FORM],
         STS_FORM,
-        ROOT_KEY,
-        ROOT_SECRET,
-        "us-east-1",
-        "kms",
-        now,
+        Creds {
+            key: ROOT_KEY,
+            secret: ROOT_SECRET,
+        },
+        Scope {
+            region: "us-east-1",
+            service: "kms",
+            time: now,
+        },
     );
     let resp = send(&http, "POST", &url, &kms_scoped.headers, STS_FORM.to_vec()).await;
     assert_eq!(resp.status, 403);
@@ -254,11 +262,15 @@ async fn raw_requests_wrong_scope_tampering_and_missing_auth() {
         &url,
         &[FORM],
         body,
-        ROOT_KEY,
-        ROOT_SECRET,
-        "us-east-1",
-        "sts",
-        now,
+        Creds {
+            key: ROOT_KEY,
+            secret: ROOT_SECRET,
+        },
+        Scope {
+            region: "us-east-1",
+            service: "sts",
+            time: now,
+        },
     );
     let resp = send(&http, "POST", &url, &signed.headers, body.to_vec()).await;
     assert_eq!(resp.status, 400);
@@ -279,11 +291,15 @@ async fn json_services_answer_with_aws_json_errors() {
         &url,
         &[json, target],
         b"{}",
-        ROOT_KEY,
-        ROOT_SECRET,
-        "us-east-1",
-        "kms",
-        now,
+        Creds {
+            key: ROOT_KEY,
+            secret: ROOT_SECRET,
+        },
+        Scope {
+            region: "us-east-1",
+            service: "kms",
+            time: now,
+        },
     );
     let resp = send(&http, "POST", &url, &signed.headers, b"{}".to_vec()).await;
     assert_eq!(resp.status, 400);
@@ -302,11 +318,15 @@ async fn json_services_answer_with_aws_json_errors() {
         &url,
         &[json, target],
         b"{}",
-        "AKIANOSUCHKEY0000000",
-        "x",
-        "us-east-1",
-        "kms",
-        now,
+        Creds {
+            key: "AKIANOSUCHKEY0000000",
+            secret: "x",
+        },
+        Scope {
+            region: "us-east-1",
+            service: "kms",
+            time: now,
+        },
     );
     let resp = send(&http, "POST", &url, &unknown.headers, b"{}".to_vec()).await;
     assert_eq!(resp.status, 400);
@@ -327,11 +347,15 @@ async fn json_services_answer_with_aws_json_errors() {
         &url,
         &[json, target],
         b"{}",
-        ROOT_KEY,
-        ROOT_SECRET,
-        "us-east-1",
-        "cloudtrail",
-        now,
+        Creds {
+            key: ROOT_KEY,
+            secret: ROOT_SECRET,
+        },
+        Scope {
+            region: "us-east-1",
+            service: "cloudtrail",
+            time: now,
+        },
     );
     let resp = send(&http, "POST", &url, &wrong_service.headers, b"{}".to_vec()).await;
     assert_eq!(json_type(&resp), "InvalidSignatureException");
@@ -342,11 +366,15 @@ async fn json_services_answer_with_aws_json_errors() {
         &url,
         &[json, target],
         b"{}",
-        ROOT_KEY,
-        ROOT_SECRET,
-        "us-east-1",
-        "kms",
-        now - Duration::from_secs(16 * 60),
+        Creds {
+            key: ROOT_KEY,
+            secret: ROOT_SECRET,
+        },
+        Scope {
+            region: "us-east-1",
+            service: "kms",
+            time: now - Duration::from_secs(16 * 60),
+        },
     );
     let resp = send(&http, "POST", &url, &old.headers, b"{}".to_vec()).await;
     assert_eq!(json_type(&resp), "InvalidSignatureException");
@@ -371,11 +399,15 @@ async fn json_services_answer_with_aws_json_errors() {
         &url,
         &[json, target],
         b"{not json",
-        ROOT_KEY,
-        ROOT_SECRET,
-        "us-east-1",
-        "kms",
-        now,
+        Creds {
+            key: ROOT_KEY,
+            secret: ROOT_SECRET,
+        },
+        Scope {
+            region: "us-east-1",
+            service: "kms",
+            time: now,
+        },
     );
     let resp = send(
         &http,
@@ -393,11 +425,15 @@ async fn json_services_answer_with_aws_json_errors() {
         &url,
         &[json, other_service],
         b"{}",
-        ROOT_KEY,
-        ROOT_SECRET,
-        "us-east-1",
-        "dynamodb",
-        now,
+        Creds {
+            key: ROOT_KEY,
+            secret: ROOT_SECRET,
+        },
+        Scope {
+            region: "us-east-1",
+            service: "dynamodb",
+            time: now,
+        },
     );
     let resp = send(&http, "POST", &url, &signed.headers, b"{}".to_vec()).await;
     assert_eq!(resp.status, 400);
@@ -412,11 +448,15 @@ async fn json_services_answer_with_aws_json_errors() {
         &url,
         &[json, trail_target],
         b"{}",
-        ROOT_KEY,
-        ROOT_SECRET,
-        "eu-west-3",
-        "cloudtrail",
-        now,
+        Creds {
+            key: ROOT_KEY,
+            secret: ROOT_SECRET,
+        },
+        Scope {
+            region: "eu-west-3",
+            service: "cloudtrail",
+            time: now,
+        },
     );
     let resp = send(&http, "POST", &url, &signed.headers, b"{}".to_vec()).await;
     assert_eq!(json_type(&resp), "UnknownOperationException");
@@ -441,11 +481,15 @@ async fn s3_requests_are_verified_by_signature() {
         &url,
         &[],
         b"",
-        ROOT_KEY,
-        ROOT_SECRET,
-        "us-east-1",
-        "s3",
-        now,
+        Creds {
+            key: ROOT_KEY,
+            secret: ROOT_SECRET,
+        },
+        Scope {
+            region: "us-east-1",
+            service: "s3",
+            time: now,
+        },
     );
     let resp = send(&http, "GET", &url, &signed.headers, vec![]).await;
     // Authenticated: the operation itself arrives with the S3 issue.
@@ -467,11 +511,15 @@ async fn s3_requests_are_verified_by_signature() {
         &url,
         &[],
         b"",
-        ROOT_KEY,
-        "wrong",
-        "us-east-1",
-        "s3",
-        now,
+        Creds {
+            key: ROOT_KEY,
+            secret: "wrong",
+        },
+        Scope {
+            region: "us-east-1",
+            service: "s3",
+            time: now,
+        },
     );
     let resp = send(&http, "GET", &url, &wrong.headers, vec![]).await;
     assert_eq!(resp.status, 403);
@@ -490,11 +538,15 @@ async fn s3_requests_are_verified_by_signature() {
         &url,
         &[],
         b"",
-        "AKIANOSUCHKEY0000000",
-        "x",
-        "us-east-1",
-        "s3",
-        now,
+        Creds {
+            key: "AKIANOSUCHKEY0000000",
+            secret: "x",
+        },
+        Scope {
+            region: "us-east-1",
+            service: "s3",
+            time: now,
+        },
     );
     let resp = send(&http, "GET", &url, &unknown.headers, vec![]).await;
     assert_eq!(resp.status, 403);

@@ -210,17 +210,31 @@ pub struct Signed {
     pub headers: Vec<(String, String)>,
 }
 
+pub struct Creds<'a> {
+    pub key: &'a str,
+    pub secret: &'a str,
+}
+
+pub struct Scope<'a> {
+    pub region: &'a str,
+    pub service: &'a str,
+    pub time: SystemTime,
+}
+
 pub fn sign(
     method: &str,
     url: &str,
     headers: &[(&str, &str)],
     body: &[u8],
-    key: &str,
-    secret: &str,
-    region: &str,
-    service: &str,
-    time: SystemTime,
+    creds: Creds<'_>,
+    scope: Scope<'_>,
 ) -> Signed {
+    let Creds { key, secret } = creds;
+    let Scope {
+        region,
+        service,
+        time,
+    } = scope;
     use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
     use aws_sigv4::sign::v4;
     let identity = aws_credential_types::Credentials::new(key, secret, None, None, "test").into();
