@@ -141,85 +141,89 @@ impl Server {
     /// (up to the configured grace period) and returns.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let router = router(Arc::clone(&self.state));
-        let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-        builder
-            .http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(Duration::from_secs(30));
-        let graceful = GracefulShutdown::new();
-        tokio::pin!(shutdown);
-        loop {
-            let (stream, remote) = tokio::select! {
-                accepted = self.listener.accept() => match accepted {
-                    Ok(accepted) => accepted,
+        let grace = self.state.config.shutdown_grace;
+        serve_router(self.listener, self.tls, router, grace, shutdown).await;
+    }
+}
+
+/// The accept loop shared by keytrail and the benchmark's null server: HTTP/1.1 and HTTP/2,
+/// optional TLS, connection facts attached to each request as [`ConnInfo`], graceful shutdown.
+pub async fn serve_router(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    router: Router,
+    grace: Duration,
+    shutdown: impl Future<Output = ()>,
+) {
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30));
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let router = router.clone();
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            let (io, tls_facts) = match tls {
+                None => (ServerIo::Plain(TokioIo::new(stream)), None),
+                Some(acceptor) => match acceptor.accept(stream).await {
+                    Ok(tls_stream) => {
+                        let facts = tls::describe(tls_stream.get_ref().1);
+                        (ServerIo::Tls(Box::new(TokioIo::new(tls_stream))), facts)
+                    }
                     Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
+                        tracing::debug!(error = %e, %remote, "TLS handshake failed");
+                        return;
                     }
                 },
-                () = &mut shutdown => break,
             };
-            let _ = stream.set_nodelay(true);
-            let router = router.clone();
-            let builder = builder.clone();
-            let watcher = graceful.watcher();
-            let tls = self.tls.clone();
-            tokio::spawn(async move {
-                let (io, tls_facts) = match tls {
-                    None => (ServerIo::Plain(TokioIo::new(stream)), None),
-                    Some(acceptor) => match acceptor.accept(stream).await {
-                        Ok(tls_stream) => {
-                            let facts = tls::describe(tls_stream.get_ref().1);
-                            (ServerIo::Tls(Box::new(TokioIo::new(tls_stream))), facts)
-                        }
-                        Err(e) => {
-                            tracing::debug!(error = %e, %remote, "TLS handshake failed");
-                            return;
-                        }
-                    },
-                };
-                let info = ConnInfo {
-                    remote,
-                    tls: tls_facts,
-                };
-                let service = router.map_request(move |mut req: Request<hyper::body::Incoming>| {
-                    req.extensions_mut().insert(info.clone());
-                    req
-                });
-                let service = TowerToHyperService::new(service);
-                let result = match io {
-                    ServerIo::Plain(io) => {
-                        watcher
-                            .watch(
-                                builder
-                                    .serve_connection_with_upgrades(io, service)
-                                    .into_owned(),
-                            )
-                            .await
-                    }
-                    ServerIo::Tls(io) => {
-                        let io = *io;
-                        watcher
-                            .watch(
-                                builder
-                                    .serve_connection_with_upgrades(io, service)
-                                    .into_owned(),
-                            )
-                            .await
-                    }
-                };
-                if let Err(e) = result {
-                    tracing::debug!(error = %e, %remote, "connection ended with an error");
-                }
+            let info = ConnInfo {
+                remote,
+                tls: tls_facts,
+            };
+            let service = router.map_request(move |mut req: Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(info.clone());
+                req
             });
-        }
-        drop(self.listener);
-        let grace = self.state.config.shutdown_grace;
-        tokio::select! {
-            () = graceful.shutdown() => tracing::info!("all connections closed"),
-            () = tokio::time::sleep(grace) => tracing::warn!("shutdown grace period over; closing remaining connections"),
-        }
+            let service = TowerToHyperService::new(service);
+            let result = match io {
+                ServerIo::Plain(io) => {
+                    watcher
+                        .watch(builder.serve_connection_with_upgrades(io, service).into_owned())
+                        .await
+                }
+                ServerIo::Tls(io) => {
+                    let io = *io;
+                    watcher
+                        .watch(builder.serve_connection_with_upgrades(io, service).into_owned())
+                        .await
+                }
+            };
+            if let Err(e) = result {
+                tracing::debug!(error = %e, %remote, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => tracing::info!("all connections closed"),
+        () = tokio::time::sleep(grace) => tracing::warn!("shutdown grace period over; closing remaining connections"),
     }
 }
 

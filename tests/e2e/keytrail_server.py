@@ -1,0 +1,76 @@
+"""Starts the real keytrail binary for end-to-end tests and stops it again."""
+
+import json
+import os
+import signal
+import subprocess
+import tempfile
+
+BIN = os.environ.get("KEYTRAIL_BIN", "target/debug/keytrail")
+
+CONFIG = """
+[[credentials]]
+access_key_id = "test"
+secret_access_key = "test"
+account_id = "000000000000"
+
+[[credentials]]
+access_key_id = "AKIAE2EUSER000000001"
+secret_access_key = "e2e/User+Secret00000000000000000000000000"
+account_id = "444455556666"
+user_name = "e2e-user"
+"""
+
+
+class KeytrailServer:
+    def __init__(self, *extra_args):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.data_dir = os.path.join(self.tmp.name, "data")
+        config = os.path.join(self.tmp.name, "keytrail.toml")
+        with open(config, "w") as f:
+            f.write(CONFIG)
+        self.log = open(os.path.join(self.tmp.name, "server.log"), "w")
+        self.proc = subprocess.Popen(
+            [BIN, "--config", config, "--data-dir", self.data_dir, "serve",
+             "--listen", "127.0.0.1:0", *extra_args],
+            stdout=subprocess.PIPE, stderr=self.log, text=True)
+        self.url = None
+        for line in self.proc.stdout:
+            if line.startswith("keytrail listening on "):
+                self.url = line.strip().split(" ")[-1]
+                break
+        if self.url is None:
+            raise RuntimeError("keytrail did not start: " + open(self.log.name).read())
+        self.port = int(self.url.rsplit(":", 1)[1])
+
+    def env(self, key="test", secret="test", url=None):
+        env = dict(os.environ)
+        for name in list(env):
+            if name.startswith("AWS_"):
+                del env[name]
+        env.update({
+            "AWS_ACCESS_KEY_ID": key,
+            "AWS_SECRET_ACCESS_KEY": secret,
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ENDPOINT_URL": url or self.url,
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        })
+        return env
+
+    def events(self):
+        out = subprocess.run([BIN, "--data-dir", self.data_dir, "events", "tail", "-n", "100000"],
+                             check=True, capture_output=True, text=True).stdout
+        return [json.loads(line) for line in out.splitlines()]
+
+    def event(self, request_id):
+        matches = [e for e in self.events() if e["requestID"] == request_id]
+        assert len(matches) == 1, f"one event for {request_id}, found {len(matches)}"
+        return matches[0]
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout=30)
+        self.log.close()
+        self.tmp.cleanup()
+        return code

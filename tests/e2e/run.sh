@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# End-to-end tests with the users' own tools (aws CLI, boto3) against the real binary.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+cd "$root"
+scripts/python-env.sh tests/e2e/requirements.txt
+cargo build --quiet -p keytrail
+export KEYTRAIL_BIN="$root/target/debug/keytrail"
+export PATH="$root/.venv/bin:$PATH"
+exec "$root/.venv/bin/python" -m unittest discover -s tests/e2e -p 'test_*.py' -v
