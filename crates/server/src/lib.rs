@@ -180,12 +180,12 @@ pub async fn serve_router(
         let watcher = graceful.watcher();
         let tls = tls.clone();
         tokio::spawn(async move {
-            let (io, tls_facts) = match tls {
-                None => (ServerIo::Plain(TokioIo::new(stream)), None),
+            let (io, tls_facts): (Box<dyn ConnectionIo>, _) = match tls {
+                None => (Box::new(stream), None),
                 Some(acceptor) => match acceptor.accept(stream).await {
                     Ok(tls_stream) => {
                         let facts = tls::describe(tls_stream.get_ref().1);
-                        (ServerIo::Tls(Box::new(TokioIo::new(tls_stream))), facts)
+                        (Box::new(tls_stream), facts)
                     }
                     Err(e) => {
                         tracing::debug!(error = %e, %remote, "TLS handshake failed");
@@ -201,20 +201,10 @@ pub async fn serve_router(
                 req.extensions_mut().insert(info.clone());
                 req
             });
-            let service = TowerToHyperService::new(service);
-            let result = match io {
-                ServerIo::Plain(io) => {
-                    watcher
-                        .watch(builder.serve_connection_with_upgrades(io, service).into_owned())
-                        .await
-                }
-                ServerIo::Tls(io) => {
-                    let io = *io;
-                    watcher
-                        .watch(builder.serve_connection_with_upgrades(io, service).into_owned())
-                        .await
-                }
-            };
+            let connection = builder
+                .serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(service))
+                .into_owned();
+            let result = watcher.watch(connection).await;
             if let Err(e) = result {
                 tracing::debug!(error = %e, %remote, "connection ended with an error");
             }
@@ -227,10 +217,10 @@ pub async fn serve_router(
     }
 }
 
-enum ServerIo {
-    Plain(TokioIo<tokio::net::TcpStream>),
-    Tls(Box<TokioIo<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>>),
-}
+/// A plain TCP or a TLS stream, served alike.
+trait ConnectionIo: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> ConnectionIo for T {}
 
 fn router(state: Arc<AppState>) -> Router {
     Router::new()

@@ -131,22 +131,12 @@ async fn https_with_a_self_signed_certificate() {
         &url,
         &[("content-type", "application/x-www-form-urlencoded")],
         body,
-        Creds {
-            key: ROOT_KEY,
-            secret: ROOT_SECRET,
-        },
-        Scope {
-            region: "us-east-1",
-            service: "sts",
-            time: std::time::SystemTime::now(),
-        },
+        root(),
+        scope("sts"),
     );
     let resp = send(&http, "POST", &url, &signed.headers, body.to_vec()).await;
     assert_eq!(resp.status, 200, "{}", resp.body);
-    let request_id = resp.headers["x-amzn-requestid"]
-        .to_str()
-        .unwrap()
-        .to_string();
+    let request_id = resp.request_id();
     let event = server.event_for_request(&request_id);
     let tls = &event["tlsDetails"];
     assert!(

@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use aws_sdk_sts::error::ProvideErrorMetadata;
 use aws_sdk_sts::operation::RequestId;
@@ -128,10 +128,7 @@ async fn sdk_rejections_carry_aws_error_codes_and_are_journaled_when_the_key_is_
         err.message()
     );
     let skew_request = err.meta().request_id().expect("request id").to_string();
-    assert_eq!(
-        server.event_for_request(&skew_request)["errorCode"],
-        "SignatureDoesNotMatch"
-    );
+    server.assert_journaled_error(&skew_request, "SignatureDoesNotMatch");
     // ... and, as against AWS, the SDK corrects its clock from our `Date` header and retries.
     skewed
         .get_caller_identity()
@@ -158,45 +155,16 @@ async fn raw_requests_wrong_scope_tampering_and_missing_auth() {
     let server = TestServer::start();
     let http = reqwest::Client::new();
     let url = format!("{}/", server.url);
-    let now = SystemTime::now();
 
     // A correct raw request works (the baseline for the negative cases below).
-    let ok = sign(
-        "POST",
-        &url,
-        &[FORM],
-        STS_FORM,
-        Creds {
-            key: ROOT_KEY,
-            secret: ROOT_SECRET,
-        },
-        Scope {
-            region: "us-east-1",
-            service: "sts",
-            time: now,
-        },
-    );
+    let ok = sign("POST", &url, &[FORM], STS_FORM, root(), scope("sts"));
     let resp = send(&http, "POST", &url, &ok.headers, STS_FORM.to_vec()).await;
     assert_eq!(resp.status, 200, "{}", resp.body);
     assert!(resp.body.contains("<Account>000000000000</Account>"));
     assert!(resp.headers.contains_key("x-amzn-requestid"));
 
     // The credential scope names another service.
-    let kms_scoped = sign(
-        "POST",
-        &url,
-        &[FORM],
-        STS_FORM,
-        Creds {
-            key: ROOT_KEY,
-            secret: ROOT_SECRET,
-        },
-        Scope {
-            region: "us-east-1",
-            service: "kms",
-            time: now,
-        },
-    );
+    let kms_scoped = sign("POST", &url, &[FORM], STS_FORM, root(), scope("kms"));
     let resp = send(&http, "POST", &url, &kms_scoped.headers, STS_FORM.to_vec()).await;
     assert_eq!(resp.status, 403);
     assert_eq!(xml_code(&resp.body), "SignatureDoesNotMatch");
@@ -216,14 +184,7 @@ async fn raw_requests_wrong_scope_tampering_and_missing_auth() {
     .await;
     assert_eq!(resp.status, 403);
     assert_eq!(xml_code(&resp.body), "SignatureDoesNotMatch");
-    let request_id = resp.headers["x-amzn-requestid"]
-        .to_str()
-        .unwrap()
-        .to_string();
-    assert_eq!(
-        server.event_for_request(&request_id)["errorCode"],
-        "SignatureDoesNotMatch"
-    );
+    server.assert_journaled_error(&resp.request_id(), "SignatureDoesNotMatch");
 
     // No Authorization header at all.
     let resp = send(
@@ -257,248 +218,138 @@ async fn raw_requests_wrong_scope_tampering_and_missing_auth() {
 
     // An action STS does not have.
     let body = b"Action=NoSuchAction&Version=2011-06-15";
-    let signed = sign(
-        "POST",
-        &url,
-        &[FORM],
-        body,
-        Creds {
-            key: ROOT_KEY,
-            secret: ROOT_SECRET,
-        },
-        Scope {
-            region: "us-east-1",
-            service: "sts",
-            time: now,
-        },
-    );
+    let signed = sign("POST", &url, &[FORM], body, root(), scope("sts"));
     let resp = send(&http, "POST", &url, &signed.headers, body.to_vec()).await;
     assert_eq!(resp.status, 400);
     assert_eq!(xml_code(&resp.body), "InvalidAction");
 }
 
-#[tokio::test]
-async fn json_services_answer_with_aws_json_errors() {
-    let server = TestServer::start();
-    let http = reqwest::Client::new();
+/// Signs `body` for `target` with `creds`/`scope` and sends it as awsJson 1.1.
+async fn json_call(
+    server: &TestServer,
+    target: &str,
+    body: &[u8],
+    creds: Creds<'_>,
+    scope: Scope<'_>,
+) -> RawResponse {
     let url = format!("{}/", server.url);
-    let now = SystemTime::now();
-    let json = ("content-type", "application/x-amz-json-1.1");
-    let target = ("x-amz-target", "TrentService.ListKeys");
-
-    let signed = sign(
-        "POST",
-        &url,
-        &[json, target],
-        b"{}",
-        Creds {
-            key: ROOT_KEY,
-            secret: ROOT_SECRET,
-        },
-        Scope {
-            region: "us-east-1",
-            service: "kms",
-            time: now,
-        },
-    );
-    let resp = send(&http, "POST", &url, &signed.headers, b"{}".to_vec()).await;
-    assert_eq!(resp.status, 400);
-    assert_eq!(json_type(&resp), "UnknownOperationException");
-    let request_id = resp.headers["x-amzn-requestid"]
-        .to_str()
-        .unwrap()
-        .to_string();
-    let event = server.event_for_request(&request_id);
-    assert_eq!(event["eventSource"], "kms.amazonaws.com");
-    assert_eq!(event["eventName"], "ListKeys");
-    assert_eq!(event["readOnly"], true);
-
-    let unknown = sign(
-        "POST",
-        &url,
-        &[json, target],
-        b"{}",
-        Creds {
-            key: "AKIANOSUCHKEY0000000",
-            secret: "x",
-        },
-        Scope {
-            region: "us-east-1",
-            service: "kms",
-            time: now,
-        },
-    );
-    let resp = send(&http, "POST", &url, &unknown.headers, b"{}".to_vec()).await;
-    assert_eq!(resp.status, 400);
-    assert_eq!(json_type(&resp), "UnrecognizedClientException");
-
-    let resp = send(
-        &http,
+    let headers = [
+        ("content-type", "application/x-amz-json-1.1"),
+        ("x-amz-target", target),
+    ];
+    let signed = sign("POST", &url, &headers, body, creds, scope);
+    send(
+        &reqwest::Client::new(),
         "POST",
         &url,
         &signed.headers,
-        b"{\"Limit\":1}".to_vec(),
+        body.to_vec(),
     )
-    .await;
-    assert_eq!(json_type(&resp), "InvalidSignatureException");
+    .await
+}
 
-    let wrong_service = sign(
-        "POST",
-        &url,
-        &[json, target],
-        b"{}",
-        Creds {
-            key: ROOT_KEY,
-            secret: ROOT_SECRET,
-        },
-        Scope {
-            region: "us-east-1",
-            service: "cloudtrail",
-            time: now,
-        },
-    );
-    let resp = send(&http, "POST", &url, &wrong_service.headers, b"{}".to_vec()).await;
+#[tokio::test]
+async fn json_services_answer_with_aws_json_errors() {
+    let server = TestServer::start();
+    const LIST_KEYS: &str = "TrentService.ListKeys";
+
+    let resp = json_call(&server, LIST_KEYS, b"{}", root(), scope("kms")).await;
+    assert_eq!(resp.status, 400);
+    assert_eq!(json_type(&resp), "UnknownOperationException");
+    let event = server.event_for_request(&resp.request_id());
+    assert_eq!(event["eventSource"], "kms.amazonaws.com");
+    assert_eq!(event["eventName"], "ListKeys");
+    assert_eq!(event["readOnly"], true);
+    assert_eq!(event["errorCode"], "UnknownOperationException");
+
+    let unknown = Creds {
+        key: "AKIANOSUCHKEY0000000",
+        secret: "x",
+    };
+    let resp = json_call(&server, LIST_KEYS, b"{}", unknown, scope("kms")).await;
+    assert_eq!(resp.status, 400);
+    assert_eq!(json_type(&resp), "UnrecognizedClientException");
+
+    let wrong_secret = Creds {
+        key: ROOT_KEY,
+        secret: "wrong",
+    };
+    let resp = json_call(&server, LIST_KEYS, b"{}", wrong_secret, scope("kms")).await;
+    assert_eq!(json_type(&resp), "InvalidSignatureException");
+    server.assert_journaled_error(&resp.request_id(), "InvalidSignatureException");
+
+    let resp = json_call(&server, LIST_KEYS, b"{}", root(), scope("cloudtrail")).await;
     assert_eq!(json_type(&resp), "InvalidSignatureException");
     assert!(resp.body.contains("scoped to correct service: 'kms'"));
 
-    let old = sign(
-        "POST",
-        &url,
-        &[json, target],
-        b"{}",
-        Creds {
-            key: ROOT_KEY,
-            secret: ROOT_SECRET,
-        },
-        Scope {
-            region: "us-east-1",
-            service: "kms",
-            time: now - Duration::from_secs(16 * 60),
-        },
-    );
-    let resp = send(&http, "POST", &url, &old.headers, b"{}".to_vec()).await;
+    let mut old = scope("kms");
+    old.time -= Duration::from_secs(16 * 60);
+    let resp = json_call(&server, LIST_KEYS, b"{}", root(), old).await;
     assert_eq!(json_type(&resp), "InvalidSignatureException");
     assert!(resp.body.contains("Signature expired"));
 
+    let resp = json_call(&server, LIST_KEYS, b"{not json", root(), scope("kms")).await;
+    assert_eq!(json_type(&resp), "SerializationException");
+
+    let resp = json_call(
+        &server,
+        "DynamoDB_20120810.ListTables",
+        b"{}",
+        root(),
+        scope("dynamodb"),
+    )
+    .await;
+    assert_eq!(resp.status, 400);
+    assert_eq!(json_type(&resp), "UnknownOperationException");
+
+    let mut eu = scope("cloudtrail");
+    eu.region = "eu-west-3";
+    let resp = json_call(
+        &server,
+        "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.DescribeTrails",
+        b"{}",
+        root(),
+        eu,
+    )
+    .await;
+    assert_eq!(json_type(&resp), "UnknownOperationException");
+    let event = server.event_for_request(&resp.request_id());
+    assert_eq!(event["eventSource"], "cloudtrail.amazonaws.com");
+    assert_eq!(event["awsRegion"], "eu-west-3");
+
+    // No signature at all.
+    let url = format!("{}/", server.url);
+    let headers = [
+        (
+            "content-type".to_string(),
+            "application/x-amz-json-1.1".to_string(),
+        ),
+        ("x-amz-target".to_string(), LIST_KEYS.to_string()),
+    ];
     let resp = send(
-        &http,
+        &reqwest::Client::new(),
         "POST",
         &url,
-        &[
-            (json.0.into(), json.1.into()),
-            (target.0.into(), target.1.into()),
-        ],
+        &headers,
         b"{}".to_vec(),
     )
     .await;
     assert_eq!(resp.status, 403);
     assert_eq!(json_type(&resp), "MissingAuthenticationTokenException");
-
-    let bad_json = sign(
-        "POST",
-        &url,
-        &[json, target],
-        b"{not json",
-        Creds {
-            key: ROOT_KEY,
-            secret: ROOT_SECRET,
-        },
-        Scope {
-            region: "us-east-1",
-            service: "kms",
-            time: now,
-        },
-    );
-    let resp = send(
-        &http,
-        "POST",
-        &url,
-        &bad_json.headers,
-        b"{not json".to_vec(),
-    )
-    .await;
-    assert_eq!(json_type(&resp), "SerializationException");
-
-    let other_service = ("x-amz-target", "DynamoDB_20120810.ListTables");
-    let signed = sign(
-        "POST",
-        &url,
-        &[json, other_service],
-        b"{}",
-        Creds {
-            key: ROOT_KEY,
-            secret: ROOT_SECRET,
-        },
-        Scope {
-            region: "us-east-1",
-            service: "dynamodb",
-            time: now,
-        },
-    );
-    let resp = send(&http, "POST", &url, &signed.headers, b"{}".to_vec()).await;
-    assert_eq!(resp.status, 400);
-    assert_eq!(json_type(&resp), "UnknownOperationException");
-
-    let trail_target = (
-        "x-amz-target",
-        "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.DescribeTrails",
-    );
-    let signed = sign(
-        "POST",
-        &url,
-        &[json, trail_target],
-        b"{}",
-        Creds {
-            key: ROOT_KEY,
-            secret: ROOT_SECRET,
-        },
-        Scope {
-            region: "eu-west-3",
-            service: "cloudtrail",
-            time: now,
-        },
-    );
-    let resp = send(&http, "POST", &url, &signed.headers, b"{}".to_vec()).await;
-    assert_eq!(json_type(&resp), "UnknownOperationException");
-    let request_id = resp.headers["x-amzn-requestid"]
-        .to_str()
-        .unwrap()
-        .to_string();
-    let event = server.event_for_request(&request_id);
-    assert_eq!(event["eventSource"], "cloudtrail.amazonaws.com");
-    assert_eq!(event["awsRegion"], "eu-west-3");
 }
 
 #[tokio::test]
 async fn s3_requests_are_verified_by_signature() {
     let server = TestServer::start();
     let http = reqwest::Client::new();
-    let now = SystemTime::now();
     let url = format!("{}/", server.url);
 
-    let signed = sign(
-        "GET",
-        &url,
-        &[],
-        b"",
-        Creds {
-            key: ROOT_KEY,
-            secret: ROOT_SECRET,
-        },
-        Scope {
-            region: "us-east-1",
-            service: "s3",
-            time: now,
-        },
-    );
+    let signed = sign("GET", &url, &[], b"", root(), scope("s3"));
     let resp = send(&http, "GET", &url, &signed.headers, vec![]).await;
     // Authenticated: the operation itself arrives with the S3 issue.
     assert_eq!(resp.status, 501, "{}", resp.body);
     assert_eq!(xml_code(&resp.body), "NotImplemented");
-    let request_id = resp.headers["x-amz-request-id"]
-        .to_str()
-        .unwrap()
-        .to_string();
+    let request_id = resp.request_id();
     assert_eq!(request_id.len(), 16);
     assert!(resp.headers.contains_key("x-amz-id-2"));
     let event = server.event_for_request(&request_id);
@@ -515,23 +366,12 @@ async fn s3_requests_are_verified_by_signature() {
             key: ROOT_KEY,
             secret: "wrong",
         },
-        Scope {
-            region: "us-east-1",
-            service: "s3",
-            time: now,
-        },
+        scope("s3"),
     );
     let resp = send(&http, "GET", &url, &wrong.headers, vec![]).await;
     assert_eq!(resp.status, 403);
     assert_eq!(xml_code(&resp.body), "SignatureDoesNotMatch");
-    let request_id = resp.headers["x-amz-request-id"]
-        .to_str()
-        .unwrap()
-        .to_string();
-    assert_eq!(
-        server.event_for_request(&request_id)["errorCode"],
-        "SignatureDoesNotMatch"
-    );
+    server.assert_journaled_error(&resp.request_id(), "SignatureDoesNotMatch");
 
     let unknown = sign(
         "GET",
@@ -542,11 +382,7 @@ async fn s3_requests_are_verified_by_signature() {
             key: "AKIANOSUCHKEY0000000",
             secret: "x",
         },
-        Scope {
-            region: "us-east-1",
-            service: "s3",
-            time: now,
-        },
+        scope("s3"),
     );
     let resp = send(&http, "GET", &url, &unknown.headers, vec![]).await;
     assert_eq!(resp.status, 403);

@@ -170,6 +170,11 @@ impl TestServer {
         assert_eq!(matching.len(), 1, "one event for request {request_id}");
         matching.into_iter().next().unwrap_or_default()
     }
+
+    pub fn assert_journaled_error(&self, request_id: &str, code: &str) {
+        let event = self.event_for_request(request_id);
+        assert_eq!(event["errorCode"], code, "{event}");
+    }
 }
 
 impl Drop for TestServer {
@@ -219,6 +224,22 @@ pub struct Scope<'a> {
     pub region: &'a str,
     pub service: &'a str,
     pub time: SystemTime,
+}
+
+pub fn root() -> Creds<'static> {
+    Creds {
+        key: ROOT_KEY,
+        secret: ROOT_SECRET,
+    }
+}
+
+/// Region us-east-1, signed now.
+pub fn scope(service: &str) -> Scope<'_> {
+    Scope {
+        region: "us-east-1",
+        service,
+        time: SystemTime::now(),
+    }
 }
 
 pub fn sign(
@@ -279,6 +300,18 @@ pub struct RawResponse {
     pub status: u16,
     pub headers: reqwest::header::HeaderMap,
     pub body: String,
+}
+
+impl RawResponse {
+    /// The request id header of either protocol family.
+    pub fn request_id(&self) -> String {
+        ["x-amzn-requestid", "x-amz-request-id"]
+            .iter()
+            .find_map(|h| self.headers.get(*h))
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    }
 }
 
 pub async fn send(
