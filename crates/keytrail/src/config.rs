@@ -28,6 +28,7 @@ pub struct FileConfig {
     pub account_id: Option<String>,
     pub virtual_host_domains: Option<Vec<String>>,
     pub max_api_body_bytes: Option<usize>,
+    pub max_s3_body_bytes: Option<u64>,
     pub api_timeout_seconds: Option<u64>,
     pub shutdown_grace_seconds: Option<u64>,
     #[serde(default)]
@@ -139,6 +140,9 @@ impl Settings {
         }
         if let Some(n) = file.max_api_body_bytes {
             server.max_api_body_bytes = n;
+        }
+        if let Some(n) = file.max_s3_body_bytes {
+            server.max_s3_body_bytes = n;
         }
         if let Some(s) = file.api_timeout_seconds {
             server.api_timeout = std::time::Duration::from_secs(s);

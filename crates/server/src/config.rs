@@ -25,6 +25,8 @@ pub struct ServerConfig {
     pub virtual_host_domains: Vec<String>,
     /// Largest JSON or query-protocol request body accepted.
     pub max_api_body_bytes: usize,
+    /// Largest S3 request body (a single PUT may be 5 GiB, plus aws-chunked framing).
+    pub max_s3_body_bytes: u64,
     /// Deadline for one JSON or query-protocol request.
     pub api_timeout: Duration,
     /// How long shutdown waits for open connections before closing them.
@@ -39,6 +41,7 @@ impl ServerConfig {
             tls: TlsMode::Off,
             virtual_host_domains: vec!["localhost".into()],
             max_api_body_bytes: 1024 * 1024,
+            max_s3_body_bytes: 5 * 1024 * 1024 * 1024 + 16 * 1024 * 1024,
             api_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(10),
         }

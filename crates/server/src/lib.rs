@@ -10,6 +10,7 @@ mod call;
 pub mod config;
 mod errors;
 mod json;
+mod limits;
 mod query;
 mod s3;
 mod sigauth;
@@ -227,6 +228,10 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/_keytrail/health", get(health))
         .route("/_keytrail/metrics", get(render_metrics))
         .fallback(dispatch)
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            limits::enforce,
+        ))
         .with_state(state)
 }
 
@@ -251,16 +256,11 @@ async fn render_metrics(State(state): State<Arc<AppState>>) -> Response<Body> {
     resp
 }
 
-/// Reads a JSON or query-protocol body within the size and time limits.
+/// Reads a JSON or query-protocol body; bodies without a declared length are cut at the limit.
 async fn read_body(state: &AppState, body: Body) -> Result<Bytes, ApiError> {
     let limited = http_body_util::Limited::new(body, state.config.max_api_body_bytes);
-    match tokio::time::timeout(state.config.api_timeout, limited.collect()).await {
-        Err(_) => Err(ApiError::new(
-            "RequestTimeoutException",
-            StatusCode::REQUEST_TIMEOUT,
-            "The request body was not received in time.",
-        )),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::new(
+    match limited.collect().await {
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::new(
             "RequestEntityTooLarge",
             StatusCode::PAYLOAD_TOO_LARGE,
             format!(
@@ -268,12 +268,12 @@ async fn read_body(state: &AppState, body: Body) -> Result<Bytes, ApiError> {
                 state.config.max_api_body_bytes
             ),
         )),
-        Ok(Err(_)) => Err(ApiError::new(
+        Err(_) => Err(ApiError::new(
             "IncompleteBody",
             StatusCode::BAD_REQUEST,
             "The request body could not be read.",
         )),
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(collected) => Ok(collected.to_bytes()),
     }
 }
 
@@ -294,7 +294,7 @@ async fn dispatch(State(state): State<Arc<AppState>>, req: Request<Body>) -> Res
                 json_error(&e, &call::new_json_request_id()),
             ),
         }
-    } else if query::is_query_request(&req.parts_ref()) {
+    } else if query::is_query_request_head(req.method(), req.uri(), req.headers()) {
         let (parts, body) = req.into_parts();
         match read_body(&state, body).await {
             Ok(body) => query::handle(&state, &parts, body).await,
@@ -321,25 +321,4 @@ async fn dispatch(State(state): State<Arc<AppState>>, req: Request<Body>) -> Res
     metrics::histogram!("keytrail_request_duration_seconds", "service" => service)
         .record(started.elapsed().as_secs_f64());
     response
-}
-
-/// Borrowing the head of a request without taking it apart.
-trait PartsRef {
-    fn parts_ref(&self) -> http::request::Parts;
-}
-
-impl PartsRef for Request<Body> {
-    fn parts_ref(&self) -> http::request::Parts {
-        let mut builder = Request::builder()
-            .method(self.method().clone())
-            .uri(self.uri().clone())
-            .version(self.version());
-        if let Some(headers) = builder.headers_mut() {
-            headers.extend(self.headers().clone());
-        }
-        builder
-            .body(())
-            .map(|r| r.into_parts().0)
-            .unwrap_or_else(|_| Request::new(()).into_parts().0)
-    }
 }

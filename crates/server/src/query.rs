@@ -16,20 +16,22 @@ const IAM_NAMESPACE: &str = "https://iam.amazonaws.com/doc/2010-05-08/";
 
 /// Query-protocol requests are `POST /` with a form body, or `GET /?Action=...`; S3 has no
 /// operation of either shape.
-pub fn is_query_request(parts: &Parts) -> bool {
-    if parts.uri.path() != "/" {
+pub fn is_query_request_head(
+    method: &http::Method,
+    uri: &http::Uri,
+    headers: &http::HeaderMap,
+) -> bool {
+    if uri.path() != "/" {
         return false;
     }
-    let form = parts
-        .headers
+    let form = headers
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    let action_in_query = parts
-        .uri
+    let action_in_query = uri
         .query()
         .is_some_and(|q| q.split('&').any(|p| p.starts_with("Action=")));
-    (parts.method == http::Method::POST && form) || action_in_query
+    (method == http::Method::POST && form) || action_in_query
 }
 
 /// The service a query request is for, from its credential scope (STS and IAM share the shape).

@@ -144,7 +144,7 @@ pub fn build_service(identities: Arc<Identities>, domains: Vec<String>) -> S3Ser
     builder.build()
 }
 
-fn s3_error_response(
+pub(crate) fn s3_error_response(
     code: &str,
     message: &str,
     status: StatusCode,

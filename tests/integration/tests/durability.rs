@@ -162,3 +162,99 @@ async fn https_with_a_self_signed_certificate() {
         .await;
     assert!(plain.is_err() || plain.is_ok_and(|r| r.status() != 200));
 }
+
+#[tokio::test]
+async fn offline_credentials_commands_manage_keys_of_a_running_server() {
+    let server = TestServer::start();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(keytrail_bin())
+            .arg("--data-dir")
+            .arg(server.data_dir())
+            .args(args)
+            .output()
+            .expect("keytrail credentials");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (ok, created) = run(&[
+        "credentials",
+        "create",
+        "--account-id",
+        "777788889999",
+        "--user",
+        "bob",
+    ]);
+    assert!(ok, "{created}");
+    let key = created
+        .lines()
+        .find_map(|l| l.strip_prefix("export AWS_ACCESS_KEY_ID="))
+        .expect("access key line")
+        .to_string();
+    let secret = created
+        .lines()
+        .find_map(|l| l.strip_prefix("export AWS_SECRET_ACCESS_KEY="))
+        .expect("secret line")
+        .to_string();
+    let (ok, listed) = run(&["credentials", "list"]);
+    assert!(ok);
+    assert!(listed.contains(&key) && listed.contains("bob"));
+    assert!(!listed.contains(&secret), "list never shows secrets");
+
+    let bob = sts_client(&server.url, &key, &secret).await;
+    let out = bob
+        .get_caller_identity()
+        .send()
+        .await
+        .expect("new key works");
+    assert_eq!(out.arn(), Some("arn:aws:iam::777788889999:user/bob"));
+
+    let (ok, _) = run(&["credentials", "delete", &key]);
+    assert!(ok);
+    let (ok, _) = run(&["credentials", "delete", &key]);
+    assert!(!ok, "deleting a missing key fails");
+    // The server's key cache holds entries for 5 seconds.
+    tokio::time::sleep(std::time::Duration::from_millis(5500)).await;
+    let err = bob
+        .get_caller_identity()
+        .send()
+        .await
+        .expect_err("a deleted key is refused");
+    use aws_sdk_sts::error::ProvideErrorMetadata;
+    assert_eq!(
+        err.into_service_error().code(),
+        Some("InvalidClientTokenId")
+    );
+}
+
+#[tokio::test]
+async fn https_with_certificate_files() {
+    // A first server generates a certificate; a second one is given it as files.
+    let first = TestServer::start_with(DECLARED_CREDENTIALS, &["--tls-self-signed"]);
+    let tls = first.data_dir().join("tls");
+    let cert = tls.join("cert.pem");
+    let key = tls.join("key.pem");
+    let server = TestServer::start_with(
+        DECLARED_CREDENTIALS,
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    assert!(server.url.starts_with("https://"));
+    let http = reqwest::Client::builder()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(&std::fs::read(&cert).unwrap()).unwrap(),
+        )
+        .build()
+        .unwrap();
+    let resp = http
+        .get(server.url.clone() + "/_keytrail/health")
+        .send()
+        .await
+        .expect("TLS with the given certificate");
+    assert_eq!(resp.status(), 200);
+}

@@ -317,6 +317,12 @@ async fn json_services_answer_with_aws_json_errors() {
     assert_eq!(event["eventSource"], "cloudtrail.amazonaws.com");
     assert_eq!(event["awsRegion"], "eu-west-3");
 
+    // Larger than the 1 MiB limit for JSON bodies: refused before it is read.
+    let big = vec![b' '; 2 * 1024 * 1024];
+    let resp = json_call(&server, LIST_KEYS, &big, root(), scope("kms")).await;
+    assert_eq!(resp.status, 413);
+    assert_eq!(json_type(&resp), "RequestEntityTooLarge");
+
     // No signature at all.
     let url = format!("{}/", server.url);
     let headers = [
@@ -399,6 +405,44 @@ async fn s3_requests_are_verified_by_signature() {
     let resp = send(&http, "GET", &url, &v2, vec![]).await;
     assert_eq!(resp.status, 400);
     assert_eq!(xml_code(&resp.body), "InvalidRequest");
+
+    let mut stale = scope("s3");
+    stale.time -= Duration::from_secs(20 * 60);
+    let signed = sign("GET", &url, &[], b"", root(), stale);
+    let resp = send(&http, "GET", &url, &signed.headers, vec![]).await;
+    assert_eq!(resp.status, 403);
+    assert_eq!(xml_code(&resp.body), "RequestTimeTooSkewed");
+}
+
+#[tokio::test]
+async fn s3_virtual_hosted_style_names_the_bucket() {
+    let server = TestServer::start();
+    let addr: std::net::SocketAddr = server
+        .url
+        .trim_start_matches("http://")
+        .parse()
+        .expect("server address");
+    let http = reqwest::Client::builder()
+        .resolve("logs-bucket.localhost", addr)
+        .build()
+        .unwrap();
+    let url = format!(
+        "http://logs-bucket.localhost:{}/AWSLogs/a.json.gz",
+        addr.port()
+    );
+    let signed = sign("GET", &url, &[], b"", root(), scope("s3"));
+    let resp = send(&http, "GET", &url, &signed.headers, vec![]).await;
+    assert_eq!(resp.status, 501, "{}", resp.body);
+    let event = server.event_for_request(&resp.request_id());
+    assert_eq!(event["eventName"], "GetObject");
+    assert_eq!(event["requestParameters"]["bucketName"], "logs-bucket");
+    assert_eq!(event["requestParameters"]["key"], "AWSLogs/a.json.gz");
+    assert_eq!(event["managementEvent"], false);
+    assert_eq!(event["eventCategory"], "Data");
+    assert_eq!(
+        event["resources"][0]["ARN"],
+        "arn:aws:s3:::logs-bucket/AWSLogs/a.json.gz"
+    );
 }
 
 #[tokio::test]
