@@ -36,6 +36,5 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[(
         management BOOLEAN NOT NULL,
         record_json TEXT NOT NULL
     );
-    CREATE INDEX events_by_account_time ON events (account_id, region, event_time_ms);
-    CREATE INDEX events_by_request ON events (request_id);",
+    CREATE INDEX events_by_account_time ON events (account_id, region, event_time_ms);",
 )];

@@ -46,6 +46,7 @@ pub struct SqliteStore {
     path: PathBuf,
     writer: Mutex<Option<mpsc::Sender<WriteJob>>>,
     writer_thread: Mutex<Option<JoinHandle<()>>>,
+    checkpointer: Mutex<Option<(mpsc::Sender<()>, JoinHandle<()>)>>,
     readers: Arc<Mutex<Vec<Connection>>>,
 }
 
@@ -63,6 +64,12 @@ fn open_writer(path: &Path) -> StoreResult<Connection> {
     // FULL makes every commit fsync the WAL: an acknowledged write survives power loss.
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // The checkpointer thread copies the WAL into the database in the background, so the
+    // requests waiting on this thread are not stalled by it. The writer still checkpoints every
+    // 16384 pages: only a checkpoint between two of its transactions lets the WAL start over
+    // (and by then the background has copied nearly everything, so it is quick).
+    conn.pragma_update(None, "wal_autocheckpoint", 16384)?;
+    conn.pragma_update(None, "journal_size_limit", 128 * 1024 * 1024)?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     Ok(conn)
 }
@@ -126,10 +133,18 @@ impl SqliteStore {
             .name("keytrail-store-writer".into())
             .spawn(move || writer_loop(conn, rx))
             .map_err(|e| StoreError::Database(e.to_string()))?;
+        let checkpoint_conn = Connection::open(path)?;
+        checkpoint_conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        let (stop, stopped) = mpsc::channel::<()>();
+        let checkpointer = std::thread::Builder::new()
+            .name("keytrail-store-checkpoint".into())
+            .spawn(move || checkpoint_loop(checkpoint_conn, stopped))
+            .map_err(|e| StoreError::Database(e.to_string()))?;
         Ok(Self {
             path: path.to_path_buf(),
             writer: Mutex::new(Some(tx)),
             writer_thread: Mutex::new(Some(thread)),
+            checkpointer: Mutex::new(Some((stop, checkpointer))),
             readers: Arc::new(Mutex::new(Vec::new())),
         })
     }
@@ -172,6 +187,29 @@ impl SqliteStore {
     }
 }
 
+/// How often the WAL is copied into the database while the server runs.
+const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Copies the WAL into the database in the background (PASSIVE: never waits for the writer or
+/// readers); on stop, truncates the WAL once the writer has finished.
+fn checkpoint_loop(conn: Connection, stop: mpsc::Receiver<()>) {
+    loop {
+        match stop.recv_timeout(CHECKPOINT_INTERVAL) {
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "WAL checkpoint failed");
+                }
+            }
+            Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => {
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "final WAL checkpoint failed");
+                }
+                return;
+            }
+        }
+    }
+}
+
 fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<WriteJob>) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
@@ -204,11 +242,30 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<WriteJob>) {
 }
 
 /// Applies every job in one transaction. The outer error means the commit itself failed and
-/// nothing was written; inner errors belong to single jobs whose savepoint was rolled back.
+/// nothing was written; inner errors belong to single jobs.
+///
+/// Jobs almost never fail, so the batch first runs without savepoints (they cost two
+/// statements per job); if one job fails, the transaction is rolled back and the batch is
+/// applied again with a savepoint around each job, so the failure does not undo its neighbours.
 fn apply_batch(
     conn: &mut Connection,
     batch: &[WriteJob],
 ) -> Result<Vec<StoreResult<WriteOutcome>>, rusqlite::Error> {
+    {
+        let tx = conn.transaction()?;
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for job in batch {
+            match apply_op(&tx, &job.op) {
+                Ok(outcome) => outcomes.push(Ok(outcome)),
+                Err(_) => break,
+            }
+        }
+        if outcomes.len() == batch.len() {
+            tx.commit()?;
+            return Ok(outcomes);
+        }
+        // Dropping `tx` rolls the partial batch back.
+    }
     let mut tx = conn.transaction()?;
     let mut outcomes = Vec::with_capacity(batch.len());
     for job in batch {
@@ -471,6 +528,11 @@ impl Store for SqliteStore {
         drop(sender);
         let thread = self.writer_thread.lock().ok().and_then(|mut t| t.take());
         if let Some(thread) = thread {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+        let checkpointer = self.checkpointer.lock().ok().and_then(|mut c| c.take());
+        if let Some((stop, thread)) = checkpointer {
+            let _ = stop.send(());
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
     }
