@@ -5,6 +5,6 @@ root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
 scripts/python-env.sh tests/e2e/requirements.txt
 cargo build --quiet -p keytrail
-export KEYTRAIL_BIN="$root/target/debug/keytrail"
+export KEYTRAIL_BIN="${CARGO_TARGET_DIR:-$root/target}/debug/keytrail"
 export PATH="$root/.venv/bin:$PATH"
 exec "$root/.venv/bin/python" -m unittest discover -s tests/e2e -p 'test_*.py' -v
