@@ -71,9 +71,10 @@ class OverHttp(unittest.TestCase):
         code, resp = error_code(lambda: client(self.server, "kms", "AKIANOSUCHKEY0000000", "x")
                                 .list_keys())
         self.assertEqual(code, "UnrecognizedClientException")
-        # KMS operations arrive with the KMS issue: a known, AWS-shaped error until then.
-        code, resp = error_code(lambda: client(self.server, "kms").list_keys())
-        self.assertEqual(code, "UnknownOperationException")
+        code, resp = error_code(lambda: client(self.server, "kms")
+                                .describe_key(KeyId="alias/missing"))
+        self.assertEqual(code, "NotFoundException")
+        self.assertEqual(resp["ResponseMetadata"]["HTTPStatusCode"], 400)
         self.assertTrue(resp["ResponseMetadata"]["RequestId"])
 
     def test_boto3_s3_is_authenticated_over_http(self):

@@ -84,6 +84,21 @@ impl RootKey {
         })
     }
 
+    /// A root key given as text (an environment variable): 64 hex digits or the base64 of 32
+    /// bytes.
+    pub fn from_encoded(text: &str) -> Result<Self, CryptoError> {
+        let text = text.trim();
+        let bytes = Zeroizing::new(
+            decode_hex(text)
+                .or_else(|| decode_base64(text))
+                .unwrap_or_default(),
+        );
+        Self::from_bytes(&bytes).ok_or(CryptoError::RootKeyLength {
+            path: "(environment)".into(),
+            len: bytes.len(),
+        })
+    }
+
     /// A root key for tests and throwaway servers.
     pub fn ephemeral() -> Result<Self, CryptoError> {
         let bytes = Zeroizing::new(random_bytes(ROOT_KEY_LEN)?);
@@ -128,6 +143,34 @@ impl RootKey {
         in_out.truncate(plain_len);
         Ok(in_out)
     }
+}
+
+fn decode_hex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
+        .collect()
+}
+
+fn decode_base64(text: &str) -> Option<Vec<u8>> {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let text = text.trim_end_matches('=');
+    let mut bits: u32 = 0;
+    let mut nbits = 0;
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    for c in text.bytes() {
+        let v = ALPHABET.iter().position(|&a| a == c)?;
+        bits = (bits << 6) | u32::try_from(v).ok()?;
+        nbits += 6;
+        if nbits >= 8 {
+            nbits -= 8;
+            out.push(u8::try_from((bits >> nbits) & 0xff).ok()?);
+        }
+    }
+    Some(out)
 }
 
 /// Writes a file readable by its owner only; the mode is set at creation so the secret is never
@@ -212,6 +255,16 @@ mod tests {
         let second = RootKey::load_or_create(&path).unwrap();
         assert_eq!(second.unwrap(&blob, b"").unwrap().as_slice(), b"x");
         assert_eq!(format!("{second:?}"), "RootKey(..)");
+    }
+
+    #[test]
+    fn root_key_from_text() {
+        let hex = "00".repeat(32);
+        let a = RootKey::from_encoded(&hex).unwrap();
+        let b = RootKey::from_encoded("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=").unwrap();
+        let blob = a.wrap(b"x", b"").unwrap();
+        assert_eq!(b.unwrap(&blob, b"").unwrap().as_slice(), b"x");
+        assert!(RootKey::from_encoded("short").is_err());
     }
 
     #[test]

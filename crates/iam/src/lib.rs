@@ -362,6 +362,17 @@ impl Identities {
         }
     }
 
+    /// Fails when a stored secret cannot be unwrapped: the root key is not the one the data
+    /// directory was created with.
+    pub async fn check_root_key(&self) -> IamResult<()> {
+        if let Some(record) = self.store.list_access_keys().await?.first() {
+            self.root_key
+                .unwrap(&record.wrapped_secret, record.access_key_id.as_bytes())
+                .map_err(|_| IamError::UnreadableSecret(record.access_key_id.clone()))?;
+        }
+        Ok(())
+    }
+
     /// Start-up: declared credentials are made to exist; when none are declared and the store
     /// holds no key at all, a root key for `default_account` is created and returned so that
     /// the caller can show it once.

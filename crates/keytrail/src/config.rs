@@ -28,6 +28,8 @@ pub struct FileConfig {
     pub account_id: Option<String>,
     pub virtual_host_domains: Option<Vec<String>>,
     pub max_api_body_bytes: Option<usize>,
+    /// The root key file; default `<data_dir>/root.key`.
+    pub root_key_file: Option<PathBuf>,
     pub max_s3_body_bytes: Option<u64>,
     pub api_timeout_seconds: Option<u64>,
     pub shutdown_grace_seconds: Option<u64>,

@@ -10,8 +10,10 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use keytrail_audit::Journal;
 use keytrail_crypto::RootKey;
 use keytrail_iam::{Identities, NewAccessKey};
+use keytrail_kms::Kms;
 use keytrail_server::Server;
 use keytrail_store::Store;
 use keytrail_store::sqlite::SqliteStore;
@@ -31,6 +33,10 @@ struct Cli {
     /// Where keytrail keeps its database, root key and TLS files [default: ./keytrail-data].
     #[arg(long, global = true, env = "KEYTRAIL_DATA_DIR")]
     data_dir: Option<std::path::PathBuf>,
+    /// Root key file (created 0600 if missing) [default: <data-dir>/root.key].
+    /// KEYTRAIL_ROOT_KEY (64 hex digits or base64 of 32 bytes) takes precedence over any file.
+    #[arg(long, global = true, env = "KEYTRAIL_ROOT_KEY_FILE")]
+    root_key_file: Option<std::path::PathBuf>,
     /// Log format on stderr [default: text].
     #[arg(long, global = true, env = "KEYTRAIL_LOG_FORMAT")]
     log_format: Option<LogFormat>,
@@ -93,6 +99,10 @@ fn main() -> Result<()> {
         .clone()
         .or_else(|| file.data_dir.clone())
         .unwrap_or_else(|| "./keytrail-data".into());
+    let root_key_file = cli
+        .root_key_file
+        .clone()
+        .or_else(|| file.root_key_file.clone());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -101,9 +111,11 @@ fn main() -> Result<()> {
         match cli.command {
             Command::Serve(args) => {
                 let settings = Settings::resolve(args, &file, data_dir)?;
-                serve(settings).await
+                serve(settings, root_key_file.as_deref()).await
             }
-            Command::Credentials(cmd) => credentials(cmd, &data_dir).await,
+            Command::Credentials(cmd) => {
+                credentials(cmd, &data_dir, root_key_file.as_deref()).await
+            }
             Command::Events(EventsCommand::Tail { lines, follow }) => {
                 tail(&data_dir, lines, follow).await
             }
@@ -126,18 +138,32 @@ fn init_tracing(format: LogFormat) {
 struct Opened {
     store: Arc<dyn Store>,
     identities: Arc<Identities>,
+    root_key: Arc<RootKey>,
 }
 
-fn open(data_dir: &Path) -> Result<Opened> {
+/// The root key: `KEYTRAIL_ROOT_KEY` if set, else the given file, else `<data>/root.key`.
+fn root_key(data_dir: &Path, file: Option<&Path>) -> Result<RootKey> {
+    if let Ok(text) = std::env::var("KEYTRAIL_ROOT_KEY") {
+        return RootKey::from_encoded(&text).context("KEYTRAIL_ROOT_KEY");
+    }
+    let path = file.map_or_else(|| data_dir.join("root.key"), Path::to_path_buf);
+    Ok(RootKey::load_or_create(&path)?)
+}
+
+fn open(data_dir: &Path, root_key_file: Option<&Path>) -> Result<Opened> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating data directory {}", data_dir.display()))?;
-    let root_key = RootKey::load_or_create(&data_dir.join("root.key"))?;
+    let root_key = Arc::new(root_key(data_dir, root_key_file)?);
     let store: Arc<dyn Store> = Arc::new(
         SqliteStore::open(&data_dir.join("keytrail.db"))
             .with_context(|| format!("opening the store in {}", data_dir.display()))?,
     );
-    let identities = Arc::new(Identities::new(Arc::clone(&store), Arc::new(root_key)));
-    Ok(Opened { store, identities })
+    let identities = Arc::new(Identities::new(Arc::clone(&store), Arc::clone(&root_key)));
+    Ok(Opened {
+        store,
+        identities,
+        root_key,
+    })
 }
 
 fn export_lines(key: &NewAccessKey, endpoint: Option<&str>) -> String {
@@ -152,8 +178,34 @@ fn export_lines(key: &NewAccessKey, endpoint: Option<&str>) -> String {
     out
 }
 
-async fn serve(settings: Settings) -> Result<()> {
-    let opened = open(&settings.server.data_dir)?;
+/// How often keys past their deletion date are deleted and due rotations run.
+const KMS_SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+
+async fn serve(settings: Settings, root_key_file: Option<&Path>) -> Result<()> {
+    let opened = open(&settings.server.data_dir, root_key_file)?;
+    opened.identities.check_root_key().await.context(
+        "the root key does not unwrap the stored secrets: refusing to start with the wrong root key",
+    )?;
+    let kms = Arc::new(Kms::new(
+        Arc::clone(&opened.store),
+        Arc::clone(&opened.root_key),
+        Journal::new(Arc::clone(&opened.store)),
+    ));
+    kms.check_root_key().await.context(
+        "the root key does not unwrap the stored KMS key material: refusing to start with the wrong root key",
+    )?;
+    let sweeper = {
+        let kms = Arc::clone(&kms);
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(KMS_SWEEP_INTERVAL);
+            loop {
+                ticks.tick().await;
+                if let Err(e) = kms.sweep().await {
+                    tracing::error!(error = %e, "KMS sweep failed");
+                }
+            }
+        })
+    };
     let created = opened
         .identities
         .bootstrap(&settings.credentials, &settings.default_account)
@@ -163,6 +215,7 @@ async fn serve(settings: Settings) -> Result<()> {
         settings.server.clone(),
         Arc::clone(&opened.store),
         Arc::clone(&opened.identities),
+        Arc::clone(&kms),
     )
     .await?;
     let url = server.url();
@@ -185,6 +238,7 @@ async fn serve(settings: Settings) -> Result<()> {
     drop(stdout);
     tracing::info!(%url, data_dir = %settings.server.data_dir.display(), "keytrail started");
     server.run(shutdown_signal()).await;
+    sweeper.abort();
     tracing::info!("flushing the store");
     opened.store.close().await;
     tracing::info!("stopped");
@@ -207,8 +261,12 @@ async fn shutdown_signal() {
     }
 }
 
-async fn credentials(cmd: CredentialsCommand, data_dir: &Path) -> Result<()> {
-    let opened = open(data_dir)?;
+async fn credentials(
+    cmd: CredentialsCommand,
+    data_dir: &Path,
+    root_key_file: Option<&Path>,
+) -> Result<()> {
+    let opened = open(data_dir, root_key_file)?;
     let result = match cmd {
         CredentialsCommand::Create { account_id, user } => {
             let key = opened
@@ -257,10 +315,12 @@ async fn credentials(cmd: CredentialsCommand, data_dir: &Path) -> Result<()> {
 }
 
 async fn tail(data_dir: &Path, lines: usize, follow: bool) -> Result<()> {
-    let opened = open(data_dir)?;
+    // The journal holds no secrets: no root key needed.
+    let store = SqliteStore::open(&data_dir.join("keytrail.db"))
+        .with_context(|| format!("opening the store in {}", data_dir.display()))?;
     let mut last_seq = 0;
     let mut stdout = std::io::stdout();
-    for row in opened.store.recent_events(lines).await? {
+    for row in store.recent_events(lines).await? {
         writeln!(stdout, "{}", row.record_json)?;
         last_seq = row.seq;
     }
@@ -270,13 +330,13 @@ async fn tail(data_dir: &Path, lines: usize, follow: bool) -> Result<()> {
                 _ = tokio::signal::ctrl_c() => break,
                 _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
             }
-            for row in opened.store.events_after(last_seq, 1000).await? {
+            for row in store.events_after(last_seq, 1000).await? {
                 writeln!(stdout, "{}", row.record_json)?;
                 last_seq = row.seq;
             }
             stdout.flush()?;
         }
     }
-    opened.store.close().await;
+    store.close().await;
     Ok(())
 }

@@ -1,5 +1,19 @@
 //! AWS KMS for keytrail: symmetric keys, data keys and encryption context, with real
-//! cryptography and every key wrapped under the root key at rest.
+//! cryptography (AES-256-GCM from aws-lc-rs) and every backing key wrapped under the root key
+//! at rest.
 //!
-//! Empty at this stage on purpose: the KMS issue brings the operations. Until then the server
-//! answers every `TrentService.*` call with `UnknownOperationException`, and audits it.
+//! Each operation is a request type implementing [`KmsOperation`]; [`Kms::execute`] runs it and
+//! journals its CloudTrail event before returning, for calls from users and from other services
+//! alike. Unwrapped backing keys are cached so the hot path (GenerateDataKey, Decrypt) never
+//! reads the store; every mutation goes through the cache.
+
+mod audit;
+pub mod envelope;
+mod error;
+pub mod keys;
+pub mod model;
+mod ops;
+mod service;
+
+pub use error::{KmsError, KmsResult};
+pub use service::{AuditNotes, EVENT_SOURCE, Kms, KmsOperation};

@@ -8,6 +8,7 @@ use http::{Response, StatusCode};
 use crate::AppState;
 use crate::call::{CallOutcome, call_context, journal, new_json_request_id};
 use crate::errors::{AMZ_JSON_1_1, ApiError, json_error, set_header};
+use crate::kms_wire::Dispatched;
 use crate::sigauth::{ErrorStyle, authenticate};
 
 /// A service spoken over awsJson 1.1.
@@ -108,22 +109,23 @@ pub async fn handle(
         }
         Ok(auth) => {
             let ctx = call_context(parts, &request_id, auth.region, auth.principal);
-            let result = dispatch(service, operation, &body);
-            let error = result.as_ref().err();
-            let outcome = CallOutcome::management(
-                service.event_source,
-                operation,
-                is_read_only(service, operation),
-            )
-            .with_error(error);
-            match (journal(state, &ctx, outcome).await, result) {
-                (Err(e), _) => json_error(&e, &request_id),
-                (Ok(()), Err(e)) => json_error(&e, &request_id),
-                (Ok(()), Ok(value)) => {
-                    let mut resp = Response::new(Body::from(value.to_string()));
-                    set_header(&mut resp, "content-type", AMZ_JSON_1_1);
-                    set_header(&mut resp, "x-amzn-requestid", &request_id);
-                    resp
+            let dispatched = if service == KMS {
+                crate::kms_wire::dispatch(&state.kms, &ctx, operation, &body).await
+            } else {
+                None
+            };
+            match dispatched {
+                Some(Dispatched::Ran(Ok(bytes))) => ok_response(bytes, &request_id),
+                Some(Dispatched::Ran(Err(e))) => json_error(&e, &request_id),
+                Some(Dispatched::Rejected(e)) => {
+                    journal_failure(state, &ctx, service, operation, &e, &request_id).await
+                }
+                None => {
+                    let e = match parse_input(&body) {
+                        Err(e) => e,
+                        Ok(_) => unknown_operation(service, operation),
+                    };
+                    journal_failure(state, &ctx, service, operation, &e, &request_id).await
                 }
             }
         }
@@ -131,22 +133,43 @@ pub async fn handle(
     (label, operation.to_string(), response)
 }
 
-/// Parses the input and runs the operation. No KMS or CloudTrail operation exists yet, so every
-/// well-formed call is an unknown operation; malformed input is reported first, as AWS does.
-fn dispatch(
-    service: JsonService,
-    operation: &str,
-    body: &[u8],
-) -> Result<serde_json::Value, ApiError> {
-    let _input = parse_input(body)?;
-    Err(ApiError::new(
+fn unknown_operation(service: JsonService, operation: &str) -> ApiError {
+    ApiError::new(
         "UnknownOperationException",
         StatusCode::BAD_REQUEST,
         format!(
             "Operation {operation} of {} is not supported by this keytrail version.",
             service.signing_name
         ),
-    ))
+    )
+}
+
+fn ok_response(bytes: Vec<u8>, request_id: &str) -> Response<Body> {
+    let mut resp = Response::new(Body::from(bytes));
+    set_header(&mut resp, "content-type", AMZ_JSON_1_1);
+    set_header(&mut resp, "x-amzn-requestid", request_id);
+    resp
+}
+
+/// Journals a call that no service ran (unknown operation, unparsable input) and answers it.
+async fn journal_failure(
+    state: &AppState,
+    ctx: &keytrail_audit::CallContext,
+    service: JsonService,
+    operation: &str,
+    error: &ApiError,
+    request_id: &str,
+) -> Response<Body> {
+    let outcome = CallOutcome::management(
+        service.event_source,
+        operation,
+        is_read_only(service, operation),
+    )
+    .with_error(Some(error));
+    match journal(state, ctx, outcome).await {
+        Err(e) => json_error(&e, request_id),
+        Ok(()) => json_error(error, request_id),
+    }
 }
 
 fn parse_input(body: &[u8]) -> Result<serde_json::Map<String, serde_json::Value>, ApiError> {
@@ -207,7 +230,7 @@ mod tests {
             "SerializationException"
         );
         assert_eq!(
-            dispatch(KMS, "CreateKey", b"{}").unwrap_err().code,
+            unknown_operation(KMS, "CreateGrant").code,
             "UnknownOperationException"
         );
     }

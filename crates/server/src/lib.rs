@@ -10,6 +10,7 @@ mod call;
 pub mod config;
 mod errors;
 mod json;
+mod kms_wire;
 mod limits;
 mod query;
 mod s3;
@@ -33,6 +34,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use keytrail_audit::Journal;
 use keytrail_iam::Identities;
+use keytrail_kms::Kms;
 use keytrail_store::Store;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
@@ -62,6 +64,7 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub identities: Arc<Identities>,
     pub journal: Journal,
+    pub kms: Arc<Kms>,
     s3: s3s::service::S3Service,
     metrics: PrometheusHandle,
 }
@@ -98,6 +101,7 @@ impl Server {
         config: ServerConfig,
         store: Arc<dyn Store>,
         identities: Arc<Identities>,
+        kms: Arc<Kms>,
     ) -> Result<Self, ServerError> {
         let tls =
             tls::server_config(&config.tls, &config.data_dir)?.map(tokio_rustls::TlsAcceptor::from);
@@ -117,6 +121,7 @@ impl Server {
             journal: Journal::new(Arc::clone(&store)),
             store,
             identities,
+            kms,
             s3,
             metrics: metrics_handle()?,
             config,

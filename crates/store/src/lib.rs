@@ -96,6 +96,46 @@ pub struct EventRow {
     pub record_json: String,
 }
 
+/// A KMS key's row: its identity, and its metadata as a JSON document owned by the KMS crate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KmsKeyRow {
+    pub account_id: String,
+    pub region: String,
+    pub key_id: String,
+    pub record_json: String,
+}
+
+/// One version of a KMS key's backing key, wrapped under the root key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KeyMaterialRow {
+    pub material_id: String,
+    pub wrapped_material: Vec<u8>,
+    pub created_at_ms: i64,
+    /// `None` for the key's first material, else `AUTOMATIC` or `ON_DEMAND`.
+    pub rotation_type: Option<String>,
+}
+
+impl std::fmt::Debug for KeyMaterialRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyMaterialRow")
+            .field("material_id", &self.material_id)
+            .field("created_at_ms", &self.created_at_ms)
+            .field("rotation_type", &self.rotation_type)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AliasRow {
+    pub account_id: String,
+    pub region: String,
+    /// `alias/<name>`
+    pub alias_name: String,
+    pub target_key_id: String,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
 /// Everything keytrail persists. Writes are durable when the returned future resolves.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -115,6 +155,37 @@ pub trait Store: Send + Sync + 'static {
     /// The newest `limit` events, oldest first.
     async fn recent_events(&self, limit: usize) -> StoreResult<Vec<EventRow>>;
     async fn events_after(&self, seq: i64, limit: usize) -> StoreResult<Vec<EventRow>>;
+    /// Creates or replaces a KMS key's row; with `material`, adds that backing key in the same
+    /// transaction (creation and rotation).
+    async fn put_kms_key(
+        &self,
+        key: KmsKeyRow,
+        material: Option<KeyMaterialRow>,
+    ) -> StoreResult<()>;
+    /// The key's row and every material it has had, oldest first.
+    async fn get_kms_key(
+        &self,
+        account_id: &str,
+        region: &str,
+        key_id: &str,
+    ) -> StoreResult<Option<(KmsKeyRow, Vec<KeyMaterialRow>)>>;
+    /// Keys of one account and region, ordered by key id; every key when both are `None`.
+    async fn list_kms_keys(&self, scope: Option<(&str, &str)>) -> StoreResult<Vec<KmsKeyRow>>;
+    /// Deletes a key with its materials and aliases.
+    async fn delete_kms_key(&self, account_id: &str, region: &str, key_id: &str)
+    -> StoreResult<()>;
+    /// Fails with [`StoreError::AlreadyExists`] when the name is taken.
+    async fn create_alias(&self, alias: AliasRow) -> StoreResult<()>;
+    /// Fails with [`StoreError::NotFound`] when the alias does not exist.
+    async fn update_alias(&self, alias: AliasRow) -> StoreResult<()>;
+    async fn delete_alias(
+        &self,
+        account_id: &str,
+        region: &str,
+        alias_name: &str,
+    ) -> StoreResult<bool>;
+    /// Aliases of one account and region, ordered by name; every alias when `None`.
+    async fn list_aliases(&self, scope: Option<(&str, &str)>) -> StoreResult<Vec<AliasRow>>;
     /// True while the store can serve reads and writes.
     async fn is_healthy(&self) -> bool;
     /// Waits for every accepted write to be durable, then refuses further writes.

@@ -1,9 +1,10 @@
 //! Versioned schema migrations. Each step runs once, in order, in its own transaction, and is
 //! recorded in `schema_migrations`. Never edit a released step: add a new one.
 
-pub(crate) const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    "CREATE TABLE accounts (
+pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        "CREATE TABLE accounts (
         account_id TEXT PRIMARY KEY,
         created_at_ms BIGINT NOT NULL
     );
@@ -37,4 +38,34 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[(
         record_json TEXT NOT NULL
     );
     CREATE INDEX events_by_account_time ON events (account_id, region, event_time_ms);",
-)];
+    ),
+    (
+        2,
+        "CREATE TABLE kms_keys (
+        account_id TEXT NOT NULL,
+        region TEXT NOT NULL,
+        key_id TEXT NOT NULL,
+        record_json TEXT NOT NULL,
+        PRIMARY KEY (account_id, region, key_id)
+    );
+    CREATE TABLE kms_key_materials (
+        account_id TEXT NOT NULL,
+        region TEXT NOT NULL,
+        key_id TEXT NOT NULL,
+        material_id TEXT NOT NULL,
+        wrapped_material BLOB NOT NULL,
+        created_at_ms BIGINT NOT NULL,
+        rotation_type TEXT,
+        PRIMARY KEY (account_id, region, key_id, material_id)
+    );
+    CREATE TABLE kms_aliases (
+        account_id TEXT NOT NULL,
+        region TEXT NOT NULL,
+        alias_name TEXT NOT NULL,
+        target_key_id TEXT NOT NULL,
+        created_at_ms BIGINT NOT NULL,
+        updated_at_ms BIGINT NOT NULL,
+        PRIMARY KEY (account_id, region, alias_name)
+    );",
+    ),
+];

@@ -18,7 +18,10 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::oneshot;
 
 use crate::migrations::MIGRATIONS;
-use crate::{AccessKeyRecord, AccountRecord, EventRow, Store, StoreError, StoreResult, UserRecord};
+use crate::{
+    AccessKeyRecord, AccountRecord, AliasRow, EventRow, KeyMaterialRow, KmsKeyRow, Store,
+    StoreError, StoreResult, UserRecord,
+};
 
 /// Upper bound of requests folded into one transaction; keeps commit latency bounded.
 const MAX_BATCH: usize = 4096;
@@ -30,6 +33,19 @@ enum WriteOp {
     InsertAccessKey(AccessKeyRecord),
     DeleteAccessKey(String),
     AppendEvents(Vec<EventRow>),
+    PutKmsKey(KmsKeyRow, Option<KeyMaterialRow>),
+    DeleteKmsKey {
+        account_id: String,
+        region: String,
+        key_id: String,
+    },
+    CreateAlias(AliasRow),
+    UpdateAlias(AliasRow),
+    DeleteAlias {
+        account_id: String,
+        region: String,
+        alias_name: String,
+    },
 }
 
 enum WriteOutcome {
@@ -335,6 +351,104 @@ fn apply_op(conn: &Connection, op: &WriteOp) -> StoreResult<WriteOutcome> {
             )?;
             Ok(WriteOutcome::Deleted(n > 0))
         }
+        WriteOp::PutKmsKey(key, material) => {
+            conn.execute(
+                "INSERT INTO kms_keys (account_id, region, key_id, record_json)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (account_id, region, key_id)
+                 DO UPDATE SET record_json = excluded.record_json",
+                params![key.account_id, key.region, key.key_id, key.record_json],
+            )?;
+            if let Some(m) = material {
+                conn.execute(
+                    "INSERT INTO kms_key_materials (account_id, region, key_id, material_id,
+                        wrapped_material, created_at_ms, rotation_type)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![
+                        key.account_id,
+                        key.region,
+                        key.key_id,
+                        m.material_id,
+                        m.wrapped_material,
+                        m.created_at_ms,
+                        m.rotation_type
+                    ],
+                )?;
+            }
+            Ok(WriteOutcome::Done)
+        }
+        WriteOp::DeleteKmsKey {
+            account_id,
+            region,
+            key_id,
+        } => {
+            for table in ["kms_key_materials", "kms_keys"] {
+                conn.execute(
+                    &format!(
+                        "DELETE FROM {table} WHERE account_id = ?1 AND region = ?2 AND key_id = ?3"
+                    ),
+                    params![account_id, region, key_id],
+                )?;
+            }
+            conn.execute(
+                "DELETE FROM kms_aliases
+                 WHERE account_id = ?1 AND region = ?2 AND target_key_id = ?3",
+                params![account_id, region, key_id],
+            )?;
+            Ok(WriteOutcome::Done)
+        }
+        WriteOp::CreateAlias(a) => {
+            conn.execute(
+                "INSERT INTO kms_aliases (account_id, region, alias_name, target_key_id,
+                    created_at_ms, updated_at_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    a.account_id,
+                    a.region,
+                    a.alias_name,
+                    a.target_key_id,
+                    a.created_at_ms,
+                    a.updated_at_ms
+                ],
+            )
+            .map_err(|e| match StoreError::from(e) {
+                StoreError::AlreadyExists { .. } => StoreError::AlreadyExists {
+                    what: a.alias_name.clone(),
+                },
+                other => other,
+            })?;
+            Ok(WriteOutcome::Done)
+        }
+        WriteOp::UpdateAlias(a) => {
+            let n = conn.execute(
+                "UPDATE kms_aliases SET target_key_id = ?4, updated_at_ms = ?5
+                 WHERE account_id = ?1 AND region = ?2 AND alias_name = ?3",
+                params![
+                    a.account_id,
+                    a.region,
+                    a.alias_name,
+                    a.target_key_id,
+                    a.updated_at_ms
+                ],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound {
+                    what: a.alias_name.clone(),
+                });
+            }
+            Ok(WriteOutcome::Done)
+        }
+        WriteOp::DeleteAlias {
+            account_id,
+            region,
+            alias_name,
+        } => {
+            let n = conn.execute(
+                "DELETE FROM kms_aliases WHERE account_id = ?1 AND region = ?2 AND alias_name = ?3",
+                params![account_id, region, alias_name],
+            )?;
+            Ok(WriteOutcome::Deleted(n > 0))
+        }
         WriteOp::AppendEvents(events) => {
             let mut stmt = conn.prepare_cached(
                 "INSERT INTO events (event_id, event_time_ms, account_id, region, event_source,
@@ -369,6 +483,15 @@ fn access_key_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AccessKeyRecor
         wrapped_secret: r.get(3)?,
         status: r.get(4)?,
         created_at_ms: r.get(5)?,
+    })
+}
+
+fn kms_key_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<KmsKeyRow> {
+    Ok(KmsKeyRow {
+        account_id: r.get(0)?,
+        region: r.get(1)?,
+        key_id: r.get(2)?,
+        record_json: r.get(3)?,
     })
 }
 
@@ -514,6 +637,163 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn put_kms_key(
+        &self,
+        key: KmsKeyRow,
+        material: Option<KeyMaterialRow>,
+    ) -> StoreResult<()> {
+        self.write(WriteOp::PutKmsKey(key, material))
+            .await
+            .map(|_| ())
+    }
+
+    async fn get_kms_key(
+        &self,
+        account_id: &str,
+        region: &str,
+        key_id: &str,
+    ) -> StoreResult<Option<(KmsKeyRow, Vec<KeyMaterialRow>)>> {
+        let (a, r, k) = (
+            account_id.to_string(),
+            region.to_string(),
+            key_id.to_string(),
+        );
+        self.read(move |c| {
+            let row = c
+                .query_row(
+                    "SELECT account_id, region, key_id, record_json FROM kms_keys
+                     WHERE account_id = ?1 AND region = ?2 AND key_id = ?3",
+                    params![a, r, k],
+                    kms_key_from_row,
+                )
+                .optional()?;
+            let Some(row) = row else {
+                return Ok(None);
+            };
+            let mut stmt = c.prepare_cached(
+                "SELECT material_id, wrapped_material, created_at_ms, rotation_type
+                 FROM kms_key_materials WHERE account_id = ?1 AND region = ?2 AND key_id = ?3
+                 ORDER BY created_at_ms, rowid",
+            )?;
+            let materials = stmt
+                .query_map(params![a, r, k], |r| {
+                    Ok(KeyMaterialRow {
+                        material_id: r.get(0)?,
+                        wrapped_material: r.get(1)?,
+                        created_at_ms: r.get(2)?,
+                        rotation_type: r.get(3)?,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Some((row, materials)))
+        })
+        .await
+    }
+
+    async fn list_kms_keys(&self, scope: Option<(&str, &str)>) -> StoreResult<Vec<KmsKeyRow>> {
+        let scope = scope.map(|(a, r)| (a.to_string(), r.to_string()));
+        self.read(move |c| {
+            let rows = match &scope {
+                Some((a, r)) => {
+                    let mut stmt = c.prepare_cached(
+                        "SELECT account_id, region, key_id, record_json FROM kms_keys
+                         WHERE account_id = ?1 AND region = ?2 ORDER BY key_id",
+                    )?;
+                    stmt.query_map(params![a, r], kms_key_from_row)?
+                        .collect::<Result<Vec<_>, _>>()?
+                }
+                None => {
+                    let mut stmt = c.prepare_cached(
+                        "SELECT account_id, region, key_id, record_json FROM kms_keys
+                         ORDER BY account_id, region, key_id",
+                    )?;
+                    stmt.query_map([], kms_key_from_row)?
+                        .collect::<Result<Vec<_>, _>>()?
+                }
+            };
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn delete_kms_key(
+        &self,
+        account_id: &str,
+        region: &str,
+        key_id: &str,
+    ) -> StoreResult<()> {
+        self.write(WriteOp::DeleteKmsKey {
+            account_id: account_id.to_string(),
+            region: region.to_string(),
+            key_id: key_id.to_string(),
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn create_alias(&self, alias: AliasRow) -> StoreResult<()> {
+        self.write(WriteOp::CreateAlias(alias)).await.map(|_| ())
+    }
+
+    async fn update_alias(&self, alias: AliasRow) -> StoreResult<()> {
+        self.write(WriteOp::UpdateAlias(alias)).await.map(|_| ())
+    }
+
+    async fn delete_alias(
+        &self,
+        account_id: &str,
+        region: &str,
+        alias_name: &str,
+    ) -> StoreResult<bool> {
+        match self
+            .write(WriteOp::DeleteAlias {
+                account_id: account_id.to_string(),
+                region: region.to_string(),
+                alias_name: alias_name.to_string(),
+            })
+            .await?
+        {
+            WriteOutcome::Deleted(d) => Ok(d),
+            WriteOutcome::Done => Ok(false),
+        }
+    }
+
+    async fn list_aliases(&self, scope: Option<(&str, &str)>) -> StoreResult<Vec<AliasRow>> {
+        let scope = scope.map(|(a, r)| (a.to_string(), r.to_string()));
+        self.read(move |c| {
+            let columns =
+                "account_id, region, alias_name, target_key_id, created_at_ms, updated_at_ms";
+            let map = |r: &rusqlite::Row<'_>| {
+                Ok(AliasRow {
+                    account_id: r.get(0)?,
+                    region: r.get(1)?,
+                    alias_name: r.get(2)?,
+                    target_key_id: r.get(3)?,
+                    created_at_ms: r.get(4)?,
+                    updated_at_ms: r.get(5)?,
+                })
+            };
+            let rows = match &scope {
+                Some((a, r)) => {
+                    let mut stmt = c.prepare_cached(&format!(
+                        "SELECT {columns} FROM kms_aliases WHERE account_id = ?1 AND region = ?2
+                         ORDER BY alias_name"
+                    ))?;
+                    stmt.query_map(params![a, r], map)?
+                        .collect::<Result<Vec<_>, _>>()?
+                }
+                None => {
+                    let mut stmt = c.prepare_cached(&format!(
+                        "SELECT {columns} FROM kms_aliases ORDER BY account_id, region, alias_name"
+                    ))?;
+                    stmt.query_map([], map)?.collect::<Result<Vec<_>, _>>()?
+                }
+            };
+            Ok(rows)
+        })
+        .await
+    }
+
     async fn is_healthy(&self) -> bool {
         let writer_alive = self.writer.lock().map(|w| w.is_some()).unwrap_or(false);
         writer_alive
@@ -606,6 +886,86 @@ mod tests {
         assert!(a.is_ok() != b.is_ok(), "exactly one duplicate must fail");
         assert!(c.is_ok());
         assert_eq!(store.recent_events(10).await.unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn kms_keys_materials_and_aliases() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("k.db")).unwrap();
+        let key = |json: &str| KmsKeyRow {
+            account_id: "111111111111".into(),
+            region: "us-east-1".into(),
+            key_id: "k1".into(),
+            record_json: json.into(),
+        };
+        let material = |id: &str, at: i64| KeyMaterialRow {
+            material_id: id.into(),
+            wrapped_material: vec![9; 8],
+            created_at_ms: at,
+            rotation_type: None,
+        };
+        store
+            .put_kms_key(key("{}"), Some(material("m1", 1)))
+            .await
+            .unwrap();
+        store
+            .put_kms_key(key("{\"v\":2}"), Some(material("m2", 2)))
+            .await
+            .unwrap();
+        store.put_kms_key(key("{\"v\":3}"), None).await.unwrap();
+        let (row, materials) = store
+            .get_kms_key("111111111111", "us-east-1", "k1")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.record_json, "{\"v\":3}");
+        assert_eq!(
+            materials
+                .iter()
+                .map(|m| m.material_id.as_str())
+                .collect::<Vec<_>>(),
+            vec!["m1", "m2"]
+        );
+        assert!(
+            store
+                .get_kms_key("111111111111", "eu-west-1", "k1")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let alias = AliasRow {
+            account_id: "111111111111".into(),
+            region: "us-east-1".into(),
+            alias_name: "alias/a".into(),
+            target_key_id: "k1".into(),
+            created_at_ms: 1,
+            updated_at_ms: 1,
+        };
+        store.create_alias(alias.clone()).await.unwrap();
+        assert!(matches!(
+            store.create_alias(alias.clone()).await,
+            Err(StoreError::AlreadyExists { .. })
+        ));
+        let mut moved = alias.clone();
+        moved.alias_name = "alias/missing".into();
+        assert!(matches!(
+            store.update_alias(moved).await,
+            Err(StoreError::NotFound { .. })
+        ));
+        assert_eq!(
+            store
+                .list_aliases(Some(("111111111111", "us-east-1")))
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        store
+            .delete_kms_key("111111111111", "us-east-1", "k1")
+            .await
+            .unwrap();
+        assert!(store.list_aliases(None).await.unwrap().is_empty());
+        assert!(store.list_kms_keys(None).await.unwrap().is_empty());
     }
 
     #[tokio::test]

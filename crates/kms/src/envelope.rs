@@ -1,0 +1,344 @@
+//! The cryptographic core: the canonical encoding of an encryption context and the ciphertext
+//! blob format. Pure functions, property-tested and fuzzed.
+//!
+//! Blob layout (version 1), all integers big-endian:
+//!
+//! ```text
+//! version u8 = 1 | region_len u8 | region | account_id (12 ASCII digits) | key_id (16, UUID)
+//! | material_id (32) | nonce (12) | AES-256-GCM ciphertext | tag (16)
+//! ```
+//!
+//! Everything before the nonce is the header. The AEAD's associated data is a domain label,
+//! the header and the canonical context, so changing the key, the material, the context or any
+//! byte of the blob makes decryption fail.
+
+use std::collections::BTreeMap;
+
+use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use zeroize::Zeroizing;
+
+pub const BLOB_VERSION: u8 = 1;
+pub const MATERIAL_ID_LEN: usize = 32;
+pub const MATERIAL_LEN: usize = 32;
+const TAG_LEN: usize = 16;
+const AAD_LABEL: &[u8] = b"keytrail-kms/v1";
+
+/// An encryption context: sorted by key, which makes its encoding canonical.
+pub type EncryptionContext = BTreeMap<String, String>;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnvelopeError {
+    #[error("the ciphertext is not a keytrail ciphertext blob")]
+    Malformed,
+    #[error("the ciphertext does not authenticate with this key and encryption context")]
+    Authentication,
+    #[error("random generator failure")]
+    Random,
+}
+
+/// Length-prefixed, sorted pairs: `count` then `len key, key, len value, value` for each pair.
+/// The framing is what keeps `{"ab":"c"}` and `{"a":"bc"}` apart.
+pub fn encode_context(context: &EncryptionContext) -> Vec<u8> {
+    let size: usize = context.iter().map(|(k, v)| 8 + k.len() + v.len()).sum();
+    let mut out = Vec::with_capacity(4 + size);
+    out.extend_from_slice(&u32_be(context.len()));
+    for (k, v) in context {
+        out.extend_from_slice(&u32_be(k.len()));
+        out.extend_from_slice(k.as_bytes());
+        out.extend_from_slice(&u32_be(v.len()));
+        out.extend_from_slice(v.as_bytes());
+    }
+    out
+}
+
+fn u32_be(n: usize) -> [u8; 4] {
+    u32::try_from(n).unwrap_or(u32::MAX).to_be_bytes()
+}
+
+/// Which key and which of its backing keys sealed a blob.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobHeader {
+    pub region: String,
+    pub account_id: String,
+    pub key_id: [u8; 16],
+    pub material_id: [u8; MATERIAL_ID_LEN],
+}
+
+impl BlobHeader {
+    fn encode(&self) -> Result<Vec<u8>, EnvelopeError> {
+        let region_len = u8::try_from(self.region.len()).map_err(|_| EnvelopeError::Malformed)?;
+        if self.account_id.len() != 12 || region_len == 0 {
+            return Err(EnvelopeError::Malformed);
+        }
+        let mut out = Vec::with_capacity(2 + self.region.len() + 12 + 16 + MATERIAL_ID_LEN);
+        out.push(BLOB_VERSION);
+        out.push(region_len);
+        out.extend_from_slice(self.region.as_bytes());
+        out.extend_from_slice(self.account_id.as_bytes());
+        out.extend_from_slice(&self.key_id);
+        out.extend_from_slice(&self.material_id);
+        Ok(out)
+    }
+
+    pub fn key_id_string(&self) -> String {
+        uuid::Uuid::from_bytes(self.key_id).to_string()
+    }
+
+    pub fn material_id_hex(&self) -> String {
+        hex::encode(self.material_id)
+    }
+}
+
+/// A parsed blob: the header, and where its parts are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedBlob<'a> {
+    pub header: BlobHeader,
+    header_bytes: &'a [u8],
+    nonce: [u8; NONCE_LEN],
+    sealed: &'a [u8],
+}
+
+/// Splits a blob into its parts without decrypting. Never panics, whatever the input.
+pub fn parse(blob: &[u8]) -> Result<ParsedBlob<'_>, EnvelopeError> {
+    let (&version, rest) = blob.split_first().ok_or(EnvelopeError::Malformed)?;
+    if version != BLOB_VERSION {
+        return Err(EnvelopeError::Malformed);
+    }
+    let (&region_len, rest) = rest.split_first().ok_or(EnvelopeError::Malformed)?;
+    let region_len = usize::from(region_len);
+    let fixed = region_len + 12 + 16 + MATERIAL_ID_LEN;
+    if region_len == 0 || rest.len() < fixed + NONCE_LEN + TAG_LEN {
+        return Err(EnvelopeError::Malformed);
+    }
+    let (region, rest) = rest.split_at(region_len);
+    let (account, rest) = rest.split_at(12);
+    let (key_id, rest) = rest.split_at(16);
+    let (material_id, rest) = rest.split_at(MATERIAL_ID_LEN);
+    let (nonce, sealed) = rest.split_at(NONCE_LEN);
+    let region = std::str::from_utf8(region).map_err(|_| EnvelopeError::Malformed)?;
+    if !region
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        || !account.iter().all(u8::is_ascii_digit)
+    {
+        return Err(EnvelopeError::Malformed);
+    }
+    let header_len = 2 + fixed;
+    Ok(ParsedBlob {
+        header: BlobHeader {
+            region: region.to_string(),
+            account_id: String::from_utf8_lossy(account).into_owned(),
+            key_id: key_id.try_into().map_err(|_| EnvelopeError::Malformed)?,
+            material_id: material_id
+                .try_into()
+                .map_err(|_| EnvelopeError::Malformed)?,
+        },
+        header_bytes: &blob[..header_len],
+        nonce: nonce.try_into().map_err(|_| EnvelopeError::Malformed)?,
+        sealed,
+    })
+}
+
+fn aad(header: &[u8], context: &EncryptionContext) -> Vec<u8> {
+    let encoded = encode_context(context);
+    let mut aad = Vec::with_capacity(AAD_LABEL.len() + header.len() + encoded.len());
+    aad.extend_from_slice(AAD_LABEL);
+    aad.extend_from_slice(header);
+    aad.extend_from_slice(&encoded);
+    aad
+}
+
+/// A backing key ready for use (the AES key schedule is built once).
+pub struct MaterialKey {
+    key: LessSafeKey,
+}
+
+impl std::fmt::Debug for MaterialKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MaterialKey(..)")
+    }
+}
+
+impl MaterialKey {
+    pub fn new(material: &[u8]) -> Result<Self, EnvelopeError> {
+        let key = UnboundKey::new(&AES_256_GCM, material).map_err(|_| EnvelopeError::Malformed)?;
+        Ok(Self {
+            key: LessSafeKey::new(key),
+        })
+    }
+}
+
+/// Fresh random bytes (backing keys, data keys, GenerateRandom).
+pub fn random(len: usize) -> Result<Zeroizing<Vec<u8>>, EnvelopeError> {
+    let mut out = Zeroizing::new(vec![0u8; len]);
+    SystemRandom::new()
+        .fill(&mut out)
+        .map_err(|_| EnvelopeError::Random)?;
+    Ok(out)
+}
+
+/// Encrypts `plaintext` under `key`, bound to `header` and `context`.
+pub fn seal(
+    key: &MaterialKey,
+    header: &BlobHeader,
+    context: &EncryptionContext,
+    plaintext: &[u8],
+) -> Result<Vec<u8>, EnvelopeError> {
+    let header_bytes = header.encode()?;
+    let mut nonce = [0u8; NONCE_LEN];
+    SystemRandom::new()
+        .fill(&mut nonce)
+        .map_err(|_| EnvelopeError::Random)?;
+    let mut out = Vec::with_capacity(header_bytes.len() + NONCE_LEN + plaintext.len() + TAG_LEN);
+    out.extend_from_slice(&header_bytes);
+    out.extend_from_slice(&nonce);
+    let body_start = out.len();
+    out.extend_from_slice(plaintext);
+    let tag = key
+        .key
+        .seal_in_place_separate_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(aad(&header_bytes, context)),
+            &mut out[body_start..],
+        )
+        .map_err(|_| EnvelopeError::Random)?;
+    out.extend_from_slice(tag.as_ref());
+    Ok(out)
+}
+
+/// Decrypts a parsed blob with the backing key its header names.
+pub fn open(
+    key: &MaterialKey,
+    blob: &ParsedBlob<'_>,
+    context: &EncryptionContext,
+) -> Result<Zeroizing<Vec<u8>>, EnvelopeError> {
+    let mut buf = Zeroizing::new(blob.sealed.to_vec());
+    let len = key
+        .key
+        .open_in_place(
+            Nonce::assume_unique_for_key(blob.nonce),
+            Aad::from(aad(blob.header_bytes, context)),
+            &mut buf,
+        )
+        .map_err(|_| EnvelopeError::Authentication)?
+        .len();
+    buf.truncate(len);
+    Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn header() -> BlobHeader {
+        BlobHeader {
+            region: "us-east-1".into(),
+            account_id: "111122223333".into(),
+            key_id: *uuid::Uuid::new_v4().as_bytes(),
+            material_id: [7; MATERIAL_ID_LEN],
+        }
+    }
+
+    fn ctx(pairs: &[(&str, &str)]) -> EncryptionContext {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn key() -> MaterialKey {
+        MaterialKey::new(&random(MATERIAL_LEN).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn framing_keeps_shifted_pairs_apart() {
+        assert_ne!(
+            encode_context(&ctx(&[("ab", "c")])),
+            encode_context(&ctx(&[("a", "bc")]))
+        );
+        let k = key();
+        let h = header();
+        let blob = seal(&k, &h, &ctx(&[("ab", "c")]), b"secret").unwrap();
+        let parsed = parse(&blob).unwrap();
+        assert_eq!(
+            open(&k, &parsed, &ctx(&[("a", "bc")])),
+            Err(EnvelopeError::Authentication)
+        );
+        assert_eq!(
+            open(&k, &parsed, &ctx(&[("ab", "c")])).unwrap().as_slice(),
+            b"secret"
+        );
+    }
+
+    #[test]
+    fn context_is_order_independent_but_exact() {
+        let k = key();
+        let h = header();
+        let c = ctx(&[("b", "2"), ("a", "1")]);
+        let blob = seal(&k, &h, &c, b"x").unwrap();
+        let parsed = parse(&blob).unwrap();
+        assert!(open(&k, &parsed, &ctx(&[("a", "1"), ("b", "2")])).is_ok());
+        for wrong in [
+            ctx(&[]),
+            ctx(&[("a", "1")]),
+            ctx(&[("a", "1"), ("b", "2"), ("c", "3")]),
+            ctx(&[("a", "1"), ("b", "3")]),
+            ctx(&[("A", "1"), ("b", "2")]),
+        ] {
+            assert_eq!(
+                open(&k, &parsed, &wrong),
+                Err(EnvelopeError::Authentication)
+            );
+        }
+        assert_eq!(parsed.header, h);
+    }
+
+    #[test]
+    fn another_key_or_a_truncated_blob_fails() {
+        let h = header();
+        let blob = seal(&key(), &h, &ctx(&[]), b"x").unwrap();
+        assert_eq!(
+            open(&key(), &parse(&blob).unwrap(), &ctx(&[])),
+            Err(EnvelopeError::Authentication)
+        );
+        for cut in 0..blob.len() - 1 {
+            if let Ok(p) = parse(&blob[..cut]) {
+                assert!(open(&key(), &p, &ctx(&[])).is_err());
+            }
+        }
+        assert_eq!(parse(&[2, 0, 0]), Err(EnvelopeError::Malformed));
+    }
+
+    proptest! {
+        #[test]
+        fn any_byte_change_is_detected(plaintext in proptest::collection::vec(any::<u8>(), 1..512),
+                                       pairs in proptest::collection::btree_map("[ -~]{0,12}", "[ -~]{0,12}", 0..6),
+                                       flip in any::<prop::sample::Index>()) {
+            let k = key();
+            let h = header();
+            let blob = seal(&k, &h, &pairs, &plaintext).unwrap();
+            let parsed = parse(&blob).unwrap();
+            let opened = open(&k, &parsed, &pairs).unwrap();
+            prop_assert_eq!(opened.as_slice(), plaintext.as_slice());
+            let mut tampered = blob.clone();
+            let i = flip.index(tampered.len());
+            tampered[i] ^= 0x01;
+            if let Ok(p) = parse(&tampered) {
+                prop_assert!(open(&k, &p, &pairs).is_err());
+            }
+        }
+
+        #[test]
+        fn context_encoding_is_injective(a in proptest::collection::btree_map("[a-c]{0,3}", "[a-c]{0,3}", 0..4),
+                                         b in proptest::collection::btree_map("[a-c]{0,3}", "[a-c]{0,3}", 0..4)) {
+            prop_assert_eq!(a == b, encode_context(&a) == encode_context(&b));
+        }
+
+        #[test]
+        fn parse_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = parse(&bytes);
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! KMS errors, named and shaped as AWS KMS names them (§2.7 of the behaviour spec).
+
+/// An error of a KMS operation. `code()` is the awsJson `__type`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KmsError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Disabled(String),
+    #[error("{0}")]
+    InvalidState(String),
+    #[error("{0}")]
+    InvalidCiphertext(String),
+    #[error("{0}")]
+    IncorrectKey(String),
+    #[error("{0}")]
+    InvalidKeyUsage(String),
+    #[error("{0}")]
+    AlreadyExists(String),
+    #[error("{0}")]
+    InvalidGrantToken(String),
+    #[error("{0}")]
+    Validation(String),
+    #[error("{0}")]
+    InvalidAliasName(String),
+    #[error("{0}")]
+    InvalidArn(String),
+    #[error("{0}")]
+    InvalidMarker(String),
+    #[error("{0}")]
+    MalformedPolicyDocument(String),
+    #[error("{0}")]
+    LimitExceeded(String),
+    #[error("{0}")]
+    Tag(String),
+    #[error("{0}")]
+    UnsupportedOperation(String),
+    #[error("{0}")]
+    DryRun(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl KmsError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            KmsError::NotFound(_) => "NotFoundException",
+            KmsError::Disabled(_) => "DisabledException",
+            KmsError::InvalidState(_) => "KMSInvalidStateException",
+            KmsError::InvalidCiphertext(_) => "InvalidCiphertextException",
+            KmsError::IncorrectKey(_) => "IncorrectKeyException",
+            KmsError::InvalidKeyUsage(_) => "InvalidKeyUsageException",
+            KmsError::AlreadyExists(_) => "AlreadyExistsException",
+            KmsError::InvalidGrantToken(_) => "InvalidGrantTokenException",
+            KmsError::Validation(_) => "ValidationException",
+            KmsError::InvalidAliasName(_) => "InvalidAliasNameException",
+            KmsError::InvalidArn(_) => "InvalidArnException",
+            KmsError::InvalidMarker(_) => "InvalidMarkerException",
+            KmsError::MalformedPolicyDocument(_) => "MalformedPolicyDocumentException",
+            KmsError::LimitExceeded(_) => "LimitExceededException",
+            KmsError::Tag(_) => "TagException",
+            KmsError::UnsupportedOperation(_) => "UnsupportedOperationException",
+            KmsError::DryRun(_) => "DryRunOperationException",
+            KmsError::Internal(_) => "KMSInternalException",
+        }
+    }
+
+    /// HTTP status: client errors 400, KMS's own failures 500.
+    pub fn status(&self) -> u16 {
+        match self {
+            KmsError::Internal(_) => 500,
+            _ => 400,
+        }
+    }
+
+    pub fn message(&self) -> String {
+        self.to_string()
+    }
+
+    /// AWS's wording for one failed constraint of the input.
+    pub fn constraint(field: &str, value: &str, constraint: &str) -> Self {
+        KmsError::Validation(format!(
+            "1 validation error detected: Value '{value}' at '{field}' failed to satisfy constraint: {constraint}"
+        ))
+    }
+}
+
+impl From<keytrail_store::StoreError> for KmsError {
+    fn from(e: keytrail_store::StoreError) -> Self {
+        tracing::error!(error = %e, "KMS store access failed");
+        KmsError::Internal("The request failed because of an internal error.".into())
+    }
+}
+
+pub type KmsResult<T> = Result<T, KmsError>;

@@ -1,0 +1,323 @@
+//! A KMS key as stored (the JSON document of its `kms_keys` row), its identifiers, and the
+//! states it can be in.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{KmsError, KmsResult};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KeyState {
+    Enabled,
+    Disabled,
+    PendingDeletion,
+}
+
+impl KeyState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyState::Enabled => "Enabled",
+            KeyState::Disabled => "Disabled",
+            KeyState::PendingDeletion => "PendingDeletion",
+        }
+    }
+}
+
+/// Everything about a key but its backing keys.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyRecord {
+    pub key_id: String,
+    pub account_id: String,
+    pub region: String,
+    pub created_ms: i64,
+    pub description: String,
+    pub key_usage: String,
+    pub key_spec: String,
+    pub origin: String,
+    pub state: KeyState,
+    pub deletion_ms: Option<i64>,
+    pub pending_window_days: Option<i64>,
+    pub policy: String,
+    /// In the order they were first set, as AWS lists them.
+    pub tags: Vec<(String, String)>,
+    pub rotation_enabled: bool,
+    pub rotation_period_days: Option<i64>,
+    pub next_rotation_ms: Option<i64>,
+    /// Rotation reads as disabled while deletion is pending and comes back on cancel.
+    #[serde(default)]
+    pub rotation_enabled_before_deletion: bool,
+    pub on_demand_rotations: u32,
+    pub current_material_id: String,
+}
+
+impl KeyRecord {
+    pub fn arn(&self) -> String {
+        key_arn(&self.region, &self.account_id, &self.key_id)
+    }
+}
+
+pub fn key_arn(region: &str, account_id: &str, key_id: &str) -> String {
+    format!("arn:aws:kms:{region}:{account_id}:key/{key_id}")
+}
+
+pub fn alias_arn(region: &str, account_id: &str, alias_name: &str) -> String {
+    format!("arn:aws:kms:{region}:{account_id}:{alias_name}")
+}
+
+/// The forms a `KeyId` member can take (§2.3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyIdentifier {
+    KeyId(String),
+    KeyArn {
+        region: String,
+        account_id: String,
+        key_id: String,
+    },
+    AliasName(String),
+    AliasArn {
+        region: String,
+        account_id: String,
+        alias_name: String,
+    },
+}
+
+impl KeyIdentifier {
+    pub fn is_alias(&self) -> bool {
+        matches!(
+            self,
+            KeyIdentifier::AliasName(_) | KeyIdentifier::AliasArn { .. }
+        )
+    }
+}
+
+fn invalid(input: &str) -> KmsError {
+    KmsError::NotFound(format!("Invalid keyId '{input}'"))
+}
+
+pub fn parse_key_identifier(input: &str) -> KmsResult<KeyIdentifier> {
+    if let Some(rest) = input.strip_prefix("arn:") {
+        let parts: Vec<&str> = rest.splitn(5, ':').collect();
+        let [partition, service, region, account_id, resource] = parts.as_slice() else {
+            return Err(KmsError::InvalidArn(format!("Invalid arn {input}")));
+        };
+        if !partition.starts_with("aws") || *service != "kms" || region.is_empty() {
+            return Err(KmsError::InvalidArn(format!("Invalid arn {input}")));
+        }
+        if account_id.len() != 12 || !account_id.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(KmsError::InvalidArn(format!("Invalid arn {input}")));
+        }
+        if let Some(key_id) = resource.strip_prefix("key/") {
+            uuid::Uuid::parse_str(key_id).map_err(|_| invalid(input))?;
+            return Ok(KeyIdentifier::KeyArn {
+                region: region.to_string(),
+                account_id: account_id.to_string(),
+                key_id: key_id.to_ascii_lowercase(),
+            });
+        }
+        if resource.starts_with("alias/") {
+            return Ok(KeyIdentifier::AliasArn {
+                region: region.to_string(),
+                account_id: account_id.to_string(),
+                alias_name: resource.to_string(),
+            });
+        }
+        return Err(KmsError::InvalidArn(format!("Invalid arn {input}")));
+    }
+    if input.starts_with("alias/") {
+        return Ok(KeyIdentifier::AliasName(input.to_string()));
+    }
+    match uuid::Uuid::parse_str(input) {
+        Ok(id) if input.len() == 36 => Ok(KeyIdentifier::KeyId(id.to_string())),
+        _ => Err(invalid(input)),
+    }
+}
+
+/// AWS's rules for alias names: `alias/` + 1..250 of `[a-zA-Z0-9:/_-]`, `alias/aws/` reserved.
+pub fn validate_alias_name(name: &str) -> KmsResult<()> {
+    if name.is_empty() || name.len() > 256 {
+        return Err(KmsError::constraint(
+            "aliasName",
+            name,
+            "Member must have length between 1 and 256",
+        ));
+    }
+    let pattern_ok = name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b":/_-".contains(&b));
+    if !pattern_ok {
+        return Err(KmsError::constraint(
+            "aliasName",
+            name,
+            "Member must satisfy regular expression pattern: ^[a-zA-Z0-9:/_-]+$",
+        ));
+    }
+    let Some(rest) = name.strip_prefix("alias/") else {
+        return Err(KmsError::InvalidAliasName(format!(
+            "Alias must start with the prefix \"alias/\". Please see https://docs.aws.amazon.com/kms/latest/developerguide/kms-alias.html: {name}"
+        )));
+    };
+    if rest.is_empty() {
+        return Err(KmsError::InvalidAliasName(format!(
+            "Alias name must have characters after the prefix \"alias/\": {name}"
+        )));
+    }
+    if name.starts_with("alias/aws/") {
+        return Err(KmsError::InvalidAliasName(format!(
+            "Alias names starting with \"alias/aws/\" are reserved for AWS managed keys: {name}"
+        )));
+    }
+    Ok(())
+}
+
+/// The policy KMS attaches when CreateKey is given none, in KMS's own pretty-printing.
+pub fn default_policy(account_id: &str) -> String {
+    format!(
+        "{{\n  \"Version\" : \"2012-10-17\",\n  \"Id\" : \"key-default-1\",\n  \"Statement\" : [ {{\n    \"Sid\" : \"Enable IAM User Permissions\",\n    \"Effect\" : \"Allow\",\n    \"Principal\" : {{\n      \"AWS\" : \"arn:aws:iam::{account_id}:root\"\n    }},\n    \"Action\" : \"kms:*\",\n    \"Resource\" : \"*\"\n  }} ]\n}}"
+    )
+}
+
+/// The documented key-policy quota; the model allows longer strings.
+pub const MAX_POLICY_BYTES: usize = 32 * 1024;
+
+/// Checks that a key policy is a policy document: JSON with statements that each have an
+/// Effect of Allow or Deny and an action. Enforcement arrives with the authorization issue.
+pub fn validate_policy(policy: &str) -> KmsResult<()> {
+    if policy.is_empty() {
+        return Err(KmsError::constraint(
+            "policy",
+            policy,
+            "Member must have length greater than or equal to 1",
+        ));
+    }
+    if policy.len() > MAX_POLICY_BYTES {
+        return Err(KmsError::LimitExceeded(format!(
+            "The key policy exceeds the maximum size of {MAX_POLICY_BYTES} bytes."
+        )));
+    }
+    let malformed = |why: &str| KmsError::MalformedPolicyDocument(why.to_string());
+    let doc: serde_json::Value =
+        serde_json::from_str(policy).map_err(|_| malformed("The policy is not valid JSON."))?;
+    let Some(doc) = doc.as_object() else {
+        return Err(malformed("The policy must be a JSON object."));
+    };
+    let statements = match doc.get("Statement") {
+        Some(serde_json::Value::Array(list)) if !list.is_empty() => list.clone(),
+        Some(s @ serde_json::Value::Object(_)) => vec![s.clone()],
+        _ => return Err(malformed("The policy must contain at least one Statement.")),
+    };
+    for statement in &statements {
+        let Some(statement) = statement.as_object() else {
+            return Err(malformed("Each Statement must be a JSON object."));
+        };
+        match statement.get("Effect").and_then(|e| e.as_str()) {
+            Some("Allow") | Some("Deny") => {}
+            _ => {
+                return Err(malformed(
+                    "Each Statement needs an Effect of Allow or Deny.",
+                ));
+            }
+        }
+        if !statement.contains_key("Action") && !statement.contains_key("NotAction") {
+            return Err(malformed("Each Statement needs an Action or NotAction."));
+        }
+        if !statement.contains_key("Principal") && !statement.contains_key("NotPrincipal") {
+            return Err(malformed(
+                "Each Statement of a key policy needs a Principal or NotPrincipal.",
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_in_every_form() {
+        let id = "1234abcd-12ab-34cd-56ef-1234567890ab";
+        assert_eq!(
+            parse_key_identifier(id).unwrap(),
+            KeyIdentifier::KeyId(id.into())
+        );
+        assert_eq!(
+            parse_key_identifier(&format!("arn:aws:kms:us-west-2:111122223333:key/{id}")).unwrap(),
+            KeyIdentifier::KeyArn {
+                region: "us-west-2".into(),
+                account_id: "111122223333".into(),
+                key_id: id.into()
+            }
+        );
+        assert_eq!(
+            parse_key_identifier("alias/logs").unwrap(),
+            KeyIdentifier::AliasName("alias/logs".into())
+        );
+        assert!(matches!(
+            parse_key_identifier("arn:aws:kms:us-west-2:111122223333:alias/logs").unwrap(),
+            KeyIdentifier::AliasArn { .. }
+        ));
+        assert!(matches!(
+            parse_key_identifier("not-a-key"),
+            Err(KmsError::NotFound(_))
+        ));
+        assert!(matches!(
+            parse_key_identifier("arn:aws:s3:::bucket"),
+            Err(KmsError::InvalidArn(_))
+        ));
+    }
+
+    #[test]
+    fn alias_rules() {
+        assert!(validate_alias_name("alias/ok_name-1:x/y").is_ok());
+        assert!(matches!(
+            validate_alias_name("alias/aws/s3"),
+            Err(KmsError::InvalidAliasName(_))
+        ));
+        assert!(matches!(
+            validate_alias_name("logs"),
+            Err(KmsError::InvalidAliasName(_))
+        ));
+        assert!(matches!(
+            validate_alias_name("alias/"),
+            Err(KmsError::InvalidAliasName(_))
+        ));
+        assert!(matches!(
+            validate_alias_name("alias/has space"),
+            Err(KmsError::Validation(_))
+        ));
+    }
+
+    #[test]
+    fn default_policy_is_a_valid_policy() {
+        let p = default_policy("111122223333");
+        validate_policy(&p).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&p).unwrap();
+        assert_eq!(
+            v["Statement"][0]["Principal"]["AWS"],
+            "arn:aws:iam::111122223333:root"
+        );
+        assert!(p.contains("\"Version\" : \"2012-10-17\""));
+    }
+
+    #[test]
+    fn policies_are_validated() {
+        assert!(matches!(
+            validate_policy("{"),
+            Err(KmsError::MalformedPolicyDocument(_))
+        ));
+        assert!(matches!(
+            validate_policy(
+                r#"{"Statement":[{"Effect":"Maybe","Action":"kms:*","Principal":"*"}]}"#
+            ),
+            Err(KmsError::MalformedPolicyDocument(_))
+        ));
+        assert!(matches!(
+            validate_policy(&"x".repeat(MAX_POLICY_BYTES + 1)),
+            Err(KmsError::LimitExceeded(_))
+        ));
+        assert!(
+            validate_policy(r#"{"Statement":{"Effect":"Deny","Action":"kms:*","Principal":"*"}}"#)
+                .is_ok()
+        );
+    }
+}

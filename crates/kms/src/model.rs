@@ -1,0 +1,392 @@
+//! Request and response shapes of the KMS operations, member for member as in botocore's
+//! `kms/2014-11-01` model (awsJson 1.1: PascalCase members, base64 blobs, epoch-second
+//! timestamps). Every input member is optional here so that a missing required member is a
+//! `ValidationException`, as AWS reports it, not a parse error.
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use zeroize::Zeroizing;
+
+/// A non-secret binary value (a ciphertext blob) as base64 on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Blob(pub Vec<u8>);
+
+/// A secret binary value (plaintext, data key): wiped on drop, never printed.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct SecretBlob(pub Zeroizing<Vec<u8>>);
+
+impl std::fmt::Debug for SecretBlob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SecretBlob({} bytes)", self.0.len())
+    }
+}
+
+fn b64() -> base64::engine::GeneralPurpose {
+    base64::engine::general_purpose::STANDARD
+}
+
+fn decode_b64<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+    let s = Zeroizing::new(String::deserialize(d)?);
+    b64()
+        .decode(s.as_bytes())
+        .map_err(|e| serde::de::Error::custom(format!("invalid base64: {e}")))
+}
+
+impl<'de> Deserialize<'de> for Blob {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        decode_b64(d).map(Blob)
+    }
+}
+
+impl Serialize for Blob {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&b64().encode(&self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for SecretBlob {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        decode_b64(d).map(|v| SecretBlob(Zeroizing::new(v)))
+    }
+}
+
+impl Serialize for SecretBlob {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let encoded = Zeroizing::new(b64().encode(self.0.as_slice()));
+        s.serialize_str(&encoded)
+    }
+}
+
+pub type EncryptionContextMap = BTreeMap<String, String>;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Tag {
+    pub tag_key: Option<String>,
+    pub tag_value: Option<String>,
+}
+
+macro_rules! request {
+    ($(#[$meta:meta])* $name:ident { $($field:ident : $ty:ty),* $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+        #[serde(rename_all = "PascalCase")]
+        pub struct $name {
+            $(
+                #[serde(default, skip_serializing_if = "Option::is_none")]
+                pub $field: Option<$ty>,
+            )*
+        }
+    };
+}
+
+macro_rules! response {
+    ($(#[$meta:meta])* $name:ident { $($field:ident : $ty:ty),* $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+        #[serde(rename_all = "PascalCase")]
+        pub struct $name {
+            $(
+                #[serde(default, skip_serializing_if = "Option::is_none")]
+                pub $field: Option<$ty>,
+            )*
+        }
+    };
+}
+
+request!(CreateKeyRequest {
+    policy: String,
+    description: String,
+    key_usage: String,
+    customer_master_key_spec: String,
+    key_spec: String,
+    origin: String,
+    custom_key_store_id: String,
+    bypass_policy_lockout_safety_check: bool,
+    tags: Vec<Tag>,
+    multi_region: bool,
+    xks_key_id: String,
+});
+
+response!(CreateKeyResponse {
+    key_metadata: KeyMetadata
+});
+
+response!(
+    /// DescribeKey and CreateKey's view of a key.
+    KeyMetadata {
+        a_w_s_account_id: String,
+        key_id: String,
+        arn: String,
+        creation_date: f64,
+        enabled: bool,
+        description: String,
+        key_usage: String,
+        key_state: String,
+        deletion_date: f64,
+        origin: String,
+        key_manager: String,
+        customer_master_key_spec: String,
+        key_spec: String,
+        encryption_algorithms: Vec<String>,
+        multi_region: bool,
+        pending_deletion_window_in_days: i64,
+        current_key_material_id: String,
+    }
+);
+
+request!(DescribeKeyRequest { key_id: String, grant_tokens: Vec<String> });
+response!(DescribeKeyResponse {
+    key_metadata: KeyMetadata
+});
+
+request!(ListKeysRequest {
+    limit: i64,
+    marker: String
+});
+response!(KeyListEntry {
+    key_id: String,
+    key_arn: String
+});
+response!(ListKeysResponse {
+    keys: Vec<KeyListEntry>,
+    next_marker: String,
+    truncated: bool,
+});
+
+request!(UpdateKeyDescriptionRequest {
+    key_id: String,
+    description: String
+});
+request!(EnableKeyRequest { key_id: String });
+request!(DisableKeyRequest { key_id: String });
+response!(EmptyResponse {});
+
+request!(ScheduleKeyDeletionRequest {
+    key_id: String,
+    pending_window_in_days: i64
+});
+response!(ScheduleKeyDeletionResponse {
+    key_id: String,
+    deletion_date: f64,
+    key_state: String,
+    pending_window_in_days: i64,
+});
+
+request!(CancelKeyDeletionRequest { key_id: String });
+response!(KeyIdResponse { key_id: String });
+
+request!(CreateAliasRequest {
+    alias_name: String,
+    target_key_id: String
+});
+request!(UpdateAliasRequest {
+    alias_name: String,
+    target_key_id: String
+});
+request!(DeleteAliasRequest { alias_name: String });
+request!(ListAliasesRequest {
+    key_id: String,
+    limit: i64,
+    marker: String
+});
+response!(AliasListEntry {
+    alias_name: String,
+    alias_arn: String,
+    target_key_id: String,
+    creation_date: f64,
+    last_updated_date: f64,
+});
+response!(ListAliasesResponse {
+    aliases: Vec<AliasListEntry>,
+    next_marker: String,
+    truncated: bool,
+});
+
+/// Secret members are never serialized: serialization feeds the event record.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct EncryptRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    #[serde(default, skip_serializing)]
+    pub plaintext: Option<SecretBlob>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption_context: Option<EncryptionContextMap>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant_tokens: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption_algorithm: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dry_run: Option<bool>,
+}
+response!(EncryptResponse {
+    ciphertext_blob: Blob,
+    key_id: String,
+    encryption_algorithm: String,
+});
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DecryptRequest {
+    #[serde(default, skip_serializing)]
+    pub ciphertext_blob: Option<Blob>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption_context: Option<EncryptionContextMap>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant_tokens: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption_algorithm: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dry_run: Option<bool>,
+}
+response!(DecryptResponse {
+    key_id: String,
+    plaintext: SecretBlob,
+    encryption_algorithm: String,
+    key_material_id: String,
+});
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ReEncryptRequest {
+    #[serde(default, skip_serializing)]
+    pub ciphertext_blob: Option<Blob>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_encryption_context: Option<EncryptionContextMap>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_key_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination_key_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination_encryption_context: Option<EncryptionContextMap>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_encryption_algorithm: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination_encryption_algorithm: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant_tokens: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dry_run: Option<bool>,
+}
+response!(ReEncryptResponse {
+    ciphertext_blob: Blob,
+    source_key_id: String,
+    key_id: String,
+    source_encryption_algorithm: String,
+    destination_encryption_algorithm: String,
+    source_key_material_id: String,
+    destination_key_material_id: String,
+});
+
+request!(GenerateDataKeyRequest {
+    key_id: String,
+    encryption_context: EncryptionContextMap,
+    number_of_bytes: i64,
+    key_spec: String,
+    grant_tokens: Vec<String>,
+    dry_run: bool,
+});
+response!(GenerateDataKeyResponse {
+    ciphertext_blob: Blob,
+    plaintext: SecretBlob,
+    key_id: String,
+    key_material_id: String,
+});
+
+request!(GenerateDataKeyWithoutPlaintextRequest {
+    key_id: String,
+    encryption_context: EncryptionContextMap,
+    key_spec: String,
+    number_of_bytes: i64,
+    grant_tokens: Vec<String>,
+    dry_run: bool,
+});
+response!(GenerateDataKeyWithoutPlaintextResponse {
+    ciphertext_blob: Blob,
+    key_id: String,
+    key_material_id: String,
+});
+
+request!(GenerateRandomRequest {
+    number_of_bytes: i64,
+    custom_key_store_id: String
+});
+response!(GenerateRandomResponse {
+    plaintext: SecretBlob
+});
+
+request!(EnableKeyRotationRequest {
+    key_id: String,
+    rotation_period_in_days: i64
+});
+request!(DisableKeyRotationRequest { key_id: String });
+request!(GetKeyRotationStatusRequest { key_id: String });
+response!(GetKeyRotationStatusResponse {
+    key_rotation_enabled: bool,
+    key_id: String,
+    rotation_period_in_days: i64,
+    next_rotation_date: f64,
+    on_demand_rotation_start_date: f64,
+});
+request!(RotateKeyOnDemandRequest { key_id: String });
+request!(ListKeyRotationsRequest {
+    key_id: String,
+    include_key_material: String,
+    limit: i64,
+    marker: String,
+});
+response!(RotationsListEntry {
+    key_id: String,
+    key_material_id: String,
+    key_material_state: String,
+    rotation_date: f64,
+    rotation_type: String,
+});
+response!(ListKeyRotationsResponse {
+    rotations: Vec<RotationsListEntry>,
+    next_marker: String,
+    truncated: bool,
+});
+
+request!(TagResourceRequest { key_id: String, tags: Vec<Tag> });
+request!(UntagResourceRequest { key_id: String, tag_keys: Vec<String> });
+request!(ListResourceTagsRequest {
+    key_id: String,
+    limit: i64,
+    marker: String
+});
+response!(ListResourceTagsResponse {
+    tags: Vec<Tag>,
+    next_marker: String,
+    truncated: bool,
+});
+
+request!(GetKeyPolicyRequest {
+    key_id: String,
+    policy_name: String
+});
+response!(GetKeyPolicyResponse {
+    policy: String,
+    policy_name: String
+});
+request!(PutKeyPolicyRequest {
+    key_id: String,
+    policy_name: String,
+    policy: String,
+    bypass_policy_lockout_safety_check: bool,
+});
+request!(ListKeyPoliciesRequest {
+    key_id: String,
+    limit: i64,
+    marker: String
+});
+response!(ListKeyPoliciesResponse {
+    policy_names: Vec<String>,
+    next_marker: String,
+    truncated: bool,
+});

@@ -1,0 +1,622 @@
+//! The KMS service: key lookup with a cache of unwrapped backing keys, state rules, and the
+//! dispatcher that journals every call.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+
+use keytrail_audit::{CallContext, EventCategory, EventRecord, Journal, Resource};
+use keytrail_crypto::RootKey;
+use keytrail_store::{AliasRow, KeyMaterialRow, KmsKeyRow, Store};
+use serde::Serialize;
+use zeroize::Zeroizing;
+
+use crate::envelope::{self, MATERIAL_ID_LEN, MATERIAL_LEN, MaterialKey};
+use crate::error::{KmsError, KmsResult};
+use crate::keys::{KeyIdentifier, KeyRecord, KeyState, alias_arn, parse_key_identifier};
+
+pub const EVENT_SOURCE: &str = "kms.amazonaws.com";
+
+/// One backing key of a KMS key, unwrapped and ready.
+pub(crate) struct LoadedMaterial {
+    pub id: [u8; MATERIAL_ID_LEN],
+    pub id_hex: String,
+    pub key: MaterialKey,
+    pub created_ms: i64,
+    pub rotation_type: Option<String>,
+}
+
+/// A key with its backing keys, as cached.
+pub(crate) struct LoadedKey {
+    pub record: KeyRecord,
+    pub arn: String,
+    pub materials: Arc<Vec<Arc<LoadedMaterial>>>,
+}
+
+impl LoadedKey {
+    pub fn current(&self) -> KmsResult<&LoadedMaterial> {
+        self.materials
+            .iter()
+            .find(|m| m.id_hex == self.record.current_material_id)
+            .map(|m| &**m)
+            .ok_or_else(|| KmsError::Internal("The key's current key material is missing.".into()))
+    }
+
+    pub fn material(&self, id: &[u8; MATERIAL_ID_LEN]) -> Option<&LoadedMaterial> {
+        self.materials.iter().find(|m| &m.id == id).map(|m| &**m)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct KeyRef {
+    pub account_id: String,
+    pub region: String,
+    pub key_id: String,
+}
+
+type AliasMap = Arc<BTreeMap<String, AliasRow>>;
+
+/// What an operation adds to its event besides the request.
+#[derive(Debug, Default)]
+pub struct AuditNotes {
+    pub key_arn: Option<String>,
+    pub extra_resources: Vec<Resource>,
+    pub response_elements: Option<serde_json::Value>,
+    pub key_material_id: Option<String>,
+}
+
+/// One KMS operation: its input type knows its name, how it appears in events and how to run.
+#[async_trait::async_trait]
+pub trait KmsOperation: Serialize + Send + Sync {
+    const NAME: &'static str;
+    /// Reads and cryptographic operations are `readOnly: true` in events (§5.6).
+    const READ_ONLY: bool;
+    type Output: Serialize + Send;
+
+    async fn run(
+        &self,
+        kms: &Kms,
+        ctx: &CallContext,
+        notes: &mut AuditNotes,
+    ) -> KmsResult<Self::Output>;
+}
+
+/// The KMS service of one keytrail process.
+pub struct Kms {
+    store: Arc<dyn Store>,
+    root_key: Arc<RootKey>,
+    journal: Journal,
+    keys: RwLock<HashMap<KeyRef, Arc<LoadedKey>>>,
+    aliases: RwLock<HashMap<(String, String), AliasMap>>,
+    /// Mutations are rare; serialising them keeps the cache and the store in step.
+    mutations: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for Kms {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Kms")
+    }
+}
+
+pub(crate) fn now_ms() -> i64 {
+    i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
+        .unwrap_or(i64::MAX)
+}
+
+pub(crate) fn epoch_seconds(ms: i64) -> f64 {
+    ms as f64 / 1000.0
+}
+
+fn material_aad(arn: &str, material_id_hex: &str) -> Vec<u8> {
+    format!("{arn}#{material_id_hex}").into_bytes()
+}
+
+impl Kms {
+    pub fn new(store: Arc<dyn Store>, root_key: Arc<RootKey>, journal: Journal) -> Self {
+        Self {
+            store,
+            root_key,
+            journal,
+            keys: RwLock::new(HashMap::new()),
+            aliases: RwLock::new(HashMap::new()),
+            mutations: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Fails when stored key material cannot be unwrapped with this root key, so that a server
+    /// started with the wrong root key refuses to start instead of failing every call.
+    pub async fn check_root_key(&self) -> KmsResult<usize> {
+        let rows = self.store.list_kms_keys(None).await?;
+        for row in rows.iter().take(3) {
+            let key_ref = KeyRef {
+                account_id: row.account_id.clone(),
+                region: row.region.clone(),
+                key_id: row.key_id.clone(),
+            };
+            self.load(&key_ref).await?;
+        }
+        Ok(rows.len())
+    }
+
+    /// Runs an operation and journals it; the event is durable before the result is returned.
+    pub async fn execute<O: KmsOperation>(
+        &self,
+        ctx: &CallContext,
+        request: &O,
+    ) -> KmsResult<O::Output> {
+        let mut notes = AuditNotes::default();
+        let result = request.run(self, ctx, &mut notes).await;
+        let mut record = EventRecord::new(
+            ctx,
+            EVENT_SOURCE,
+            O::NAME,
+            O::READ_ONLY,
+            EventCategory::Management,
+        );
+        record.request_parameters = crate::audit::request_parameters(request);
+        if result.is_ok() {
+            record.response_elements = notes.response_elements.take();
+        }
+        if let Some(arn) = &notes.key_arn {
+            record.resources.push(Resource {
+                account_id: Some(ctx.principal.account_id.clone()),
+                resource_type: "AWS::KMS::Key".into(),
+                arn: arn.clone(),
+            });
+        }
+        record.resources.append(&mut notes.extra_resources);
+        if let Some(id) = &notes.key_material_id {
+            record.additional_event_data = Some(serde_json::json!({ "keyMaterialId": id }));
+        }
+        if let Err(e) = &result {
+            record = record.failed(e.code(), &e.message());
+        }
+        if let Err(e) = self.journal.record(&record).await {
+            tracing::error!(error = %e, "KMS event could not be journaled");
+            return Err(KmsError::Internal(
+                "The request failed because of an internal error.".into(),
+            ));
+        }
+        result
+    }
+
+    // ---- key lookup -------------------------------------------------------------------
+
+    fn cached(&self, key_ref: &KeyRef) -> Option<Arc<LoadedKey>> {
+        self.keys.read().ok()?.get(key_ref).cloned()
+    }
+
+    fn cache(&self, key_ref: KeyRef, key: Option<Arc<LoadedKey>>) {
+        if let Ok(mut keys) = self.keys.write() {
+            match key {
+                Some(k) => {
+                    keys.insert(key_ref, k);
+                }
+                None => {
+                    keys.remove(&key_ref);
+                }
+            }
+        }
+    }
+
+    fn unwrap_material(&self, arn: &str, row: &KeyMaterialRow) -> KmsResult<LoadedMaterial> {
+        let plain = self
+            .root_key
+            .unwrap(&row.wrapped_material, &material_aad(arn, &row.material_id))
+            .map_err(|_| {
+                KmsError::Internal(format!(
+                    "The key material of {arn} cannot be unwrapped: the root key is not the one it was stored under."
+                ))
+            })?;
+        let id: [u8; MATERIAL_ID_LEN] = hex::decode(&row.material_id)
+            .ok()
+            .and_then(|v| v.try_into().ok())
+            .ok_or_else(|| KmsError::Internal("A stored key material id is malformed.".into()))?;
+        Ok(LoadedMaterial {
+            id,
+            id_hex: row.material_id.clone(),
+            key: MaterialKey::new(&plain)
+                .map_err(|_| KmsError::Internal("Stored key material is malformed.".into()))?,
+            created_ms: row.created_at_ms,
+            rotation_type: row.rotation_type.clone(),
+        })
+    }
+
+    /// The key from the cache, or from the store (unwrapping its materials once).
+    pub(crate) async fn load(&self, key_ref: &KeyRef) -> KmsResult<Option<Arc<LoadedKey>>> {
+        let key = match self.cached(key_ref) {
+            Some(k) => k,
+            None => {
+                let Some((row, materials)) = self
+                    .store
+                    .get_kms_key(&key_ref.account_id, &key_ref.region, &key_ref.key_id)
+                    .await?
+                else {
+                    return Ok(None);
+                };
+                let record: KeyRecord = serde_json::from_str(&row.record_json)
+                    .map_err(|e| KmsError::Internal(format!("A stored key is unreadable: {e}")))?;
+                let arn = record.arn();
+                let materials = materials
+                    .iter()
+                    .map(|m| self.unwrap_material(&arn, m).map(Arc::new))
+                    .collect::<KmsResult<Vec<_>>>()?;
+                let key = Arc::new(LoadedKey {
+                    record,
+                    arn,
+                    materials: Arc::new(materials),
+                });
+                self.cache(key_ref.clone(), Some(Arc::clone(&key)));
+                key
+            }
+        };
+        // A key whose deletion window is over is gone, even before the sweeper gets to it.
+        if key.record.state == KeyState::PendingDeletion
+            && key.record.deletion_ms.is_some_and(|at| at <= now_ms())
+        {
+            self.delete_now(key_ref).await?;
+            return Ok(None);
+        }
+        Ok(Some(key))
+    }
+
+    async fn alias_map(&self, account_id: &str, region: &str) -> KmsResult<AliasMap> {
+        let scope = (account_id.to_string(), region.to_string());
+        if let Some(map) = self
+            .aliases
+            .read()
+            .ok()
+            .and_then(|m| m.get(&scope).cloned())
+        {
+            return Ok(map);
+        }
+        let rows = self.store.list_aliases(Some((account_id, region))).await?;
+        let map: AliasMap = Arc::new(
+            rows.into_iter()
+                .map(|r| (r.alias_name.clone(), r))
+                .collect(),
+        );
+        if let Ok(mut aliases) = self.aliases.write() {
+            aliases.insert(scope, Arc::clone(&map));
+        }
+        Ok(map)
+    }
+
+    fn forget_aliases(&self, account_id: &str, region: &str) {
+        if let Ok(mut aliases) = self.aliases.write() {
+            aliases.remove(&(account_id.to_string(), region.to_string()));
+        }
+    }
+
+    fn not_found(arn: &str) -> KmsError {
+        KmsError::NotFound(format!("Key '{arn}' does not exist"))
+    }
+
+    /// Resolves a `KeyId` member in the caller's account and region. Aliases are accepted only
+    /// where AWS accepts them (`allow_alias`). Keys of other accounts need the authorization
+    /// issue's policy evaluation and are not found until then.
+    pub(crate) async fn resolve(
+        &self,
+        ctx: &CallContext,
+        input: &str,
+        allow_alias: bool,
+    ) -> KmsResult<Arc<LoadedKey>> {
+        let account = ctx.principal.account_id.as_str();
+        let region = ctx.region.as_str();
+        let identifier = parse_key_identifier(input)?;
+        if identifier.is_alias() && !allow_alias {
+            return Err(KmsError::NotFound(format!("Invalid keyId '{input}'")));
+        }
+        let key_id = match identifier {
+            KeyIdentifier::KeyId(id) => id,
+            KeyIdentifier::KeyArn {
+                region: r,
+                account_id: a,
+                key_id,
+            } => {
+                if r != region || a != account {
+                    return Err(Self::not_found(input));
+                }
+                key_id
+            }
+            KeyIdentifier::AliasName(name) => self.alias_target(account, region, &name).await?,
+            KeyIdentifier::AliasArn {
+                region: r,
+                account_id: a,
+                alias_name,
+            } => {
+                if r != region || a != account {
+                    return Err(KmsError::NotFound(format!("Alias {input} is not found.")));
+                }
+                self.alias_target(account, region, &alias_name).await?
+            }
+        };
+        let key_ref = KeyRef {
+            account_id: account.to_string(),
+            region: region.to_string(),
+            key_id: key_id.clone(),
+        };
+        self.load(&key_ref)
+            .await?
+            .ok_or_else(|| Self::not_found(&crate::keys::key_arn(region, account, &key_id)))
+    }
+
+    async fn alias_target(&self, account: &str, region: &str, name: &str) -> KmsResult<String> {
+        self.alias_map(account, region)
+            .await?
+            .get(name)
+            .map(|a| a.target_key_id.clone())
+            .ok_or_else(|| {
+                KmsError::NotFound(format!(
+                    "Alias {} is not found.",
+                    alias_arn(region, account, name)
+                ))
+            })
+    }
+
+    pub(crate) async fn aliases_of(&self, account: &str, region: &str) -> KmsResult<AliasMap> {
+        self.alias_map(account, region).await
+    }
+
+    // ---- state rules ------------------------------------------------------------------
+
+    /// Cryptographic operations need an Enabled key (§2.6).
+    pub(crate) fn usable_for_crypto(key: &LoadedKey) -> KmsResult<()> {
+        match key.record.state {
+            KeyState::Enabled => Ok(()),
+            KeyState::Disabled => Err(KmsError::Disabled(format!("{} is disabled.", key.arn))),
+            KeyState::PendingDeletion => Err(KmsError::InvalidState(format!(
+                "{} is pending deletion.",
+                key.arn
+            ))),
+        }
+    }
+
+    pub(crate) fn not_pending_deletion(key: &LoadedKey) -> KmsResult<()> {
+        if key.record.state == KeyState::PendingDeletion {
+            return Err(KmsError::InvalidState(format!(
+                "{} is pending deletion.",
+                key.arn
+            )));
+        }
+        Ok(())
+    }
+
+    // ---- mutations ----------------------------------------------------------------------
+
+    fn row(record: &KeyRecord) -> KmsResult<KmsKeyRow> {
+        Ok(KmsKeyRow {
+            account_id: record.account_id.clone(),
+            region: record.region.clone(),
+            key_id: record.key_id.clone(),
+            record_json: serde_json::to_string(record)
+                .map_err(|e| KmsError::Internal(e.to_string()))?,
+        })
+    }
+
+    fn new_material(
+        &self,
+        arn: &str,
+        rotation_type: Option<&str>,
+    ) -> KmsResult<(KeyMaterialRow, LoadedMaterial)> {
+        let random = |len| {
+            envelope::random(len)
+                .map_err(|_| KmsError::Internal("Random generator failure.".into()))
+        };
+        let material: Zeroizing<Vec<u8>> = random(MATERIAL_LEN)?;
+        let id_bytes = random(MATERIAL_ID_LEN)?;
+        let id: [u8; MATERIAL_ID_LEN] = id_bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| KmsError::Internal("Random generator failure.".into()))?;
+        let id_hex = hex::encode(id);
+        let wrapped = self
+            .root_key
+            .wrap(&material, &material_aad(arn, &id_hex))
+            .map_err(|_| KmsError::Internal("Key material could not be wrapped.".into()))?;
+        let created_ms = now_ms();
+        let row = KeyMaterialRow {
+            material_id: id_hex.clone(),
+            wrapped_material: wrapped,
+            created_at_ms: created_ms,
+            rotation_type: rotation_type.map(str::to_string),
+        };
+        let loaded = LoadedMaterial {
+            id,
+            id_hex,
+            key: MaterialKey::new(&material)
+                .map_err(|_| KmsError::Internal("Key material is malformed.".into()))?,
+            created_ms,
+            rotation_type: rotation_type.map(str::to_string),
+        };
+        Ok((row, loaded))
+    }
+
+    /// Stores a new key with its first backing key.
+    pub(crate) async fn insert_key(&self, mut record: KeyRecord) -> KmsResult<Arc<LoadedKey>> {
+        let arn = record.arn();
+        let (row, loaded) = self.new_material(&arn, None)?;
+        record.current_material_id = row.material_id.clone();
+        let _guard = self.mutations.lock().await;
+        self.store
+            .put_kms_key(Self::row(&record)?, Some(row))
+            .await?;
+        let key = Arc::new(LoadedKey {
+            arn,
+            materials: Arc::new(vec![Arc::new(loaded)]),
+            record,
+        });
+        self.cache(Self::key_ref(&key.record), Some(Arc::clone(&key)));
+        Ok(key)
+    }
+
+    fn key_ref(record: &KeyRecord) -> KeyRef {
+        KeyRef {
+            account_id: record.account_id.clone(),
+            region: record.region.clone(),
+            key_id: record.key_id.clone(),
+        }
+    }
+
+    /// Applies `change` to the key's current record and stores it. `change` sees the latest
+    /// state (mutations are serialised), so its checks cannot race another mutation.
+    pub(crate) async fn update_key<F>(
+        &self,
+        key: &LoadedKey,
+        change: F,
+    ) -> KmsResult<Arc<LoadedKey>>
+    where
+        F: FnOnce(&mut KeyRecord, &str) -> KmsResult<()>,
+    {
+        let _guard = self.mutations.lock().await;
+        let key_ref = Self::key_ref(&key.record);
+        let current = self
+            .cached(&key_ref)
+            .ok_or_else(|| Self::not_found(&key.arn))?;
+        let mut record = current.record.clone();
+        change(&mut record, &current.arn)?;
+        self.store.put_kms_key(Self::row(&record)?, None).await?;
+        let updated = Arc::new(LoadedKey {
+            record,
+            arn: current.arn.clone(),
+            materials: Arc::clone(&current.materials),
+        });
+        self.cache(key_ref, Some(Arc::clone(&updated)));
+        Ok(updated)
+    }
+
+    /// Adds a backing key and makes it current.
+    pub(crate) async fn rotate<F>(
+        &self,
+        key: &LoadedKey,
+        rotation_type: &str,
+        check: F,
+    ) -> KmsResult<Arc<LoadedKey>>
+    where
+        F: FnOnce(&mut KeyRecord, &str) -> KmsResult<()>,
+    {
+        let _guard = self.mutations.lock().await;
+        let key_ref = Self::key_ref(&key.record);
+        let current = self
+            .cached(&key_ref)
+            .ok_or_else(|| Self::not_found(&key.arn))?;
+        let mut record = current.record.clone();
+        check(&mut record, &current.arn)?;
+        let (row, loaded) = self.new_material(&current.arn, Some(rotation_type))?;
+        record.current_material_id = row.material_id.clone();
+        self.store
+            .put_kms_key(Self::row(&record)?, Some(row))
+            .await?;
+        let mut materials: Vec<Arc<LoadedMaterial>> = current.materials.iter().cloned().collect();
+        materials.push(Arc::new(loaded));
+        let updated = Arc::new(LoadedKey {
+            record,
+            arn: current.arn.clone(),
+            materials: Arc::new(materials),
+        });
+        self.cache(key_ref, Some(Arc::clone(&updated)));
+        Ok(updated)
+    }
+
+    async fn delete_now(&self, key_ref: &KeyRef) -> KmsResult<()> {
+        let _guard = self.mutations.lock().await;
+        self.store
+            .delete_kms_key(&key_ref.account_id, &key_ref.region, &key_ref.key_id)
+            .await?;
+        self.cache(key_ref.clone(), None);
+        self.forget_aliases(&key_ref.account_id, &key_ref.region);
+        tracing::info!(key_id = %key_ref.key_id, "KMS key deleted at the end of its waiting period");
+        Ok(())
+    }
+
+    pub(crate) async fn create_alias_row(&self, row: AliasRow) -> KmsResult<()> {
+        let _guard = self.mutations.lock().await;
+        let (account, region) = (row.account_id.clone(), row.region.clone());
+        let name = row.alias_name.clone();
+        let result = self.store.create_alias(row).await;
+        self.forget_aliases(&account, &region);
+        match result {
+            Ok(()) => Ok(()),
+            Err(keytrail_store::StoreError::AlreadyExists { .. }) => {
+                Err(KmsError::AlreadyExists(format!(
+                    "An alias with the name {} already exists",
+                    alias_arn(&region, &account, &name)
+                )))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub(crate) async fn update_alias_row(&self, row: AliasRow) -> KmsResult<()> {
+        let _guard = self.mutations.lock().await;
+        let (account, region) = (row.account_id.clone(), row.region.clone());
+        let name = row.alias_name.clone();
+        let result = self.store.update_alias(row).await;
+        self.forget_aliases(&account, &region);
+        match result {
+            Ok(()) => Ok(()),
+            Err(keytrail_store::StoreError::NotFound { .. }) => Err(KmsError::NotFound(format!(
+                "Alias {} is not found.",
+                alias_arn(&region, &account, &name)
+            ))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub(crate) async fn delete_alias_row(
+        &self,
+        account: &str,
+        region: &str,
+        name: &str,
+    ) -> KmsResult<()> {
+        let _guard = self.mutations.lock().await;
+        let deleted = self.store.delete_alias(account, region, name).await?;
+        self.forget_aliases(account, region);
+        if deleted {
+            Ok(())
+        } else {
+            Err(KmsError::NotFound(format!(
+                "Alias {} is not found.",
+                alias_arn(region, account, name)
+            )))
+        }
+    }
+
+    pub(crate) async fn list_key_rows(
+        &self,
+        account: &str,
+        region: &str,
+    ) -> KmsResult<Vec<KmsKeyRow>> {
+        Ok(self.store.list_kms_keys(Some((account, region))).await?)
+    }
+
+    /// Deletes keys whose waiting period is over and rotates keys whose rotation is due.
+    /// Called periodically by the server.
+    pub async fn sweep(&self) -> KmsResult<()> {
+        let now = now_ms();
+        for row in self.store.list_kms_keys(None).await? {
+            let Ok(record) = serde_json::from_str::<KeyRecord>(&row.record_json) else {
+                continue;
+            };
+            let key_ref = Self::key_ref(&record);
+            let deletion_due = record.state == KeyState::PendingDeletion
+                && record.deletion_ms.is_some_and(|at| at <= now);
+            if deletion_due {
+                self.delete_now(&key_ref).await?;
+                continue;
+            }
+            let rotation_due = record.state == KeyState::Enabled
+                && record.rotation_enabled
+                && record.next_rotation_ms.is_some_and(|at| at <= now);
+            if rotation_due && let Some(key) = self.load(&key_ref).await? {
+                self.rotate(&key, "AUTOMATIC", |r, _| {
+                    let period = r.rotation_period_days.unwrap_or(365);
+                    r.next_rotation_ms = Some(now_ms() + period * 86_400_000);
+                    Ok(())
+                })
+                .await?;
+                tracing::info!(key_id = %record.key_id, "KMS key rotated automatically");
+            }
+        }
+        Ok(())
+    }
+}
