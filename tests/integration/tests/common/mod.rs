@@ -186,6 +186,18 @@ impl Drop for TestServer {
     }
 }
 
+pub fn kms_client(url: &str, key: &str, secret: &str) -> aws_sdk_kms::Client {
+    let credentials = aws_credential_types::Credentials::new(key, secret, None, None, "test");
+    let config = aws_sdk_kms::config::Builder::new()
+        .behavior_version(aws_sdk_kms::config::BehaviorVersion::latest())
+        .region(aws_sdk_kms::config::Region::new("us-east-1"))
+        .credentials_provider(credentials)
+        .endpoint_url(url)
+        .retry_config(aws_sdk_kms::config::retry::RetryConfig::disabled())
+        .build();
+    aws_sdk_kms::Client::from_conf(config)
+}
+
 pub async fn sts_client(url: &str, key: &str, secret: &str) -> aws_sdk_sts::Client {
     sts_client_at(url, key, secret, None).await
 }
