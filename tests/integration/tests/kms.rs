@@ -130,7 +130,7 @@ async fn key_lifecycle_and_metadata() {
     let meta = described.key_metadata().unwrap();
     assert_eq!(meta.description(), Some("renamed"));
     assert_eq!(meta.key_state(), Some(&KeyState::Disabled));
-    assert_eq!(meta.enabled(), false);
+    assert!(!meta.enabled());
     kms.enable_key().key_id(&id).send().await.unwrap();
 
     assert_eq!(
