@@ -17,3 +17,6 @@ mod service;
 
 pub use error::{KmsError, KmsResult};
 pub use service::{AuditNotes, EVENT_SOURCE, Kms, KmsOperation};
+
+#[cfg(test)]
+mod tests;
