@@ -83,17 +83,59 @@ class Proc:
             self.proc.kill()
 
 
-def signed_sts_script(port):
-    body = "Action=GetCallerIdentity&Version=2011-06-15"
-    request = AWSRequest(method="POST", url=f"http://127.0.0.1:{port}/", data=body,
-                         headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"})
-    SigV4Auth(Credentials("test", "test"), "sts", "us-east-1").add_auth(request)
-    lines = ['wrk.method = "POST"', f'wrk.body = "{body}"']
-    for name, value in request.headers.items():
+def wrk_script(method, body, headers):
+    lines = [f'wrk.method = "{method}"', f"wrk.body = {json.dumps(body)}"]
+    for name, value in headers.items():
         if name.lower() == "host":
             continue
         lines.append(f'wrk.headers["{name}"] = "{value}"')
     return "\n".join(lines) + "\n"
+
+
+def signed(port, service, body, headers):
+    request = AWSRequest(method="POST", url=f"http://127.0.0.1:{port}/", data=body, headers=headers)
+    SigV4Auth(Credentials("test", "test"), service, "us-east-1").add_auth(request)
+    return wrk_script("POST", body, dict(request.headers.items()))
+
+
+def sts_request(port, _setup):
+    return signed(port, "sts", "Action=GetCallerIdentity&Version=2011-06-15",
+                  {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"})
+
+
+def kms_request(operation, body):
+    def build(port, _setup):
+        return signed(port, "kms", json.dumps(body(_setup.get(port, {}))),
+                      {"Content-Type": "application/x-amz-json-1.1",
+                       "X-Amz-Target": f"TrentService.{operation}"})
+    return build
+
+
+CONTEXT = {"aws:cloudtrail:arn": "arn:aws:cloudtrail:us-east-1:000000000000:trail/bench"}
+
+WORKLOADS = {
+    "sts:GetCallerIdentity": sts_request,
+    "kms:GenerateDataKey": kms_request(
+        "GenerateDataKey",
+        lambda s: {"KeyId": s.get("key", "alias/bench"), "KeySpec": "AES_256",
+                   "EncryptionContext": CONTEXT}),
+    "kms:Decrypt": kms_request(
+        "Decrypt",
+        lambda s: {"CiphertextBlob": s.get("blob", ""), "EncryptionContext": CONTEXT}),
+}
+
+
+def kms_setup(port):
+    """A key and a ciphertext on the server at `port`, made with boto3."""
+    import base64
+    import boto3
+    kms = boto3.session.Session().client(
+        "kms", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
+        aws_access_key_id="test", aws_secret_access_key="test")
+    key = kms.create_key(Description="bench")["KeyMetadata"]["Arn"]
+    blob = kms.generate_data_key(KeyId=key, KeySpec="AES_256",
+                                 EncryptionContext=CONTEXT)["CiphertextBlob"]
+    return {"key": key, "blob": base64.b64encode(blob).decode()}
 
 
 def to_ms(value):
@@ -120,6 +162,11 @@ def run_wrk(port, script):
 
 
 def main():
+    names = sys.argv[1:] or ["sts:GetCallerIdentity"]
+    unknown = [n for n in names if n not in WORKLOADS]
+    if unknown:
+        print(f"unknown workload(s) {unknown}; known: {list(WORKLOADS)}", file=sys.stderr)
+        return 2
     os.makedirs(OUT, exist_ok=True)
     data = tempfile.TemporaryDirectory()
     config = os.path.join(data.name, "keytrail.toml")
@@ -136,47 +183,62 @@ def main():
                 ready_line="null server listening on", env=env)
     moto = Proc("moto", [os.path.join(VENV_BIN, "moto_server"), "-H", "127.0.0.1", "-p",
                          str(moto_port)], ready_url=f"http://127.0.0.1:{moto_port}/moto-api/")
-    results = {}
+    ports = {"null": null_port, "keytrail": kt_port, "moto": moto_port}
+    setup = {}
+    if any(n.startswith("kms:") for n in names):
+        setup = {kt_port: kms_setup(kt_port), moto_port: kms_setup(moto_port)}
+    summaries = []
     try:
-        # Sign right before each run: a replayed signature goes stale after 15 minutes.
-        for name, port in (("null", null_port), ("keytrail", kt_port), ("moto", moto_port)):
-            results[name] = run_wrk(port, signed_sts_script(port))
-        for name, proc in (("keytrail", keytrail), ("null", null), ("moto", moto)):
-            results[name].update(startup_s=round(proc.startup_s, 3),
-                                 idle_rss_mib=round(proc.idle_rss_mib, 1),
-                                 peak_rss_mib=round(proc.peak_rss_mib(), 1))
+        for workload in names:
+            results = {}
+            # Sign right before each run: a replayed signature goes stale after 15 minutes.
+            for server in ("null", "keytrail", "moto"):
+                port = ports[server]
+                results[server] = run_wrk(port, WORKLOADS[workload](port, setup))
+            summaries.append((workload, results))
+        memory = {name: dict(startup_s=round(proc.startup_s, 3),
+                             idle_rss_mib=round(proc.idle_rss_mib, 1),
+                             peak_rss_mib=round(proc.peak_rss_mib(), 1))
+                  for name, proc in (("keytrail", keytrail), ("null", null), ("moto", moto))}
     finally:
         for proc in (keytrail, null, moto):
             proc.stop()
     events = subprocess.run([os.path.join(RELEASE, "keytrail"), "--data-dir",
                              os.path.join(data.name, "data"), "events", "tail", "-n", "100000000"],
                             capture_output=True, text=True, env=env).stdout.count("\n")
-    kt, ceiling, peer = results["keytrail"], results["null"], results["moto"]
-    summary = {
-        "operation": "sts:GetCallerIdentity",
-        "load": f"wrk -t{THREADS} -c{CONNECTIONS} -d{DURATION}s",
-        "results": results,
-        "keytrail_events_journaled": events,
-        "ratio_keytrail_to_ceiling": round(kt["rps"] / ceiling["rps"], 3),
-        "ratio_keytrail_to_moto": round(kt["rps"] / peer["rps"], 1),
-    }
-    with open(os.path.join(OUT, "sts-get-caller-identity.json"), "w") as f:
-        json.dump(summary, f, indent=2)
-    print(f"\nsts:GetCallerIdentity, {summary['load']}, {os.cpu_count()} cores")
-    print(f"{'server':<10} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} "
-          f"{'start s':>8} {'idle MiB':>9} {'peak MiB':>9}")
-    for name in ("null", "keytrail", "moto"):
-        r = results[name]
-        print(f"{name:<10} {r['rps']:>10.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
-              f"{r['non_2xx']:>8} {r['startup_s']:>8.3f} {r['idle_rss_mib']:>9.1f} "
-              f"{r['peak_rss_mib']:>9.1f}")
-    print(f"keytrail / ceiling = {summary['ratio_keytrail_to_ceiling']}   "
-          f"keytrail / moto = {summary['ratio_keytrail_to_moto']}x   "
-          f"events journaled by keytrail: {events}")
-    if kt["non_2xx"]:
-        print("keytrail answered errors during the run: the figures are not valid", file=sys.stderr)
-        return 1
-    return 0
+    failed = False
+    for workload, results in summaries:
+        kt, ceiling, peer = results["keytrail"], results["null"], results["moto"]
+        summary = {
+            "operation": workload,
+            "load": f"wrk -t{THREADS} -c{CONNECTIONS} -d{DURATION}s",
+            "results": results,
+            "memory": memory,
+            "ratio_keytrail_to_ceiling": round(kt["rps"] / ceiling["rps"], 3),
+            "ratio_keytrail_to_moto": round(kt["rps"] / peer["rps"], 1),
+        }
+        name = workload.replace(":", "-").lower()
+        with open(os.path.join(OUT, f"{name}.json"), "w") as f:
+            json.dump(summary, f, indent=2)
+        print(f"\n{workload}, {summary['load']}, {os.cpu_count()} cores")
+        print(f"{'server':<10} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
+        for server in ("null", "keytrail", "moto"):
+            r = results[server]
+            print(f"{server:<10} {r['rps']:>10.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
+                  f"{r['non_2xx']:>8}")
+        print(f"keytrail / ceiling = {summary['ratio_keytrail_to_ceiling']}   "
+              f"keytrail / moto = {summary['ratio_keytrail_to_moto']}x")
+        if kt["non_2xx"]:
+            print(f"keytrail answered errors during {workload}: the figures are not valid",
+                  file=sys.stderr)
+            failed = True
+    print(f"\n{'server':<10} {'start s':>8} {'idle MiB':>9} {'peak MiB':>9}")
+    for server in ("null", "keytrail", "moto"):
+        m = memory[server]
+        print(f"{server:<10} {m['startup_s']:>8.3f} {m['idle_rss_mib']:>9.1f} "
+              f"{m['peak_rss_mib']:>9.1f}")
+    print(f"events journaled by keytrail during the run: {events}")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
