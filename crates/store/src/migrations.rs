@@ -24,7 +24,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         created_at_ms BIGINT NOT NULL
     );
     CREATE TABLE events (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        seq INTEGER PRIMARY KEY,
         event_id TEXT NOT NULL UNIQUE,
         event_time_ms BIGINT NOT NULL,
         account_id TEXT NOT NULL,

@@ -82,10 +82,10 @@ fn open_writer(path: &Path) -> StoreResult<Connection> {
     conn.pragma_update(None, "foreign_keys", "ON")?;
     // The checkpointer thread copies the WAL into the database in the background, so the
     // requests waiting on this thread are not stalled by it. The writer still checkpoints every
-    // 16384 pages: only a checkpoint between two of its transactions lets the WAL start over
+    // 4096 pages: only a checkpoint between two of its transactions lets the WAL start over
     // (and by then the background has copied nearly everything, so it is quick).
-    conn.pragma_update(None, "wal_autocheckpoint", 16384)?;
-    conn.pragma_update(None, "journal_size_limit", 128 * 1024 * 1024)?;
+    conn.pragma_update(None, "wal_autocheckpoint", 4096)?;
+    conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     Ok(conn)
 }
