@@ -9,6 +9,10 @@ use axum::Router;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 
+/// The same allocator as keytrail, so the ceiling is measured on the same stack.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The size of a typical small KMS/STS JSON answer.
 const BODY: &str = r#"{"Account":"000000000000","Arn":"arn:aws:iam::000000000000:root","UserId":"000000000000","KeyId":"00000000-0000-0000-0000-000000000000","Padding":""}"#;
 

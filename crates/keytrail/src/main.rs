@@ -4,6 +4,11 @@
 
 mod config;
 
+/// glibc's allocator spent a fifth of the request threads' time under load; mimalloc's
+/// thread-local free lists do not.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;

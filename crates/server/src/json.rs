@@ -85,6 +85,7 @@ pub async fn handle(
     let label = service.signing_name;
     let response = match authenticate(
         &state.identities,
+        &state.signing_keys,
         parts,
         &body,
         service.signing_name,

@@ -65,6 +65,7 @@ pub struct AppState {
     pub identities: Arc<Identities>,
     pub journal: Journal,
     pub kms: Arc<Kms>,
+    signing_keys: sigauth::SigningKeyCache,
     s3: s3s::service::S3Service,
     metrics: PrometheusHandle,
 }
@@ -122,6 +123,7 @@ impl Server {
             store,
             identities,
             kms,
+            signing_keys: sigauth::SigningKeyCache::default(),
             s3,
             metrics: metrics_handle()?,
             config,

@@ -89,7 +89,15 @@ pub async fn handle(
         action.clone()
     };
 
-    let auth = match authenticate(&state.identities, parts, &body, service, ErrorStyle::Query).await
+    let auth = match authenticate(
+        &state.identities,
+        &state.signing_keys,
+        parts,
+        &body,
+        service,
+        ErrorStyle::Query,
+    )
+    .await
     {
         Ok(auth) => auth,
         Err(failure) => {

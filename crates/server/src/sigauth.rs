@@ -91,6 +91,52 @@ fn to_api_error(style: ErrorStyle, e: SigV4Error) -> ApiError {
     }
 }
 
+/// Derived SigV4 signing keys by access key and credential scope. A key is good for one
+/// day, one region and one service; deriving it costs four HMACs per request otherwise. The
+/// secret it was derived from is kept beside it so a replaced secret is never matched.
+#[derive(Default)]
+pub struct SigningKeyCache {
+    keys: std::sync::RwLock<std::collections::HashMap<String, CachedSigningKey>>,
+}
+
+struct CachedSigningKey {
+    secret: zeroize::Zeroizing<String>,
+    key: zeroize::Zeroizing<Vec<u8>>,
+}
+
+/// Entries beyond this are dropped wholesale: scopes change daily, so the map only refills.
+const MAX_CACHED_SIGNING_KEYS: usize = 10_000;
+
+impl SigningKeyCache {
+    pub fn get(
+        &self,
+        auth: &sigv4::AuthorizationHeader,
+        secret: &str,
+    ) -> zeroize::Zeroizing<Vec<u8>> {
+        let id = format!("{}/{}", auth.access_key_id, auth.scope.as_string());
+        if let Ok(keys) = self.keys.read()
+            && let Some(cached) = keys.get(&id)
+            && cached.secret.as_str() == secret
+        {
+            return cached.key.clone();
+        }
+        let key = sigv4::signing_key(secret, &auth.scope);
+        if let Ok(mut keys) = self.keys.write() {
+            if keys.len() >= MAX_CACHED_SIGNING_KEYS {
+                keys.clear();
+            }
+            keys.insert(
+                id,
+                CachedSigningKey {
+                    secret: zeroize::Zeroizing::new(secret.to_string()),
+                    key: key.clone(),
+                },
+            );
+        }
+        key
+    }
+}
+
 /// Every header as `(name, value)`, with `host` synthesised from the URI authority for HTTP/2.
 pub fn header_pairs(parts: &Parts) -> Vec<(String, String)> {
     let mut headers: Vec<(String, String)> = parts
@@ -122,6 +168,7 @@ fn valid_region(region: &str) -> bool {
 /// Authenticates a header-signed request whose credential scope must name `service`.
 pub async fn authenticate(
     identities: &Identities,
+    signing_keys: &SigningKeyCache,
     parts: &Parts,
     body: &[u8],
     service: &str,
@@ -191,10 +238,31 @@ pub async fn authenticate(
         headers: &headers,
         payload_hash: &payload_hash,
     };
-    sigv4::verify(&request, &auth, &amz_date, &resolved.secret)
+    let signing_key = signing_keys.get(&auth, &resolved.secret);
+    sigv4::verify_with_signing_key(&request, &auth, &amz_date, &signing_key)
         .map_err(|e| fail_known(to_api_error(style, e)))?;
     Ok(Authenticated {
         principal,
         region: auth.scope.region,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cached_signing_key_is_never_used_for_another_secret() {
+        let cache = SigningKeyCache::default();
+        let auth = sigv4::parse_authorization(
+            "AWS4-HMAC-SHA256 Credential=AKID/20261128/us-east-1/kms/aws4_request, SignedHeaders=host, Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31",
+        )
+        .unwrap();
+        let first = cache.get(&auth, "secret-a");
+        assert_eq!(first, cache.get(&auth, "secret-a"));
+        assert_eq!(first, sigv4::signing_key("secret-a", &auth.scope));
+        let replaced = cache.get(&auth, "secret-b");
+        assert_ne!(first, replaced);
+        assert_eq!(replaced, sigv4::signing_key("secret-b", &auth.scope));
+    }
 }

@@ -432,12 +432,20 @@ pub fn verify(
     amz_date: &str,
     secret: &str,
 ) -> Result<(), SigV4Error> {
+    verify_with_signing_key(parts, auth, amz_date, &signing_key(secret, &auth.scope))
+}
+
+/// [`verify`] with a signing key derived earlier for the same secret and scope: the key is
+/// valid for a whole day, so servers cache it instead of deriving it for every request.
+pub fn verify_with_signing_key(
+    parts: &RequestParts<'_>,
+    auth: &AuthorizationHeader,
+    amz_date: &str,
+    signing_key: &[u8],
+) -> Result<(), SigV4Error> {
     let canonical = canonical_request(parts, &auth.signed_headers, &canonical_uri(parts.path))?;
-    let expected = sign(
-        secret,
-        &auth.scope,
-        &string_to_sign(amz_date, &auth.scope, &canonical),
-    );
+    let to_sign = string_to_sign(amz_date, &auth.scope, &canonical);
+    let expected = hex::encode(hmac_sha256(signing_key, to_sign.as_bytes()).as_slice());
     if bool::from(expected.as_bytes().ct_eq(auth.signature.as_bytes())) {
         Ok(())
     } else {
