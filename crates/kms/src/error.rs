@@ -20,6 +20,10 @@ pub enum KmsError {
     #[error("{0}")]
     InvalidGrantToken(String),
     #[error("{0}")]
+    InvalidSignature(String),
+    #[error("{0}")]
+    InvalidMac(String),
+    #[error("{0}")]
     Validation(String),
     #[error("{0}")]
     InvalidAliasName(String),
@@ -52,6 +56,8 @@ impl KmsError {
             KmsError::InvalidKeyUsage(_) => "InvalidKeyUsageException",
             KmsError::AlreadyExists(_) => "AlreadyExistsException",
             KmsError::InvalidGrantToken(_) => "InvalidGrantTokenException",
+            KmsError::InvalidSignature(_) => "KMSInvalidSignatureException",
+            KmsError::InvalidMac(_) => "KMSInvalidMacException",
             KmsError::Validation(_) => "ValidationException",
             KmsError::InvalidAliasName(_) => "InvalidAliasNameException",
             KmsError::InvalidArn(_) => "InvalidArnException",

@@ -7,6 +7,7 @@
 //! alike. Unwrapped backing keys are cached so the hot path (GenerateDataKey, Decrypt) never
 //! reads the store; every mutation goes through the cache.
 
+pub mod asymmetric;
 mod audit;
 pub mod envelope;
 mod error;

@@ -131,6 +131,8 @@ response!(
         customer_master_key_spec: String,
         key_spec: String,
         encryption_algorithms: Vec<String>,
+        signing_algorithms: Vec<String>,
+        mac_algorithms: Vec<String>,
         multi_region: bool,
         pending_deletion_window_in_days: i64,
         current_key_material_id: String,
@@ -389,4 +391,134 @@ response!(ListKeyPoliciesResponse {
     policy_names: Vec<String>,
     next_marker: String,
     truncated: bool,
+});
+
+request!(GetPublicKeyRequest { key_id: String, grant_tokens: Vec<String> });
+response!(GetPublicKeyResponse {
+    key_id: String,
+    public_key: Blob,
+    customer_master_key_spec: String,
+    key_spec: String,
+    key_usage: String,
+    encryption_algorithms: Vec<String>,
+    signing_algorithms: Vec<String>,
+});
+
+/// The message is never serialized: serialization feeds the event record.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SignRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    #[serde(default, skip_serializing)]
+    pub message: Option<SecretBlob>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant_tokens: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_algorithm: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dry_run: Option<bool>,
+}
+response!(SignResponse {
+    key_id: String,
+    signature: Blob,
+    signing_algorithm: String,
+});
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct VerifyRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    #[serde(default, skip_serializing)]
+    pub message: Option<SecretBlob>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_type: Option<String>,
+    #[serde(default, skip_serializing)]
+    pub signature: Option<Blob>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_algorithm: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant_tokens: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dry_run: Option<bool>,
+}
+response!(VerifyResponse {
+    key_id: String,
+    signature_valid: bool,
+    signing_algorithm: String,
+});
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct GenerateMacRequest {
+    #[serde(default, skip_serializing)]
+    pub message: Option<SecretBlob>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac_algorithm: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant_tokens: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dry_run: Option<bool>,
+}
+response!(GenerateMacResponse {
+    mac: Blob,
+    mac_algorithm: String,
+    key_id: String,
+});
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct VerifyMacRequest {
+    #[serde(default, skip_serializing)]
+    pub message: Option<SecretBlob>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac_algorithm: Option<String>,
+    #[serde(default, skip_serializing)]
+    pub mac: Option<Blob>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant_tokens: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dry_run: Option<bool>,
+}
+response!(VerifyMacResponse {
+    key_id: String,
+    mac_valid: bool,
+    mac_algorithm: String,
+});
+
+request!(GenerateDataKeyPairRequest {
+    encryption_context: EncryptionContextMap,
+    key_id: String,
+    key_pair_spec: String,
+    grant_tokens: Vec<String>,
+    dry_run: bool,
+});
+response!(GenerateDataKeyPairResponse {
+    private_key_ciphertext_blob: Blob,
+    private_key_plaintext: SecretBlob,
+    public_key: Blob,
+    key_id: String,
+    key_pair_spec: String,
+    key_material_id: String,
+});
+request!(GenerateDataKeyPairWithoutPlaintextRequest {
+    encryption_context: EncryptionContextMap,
+    key_id: String,
+    key_pair_spec: String,
+    grant_tokens: Vec<String>,
+    dry_run: bool,
+});
+response!(GenerateDataKeyPairWithoutPlaintextResponse {
+    private_key_ciphertext_blob: Blob,
+    public_key: Blob,
+    key_id: String,
+    key_pair_spec: String,
+    key_material_id: String,
 });

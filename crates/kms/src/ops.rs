@@ -4,6 +4,7 @@
 use keytrail_audit::{CallContext, Resource};
 use keytrail_store::AliasRow;
 
+use crate::asymmetric;
 use crate::envelope::{self, BlobHeader, EncryptionContext};
 use crate::error::{KmsError, KmsResult};
 use crate::keys::{
@@ -12,7 +13,7 @@ use crate::keys::{
 use crate::model::*;
 use crate::service::{AuditNotes, Kms, KmsOperation, LoadedKey, epoch_seconds, now_ms};
 
-const SYMMETRIC_DEFAULT: &str = "SYMMETRIC_DEFAULT";
+use crate::asymmetric::SYMMETRIC_DEFAULT;
 /// The encryption context limit AWS does not document; chosen as the spec suggests.
 const MAX_CONTEXT_BYTES: usize = 8192;
 const MAX_TAGS: usize = 50;
@@ -229,11 +230,45 @@ pub(crate) fn metadata(record: &KeyRecord) -> KeyMetadata {
         key_manager: Some("CUSTOMER".into()),
         customer_master_key_spec: Some(record.key_spec.clone()),
         key_spec: Some(record.key_spec.clone()),
-        encryption_algorithms: Some(vec![SYMMETRIC_DEFAULT.into()]),
+        encryption_algorithms: non_empty(asymmetric::encryption_algorithms(
+            &record.key_spec,
+            &record.key_usage,
+        )),
+        signing_algorithms: non_empty(asymmetric::signing_algorithms(
+            &record.key_spec,
+            &record.key_usage,
+        )),
+        mac_algorithms: non_empty(asymmetric::mac_algorithms(&record.key_spec)),
         multi_region: Some(false),
         pending_deletion_window_in_days: record.pending_window_days.filter(|_| pending),
-        current_key_material_id: Some(record.current_material_id.clone()),
+        current_key_material_id: (record.key_spec == SYMMETRIC_DEFAULT)
+            .then(|| record.current_material_id.clone()),
     }
+}
+
+fn non_empty(list: Vec<String>) -> Option<Vec<String>> {
+    (!list.is_empty()).then_some(list)
+}
+
+/// Operations of symmetric encryption keys only (§2.7: InvalidKeyUsageException otherwise).
+fn require_symmetric(key: &LoadedKey, operation: &str) -> KmsResult<()> {
+    if key.record.key_spec == SYMMETRIC_DEFAULT {
+        return Ok(());
+    }
+    Err(KmsError::InvalidKeyUsage(format!(
+        "{} key usage is {} which is not valid for {operation}.",
+        key.arn, key.record.key_usage
+    )))
+}
+
+fn require_usage(key: &LoadedKey, usage: &str, operation: &str) -> KmsResult<()> {
+    if key.record.key_usage == usage {
+        return Ok(());
+    }
+    Err(KmsError::InvalidKeyUsage(format!(
+        "{} key usage is {} which is not valid for {operation}.",
+        key.arn, key.record.key_usage
+    )))
 }
 
 fn note_key(notes: &mut AuditNotes, key: &LoadedKey) {
@@ -268,42 +303,32 @@ impl KmsOperation for CreateKeyRequest {
         };
         let usage = self.key_usage.as_deref().unwrap_or("ENCRYPT_DECRYPT");
         if !matches!(
-            spec,
-            "SYMMETRIC_DEFAULT"
-                | "RSA_2048"
-                | "RSA_3072"
-                | "RSA_4096"
-                | "ECC_NIST_P256"
-                | "ECC_NIST_P384"
-                | "ECC_NIST_P521"
-                | "ECC_SECG_P256K1"
-                | "ECC_NIST_EDWARDS25519"
-                | "HMAC_224"
-                | "HMAC_256"
-                | "HMAC_384"
-                | "HMAC_512"
-                | "SM2"
-                | "ML_DSA_44"
-                | "ML_DSA_65"
-                | "ML_DSA_87"
-                | "ML_KEM_512"
-                | "ML_KEM_768"
-                | "ML_KEM_1024"
+            usage,
+            "ENCRYPT_DECRYPT"
+                | "SIGN_VERIFY"
+                | "GENERATE_VERIFY_MAC"
+                | "KEY_AGREEMENT"
+                | "ENCAPSULATE_DECAPSULATE"
         ) {
             return Err(KmsError::constraint(
-                "keySpec",
-                spec,
-                "Member must satisfy enum value set",
+                "keyUsage",
+                usage,
+                "Member must satisfy enum value set: [SIGN_VERIFY, GENERATE_VERIFY_MAC, ENCRYPT_DECRYPT, KEY_AGREEMENT, ENCAPSULATE_DECAPSULATE]",
             ));
         }
-        if spec != SYMMETRIC_DEFAULT {
+        if asymmetric::family(spec).is_none() {
             return Err(KmsError::UnsupportedOperation(format!(
-                "KeySpec {spec} is not supported by this keytrail version; only SYMMETRIC_DEFAULT keys exist yet."
+                "KeySpec {spec} is not supported by this keytrail version."
             )));
         }
-        if usage != "ENCRYPT_DECRYPT" {
+        if usage == "KEY_AGREEMENT" || usage == "ENCAPSULATE_DECAPSULATE" {
+            return Err(KmsError::UnsupportedOperation(format!(
+                "KeyUsage {usage} is not supported by this keytrail version."
+            )));
+        }
+        if !asymmetric::usages(spec).contains(&usage) {
             return Err(KmsError::Validation(format!(
-                "KeyUsage {usage} is not compatible with KeySpec {spec}."
+                "KeyUsage {usage} is not compatible with KeySpec {spec}"
             )));
         }
         let origin = self.origin.as_deref().unwrap_or("AWS_KMS");
@@ -775,7 +800,7 @@ fn seal(
 ) -> KmsResult<(Vec<u8>, String)> {
     let header = header_for(key)?;
     let material = key.current()?;
-    let blob = envelope::seal(&material.key, &header, ctx, plaintext)
+    let blob = envelope::seal(material.key.aes()?, &header, ctx, plaintext)
         .map_err(|_| KmsError::Internal("Encryption failed.".into()))?;
     Ok((blob, material.id_hex.clone()))
 }
@@ -826,7 +851,7 @@ async fn open(
         .material(&header.material_id)
         .ok_or_else(invalid_ciphertext)?;
     let plaintext =
-        envelope::open(&material.key, &parsed, context).map_err(|_| invalid_ciphertext())?;
+        envelope::open(material.key.aes()?, &parsed, context).map_err(|_| invalid_ciphertext())?;
     let material_id = material.id_hex.clone();
     Ok((key, plaintext, material_id))
 }
@@ -876,6 +901,28 @@ impl KmsOperation for EncryptRequest {
         let key = kms.resolve(ctx, key_id, true).await?;
         note_key(notes, &key);
         Kms::usable_for_crypto(&key)?;
+        if key.record.key_spec != SYMMETRIC_DEFAULT {
+            require_usage(&key, "ENCRYPT_DECRYPT", Self::NAME)?;
+            let (algorithm, oaep) = rsa_algorithm(&self.encryption_algorithm, &key)?;
+            no_context_for_asymmetric(&enc_ctx)?;
+            let material = key.current()?;
+            let max = material.key.oaep_max_plaintext(oaep);
+            if plaintext.0.len() > max {
+                return Err(KmsError::Validation(format!(
+                    "Plaintext is {} bytes; {} with {} takes at most {max}.",
+                    plaintext.0.len(),
+                    key.record.key_spec,
+                    algorithm
+                )));
+            }
+            dry_run(self.dry_run)?;
+            let blob = material.key.rsa_encrypt(oaep, &plaintext.0)?;
+            return Ok(EncryptResponse {
+                ciphertext_blob: Some(Blob(blob)),
+                key_id: Some(key.arn.clone()),
+                encryption_algorithm: Some(algorithm),
+            });
+        }
         let algorithm =
             symmetric_algorithm("encryptionAlgorithm", &self.encryption_algorithm, &key)?;
         dry_run(self.dry_run)?;
@@ -887,6 +934,73 @@ impl KmsOperation for EncryptRequest {
             encryption_algorithm: Some(algorithm),
         })
     }
+}
+
+/// The RSA-OAEP algorithm a request names; asymmetric keys have no default (§2.4).
+fn rsa_algorithm(
+    value: &Option<String>,
+    key: &LoadedKey,
+) -> KmsResult<(String, &'static aws_lc_rs::rsa::OaepAlgorithm)> {
+    let name = value.as_deref().unwrap_or(SYMMETRIC_DEFAULT);
+    match asymmetric::oaep(name) {
+        Some(alg) => Ok((name.to_string(), alg)),
+        None => Err(KmsError::InvalidKeyUsage(format!(
+            "Algorithm {name} is incompatible with key spec {}.",
+            key.record.key_spec
+        ))),
+    }
+}
+
+fn no_context_for_asymmetric(context: &EncryptionContext) -> KmsResult<()> {
+    if context.is_empty() {
+        Ok(())
+    } else {
+        Err(KmsError::Validation(
+            "EncryptionContext is only supported for symmetric encryption KMS keys.".into(),
+        ))
+    }
+}
+
+struct AsymmetricInput<'a> {
+    blob: &'a [u8],
+    key_id: Option<&'a str>,
+    algorithm: &'a Option<String>,
+    context: &'a EncryptionContext,
+    operation: &'static str,
+}
+
+/// Decrypts with the key the request names when it is an RSA key: RSA ciphertexts are raw
+/// OAEP output and carry no key id, so AWS requires `KeyId` for them. `None` for symmetric.
+async fn open_asymmetric(
+    kms: &Kms,
+    call: &CallContext,
+    input: AsymmetricInput<'_>,
+    notes: &mut AuditNotes,
+) -> KmsResult<
+    Option<(
+        std::sync::Arc<LoadedKey>,
+        zeroize::Zeroizing<Vec<u8>>,
+        String,
+    )>,
+> {
+    let Some(key_id) = input.key_id else {
+        return Ok(None);
+    };
+    let key = kms.resolve(call, key_id, true).await?;
+    if key.record.key_spec == SYMMETRIC_DEFAULT {
+        return Ok(None);
+    }
+    note_key(notes, &key);
+    Kms::usable_for_crypto(&key)?;
+    require_usage(&key, "ENCRYPT_DECRYPT", input.operation)?;
+    let (name, oaep) = rsa_algorithm(input.algorithm, &key)?;
+    no_context_for_asymmetric(input.context)?;
+    let plaintext = key
+        .current()?
+        .key
+        .rsa_decrypt(oaep, input.blob)
+        .ok_or_else(invalid_ciphertext)?;
+    Ok(Some((key, plaintext, name)))
 }
 
 fn ciphertext_member<'a>(blob: &'a Option<Blob>, field: &str) -> KmsResult<&'a [u8]> {
@@ -918,6 +1032,28 @@ impl KmsOperation for DecryptRequest {
         grant_tokens(&self.grant_tokens)?;
         if let Some(k) = &self.key_id {
             length("keyId", k, 1, 2048)?;
+        }
+        if let Some((key, plaintext, algorithm)) = open_asymmetric(
+            kms,
+            ctx,
+            AsymmetricInput {
+                blob,
+                key_id: self.key_id.as_deref(),
+                algorithm: &self.encryption_algorithm,
+                context: &enc_ctx,
+                operation: Self::NAME,
+            },
+            notes,
+        )
+        .await?
+        {
+            dry_run(self.dry_run)?;
+            return Ok(DecryptResponse {
+                key_id: Some(key.arn.clone()),
+                plaintext: Some(SecretBlob(plaintext)),
+                encryption_algorithm: Some(algorithm),
+                key_material_id: None,
+            });
         }
         let (key, plaintext, material_id) =
             open(kms, ctx, blob, self.key_id.as_deref(), &enc_ctx, notes).await?;
@@ -951,20 +1087,39 @@ impl KmsOperation for ReEncryptRequest {
         let source_ctx = context(&self.source_encryption_context)?;
         let destination_ctx = context(&self.destination_encryption_context)?;
         grant_tokens(&self.grant_tokens)?;
-        let (source, plaintext, source_material) = open(
+        let asymmetric_source = open_asymmetric(
             kms,
             ctx,
-            blob,
-            self.source_key_id.as_deref(),
-            &source_ctx,
+            AsymmetricInput {
+                blob,
+                key_id: self.source_key_id.as_deref(),
+                algorithm: &self.source_encryption_algorithm,
+                context: &source_ctx,
+                operation: Self::NAME,
+            },
             notes,
         )
         .await?;
-        let source_alg = symmetric_algorithm(
-            "sourceEncryptionAlgorithm",
-            &self.source_encryption_algorithm,
-            &source,
-        )?;
+        let (source, plaintext, source_alg, source_material) = match asymmetric_source {
+            Some((key, plaintext, alg)) => (key, plaintext, alg, None),
+            None => {
+                let (key, plaintext, material) = open(
+                    kms,
+                    ctx,
+                    blob,
+                    self.source_key_id.as_deref(),
+                    &source_ctx,
+                    notes,
+                )
+                .await?;
+                let alg = symmetric_algorithm(
+                    "sourceEncryptionAlgorithm",
+                    &self.source_encryption_algorithm,
+                    &key,
+                )?;
+                (key, plaintext, alg, Some(material))
+            }
+        };
         let dest = kms.resolve(ctx, destination, true).await?;
         notes.extra_resources.push(Resource {
             account_id: Some(ctx.principal.account_id.clone()),
@@ -972,28 +1127,45 @@ impl KmsOperation for ReEncryptRequest {
             arn: dest.arn.clone(),
         });
         Kms::usable_for_crypto(&dest)?;
-        let dest_alg = symmetric_algorithm(
-            "destinationEncryptionAlgorithm",
-            &self.destination_encryption_algorithm,
-            &dest,
-        )?;
-        dry_run(self.dry_run)?;
-        let (new_blob, dest_material) = seal(&dest, &destination_ctx, &plaintext)?;
-        notes.key_material_id = Some(source_material.clone());
+        let (new_blob, dest_alg, dest_material) = if dest.record.key_spec == SYMMETRIC_DEFAULT {
+            let dest_alg = symmetric_algorithm(
+                "destinationEncryptionAlgorithm",
+                &self.destination_encryption_algorithm,
+                &dest,
+            )?;
+            dry_run(self.dry_run)?;
+            let (new_blob, material) = seal(&dest, &destination_ctx, &plaintext)?;
+            (new_blob, dest_alg, Some(material))
+        } else {
+            require_usage(&dest, "ENCRYPT_DECRYPT", Self::NAME)?;
+            let (dest_alg, oaep) = rsa_algorithm(&self.destination_encryption_algorithm, &dest)?;
+            no_context_for_asymmetric(&destination_ctx)?;
+            let material = dest.current()?;
+            if plaintext.len() > material.key.oaep_max_plaintext(oaep) {
+                return Err(KmsError::Validation(format!(
+                    "The plaintext is too long for {} with {dest_alg}.",
+                    dest.record.key_spec
+                )));
+            }
+            dry_run(self.dry_run)?;
+            (material.key.rsa_encrypt(oaep, &plaintext)?, dest_alg, None)
+        };
+        notes.key_material_id = source_material.clone();
         Ok(ReEncryptResponse {
             ciphertext_blob: Some(Blob(new_blob)),
             source_key_id: Some(source.arn.clone()),
             key_id: Some(dest.arn.clone()),
             source_encryption_algorithm: Some(source_alg),
             destination_encryption_algorithm: Some(dest_alg),
-            source_key_material_id: Some(source_material),
-            destination_key_material_id: Some(dest_material),
+            source_key_material_id: source_material,
+            destination_key_material_id: dest_material,
         })
     }
 }
 
 /// The members GenerateDataKey and GenerateDataKeyWithoutPlaintext share.
 struct DataKeyInput<'a> {
+    operation: &'static str,
     key_id: &'a Option<String>,
     encryption_context: &'a Option<EncryptionContextMap>,
     number_of_bytes: Option<i64>,
@@ -1022,6 +1194,7 @@ async fn generate_data_key(
     let key = kms.resolve(ctx, key_id, true).await?;
     note_key(notes, &key);
     Kms::usable_for_crypto(&key)?;
+    require_symmetric(&key, input.operation)?;
     dry_run(input.dry_run)?;
     let plaintext = envelope::random(len)
         .map_err(|_| KmsError::Internal("Random generator failure.".into()))?;
@@ -1052,6 +1225,7 @@ impl KmsOperation for GenerateDataKeyRequest {
             ctx,
             notes,
             DataKeyInput {
+                operation: Self::NAME,
                 key_id: &self.key_id,
                 encryption_context: &self.encryption_context,
                 number_of_bytes: self.number_of_bytes,
@@ -1087,6 +1261,7 @@ impl KmsOperation for GenerateDataKeyWithoutPlaintextRequest {
             ctx,
             notes,
             DataKeyInput {
+                operation: Self::NAME,
                 key_id: &self.key_id,
                 encryption_context: &self.encryption_context,
                 number_of_bytes: self.number_of_bytes,
@@ -1133,7 +1308,19 @@ impl KmsOperation for GenerateRandomRequest {
 
 // ---- rotation ------------------------------------------------------------------------------------
 
+/// Only symmetric encryption keys with KMS-generated material rotate (§2.12).
+fn rotation_supported(r: &KeyRecord, arn: &str) -> KmsResult<()> {
+    if r.key_spec == SYMMETRIC_DEFAULT {
+        return Ok(());
+    }
+    Err(KmsError::UnsupportedOperation(format!(
+        "{arn} has key spec {}: only symmetric encryption keys can be rotated.",
+        r.key_spec
+    )))
+}
+
 fn rotation_state_check(r: &KeyRecord, arn: &str) -> KmsResult<()> {
+    rotation_supported(r, arn)?;
     match r.state {
         KeyState::Enabled => Ok(()),
         KeyState::Disabled => Err(KmsError::Disabled(format!("{arn} is disabled."))),
@@ -1213,6 +1400,7 @@ impl KmsOperation for GetKeyRotationStatusRequest {
         let key_id = key_id_member(&self.key_id, "keyId")?;
         let key = kms.resolve(ctx, key_id, false).await?;
         note_key(notes, &key);
+        rotation_supported(&key.record, &key.arn)?;
         let r = &key.record;
         Ok(GetKeyRotationStatusResponse {
             key_rotation_enabled: Some(r.rotation_enabled),
@@ -1288,6 +1476,7 @@ impl KmsOperation for ListKeyRotationsRequest {
         };
         let key = kms.resolve(ctx, key_id, false).await?;
         note_key(notes, &key);
+        rotation_supported(&key.record, &key.arn)?;
         let entries: Vec<(usize, RotationsListEntry)> = key
             .materials
             .iter()
@@ -1527,6 +1716,410 @@ impl KmsOperation for ListKeyPoliciesRequest {
             policy_names: Some(page),
             next_marker: next,
             truncated: Some(truncated),
+        })
+    }
+}
+
+// ---- asymmetric and HMAC keys (§2.4) -------------------------------------------------------------
+
+fn message_member(message: &Option<SecretBlob>) -> KmsResult<&[u8]> {
+    let message = required(message, "message")?;
+    if message.0.is_empty() || message.0.len() > 4096 {
+        return Err(KmsError::constraint(
+            "message",
+            "[SENSITIVE]",
+            "Member must have length between 1 and 4096",
+        ));
+    }
+    Ok(&message.0)
+}
+
+#[async_trait::async_trait]
+impl KmsOperation for GetPublicKeyRequest {
+    const NAME: &'static str = "GetPublicKey";
+    const READ_ONLY: bool = true;
+    type Output = GetPublicKeyResponse;
+
+    async fn run(
+        &self,
+        kms: &Kms,
+        ctx: &CallContext,
+        notes: &mut AuditNotes,
+    ) -> KmsResult<Self::Output> {
+        let key_id = key_id_member(&self.key_id, "keyId")?;
+        grant_tokens(&self.grant_tokens)?;
+        let key = kms.resolve(ctx, key_id, true).await?;
+        note_key(notes, &key);
+        Kms::usable_for_crypto(&key)?;
+        let material = key.current()?;
+        let Some(public) = material.key.public_key_der() else {
+            return Err(KmsError::UnsupportedOperation(format!(
+                "{} is a {} key, which has no public key.",
+                key.arn, key.record.key_spec
+            )));
+        };
+        let r = &key.record;
+        Ok(GetPublicKeyResponse {
+            key_id: Some(key.arn.clone()),
+            public_key: Some(Blob(public.to_vec())),
+            customer_master_key_spec: Some(r.key_spec.clone()),
+            key_spec: Some(r.key_spec.clone()),
+            key_usage: Some(r.key_usage.clone()),
+            encryption_algorithms: non_empty(asymmetric::encryption_algorithms(
+                &r.key_spec,
+                &r.key_usage,
+            )),
+            signing_algorithms: non_empty(asymmetric::signing_algorithms(
+                &r.key_spec,
+                &r.key_usage,
+            )),
+        })
+    }
+}
+
+/// The members Sign and Verify share.
+struct SigningInput<'a> {
+    key_id: &'a Option<String>,
+    algorithm: &'a Option<String>,
+    message: &'a [u8],
+    message_type: &'a Option<String>,
+    operation: &'static str,
+}
+
+/// Checks shared by Sign and Verify; returns the key and the digest to sign or verify.
+async fn signing_input(
+    kms: &Kms,
+    ctx: &CallContext,
+    notes: &mut AuditNotes,
+    input: SigningInput<'_>,
+) -> KmsResult<(std::sync::Arc<LoadedKey>, String, aws_lc_rs::digest::Digest)> {
+    let SigningInput {
+        key_id,
+        algorithm,
+        message,
+        message_type,
+        operation,
+    } = input;
+    let key_id = key_id_member(key_id, "keyId")?;
+    let algorithm = required(algorithm, "signingAlgorithm")?;
+    let key = kms.resolve(ctx, key_id, true).await?;
+    note_key(notes, &key);
+    Kms::usable_for_crypto(&key)?;
+    require_usage(&key, "SIGN_VERIFY", operation)?;
+    if !asymmetric::signing_algorithms(&key.record.key_spec, &key.record.key_usage)
+        .contains(algorithm)
+    {
+        return Err(KmsError::InvalidKeyUsage(format!(
+            "Algorithm {algorithm} is incompatible with key spec {}.",
+            key.record.key_spec
+        )));
+    }
+    let digest =
+        asymmetric::message_digest(algorithm, message, message_type.as_deref().unwrap_or("RAW"))?;
+    Ok((key, algorithm.clone(), digest))
+}
+
+#[async_trait::async_trait]
+impl KmsOperation for SignRequest {
+    const NAME: &'static str = "Sign";
+    const READ_ONLY: bool = true;
+    type Output = SignResponse;
+
+    async fn run(
+        &self,
+        kms: &Kms,
+        ctx: &CallContext,
+        notes: &mut AuditNotes,
+    ) -> KmsResult<Self::Output> {
+        let message = message_member(&self.message)?;
+        grant_tokens(&self.grant_tokens)?;
+        let (key, algorithm, digest) = signing_input(
+            kms,
+            ctx,
+            notes,
+            SigningInput {
+                key_id: &self.key_id,
+                algorithm: &self.signing_algorithm,
+                message,
+                message_type: &self.message_type,
+                operation: Self::NAME,
+            },
+        )
+        .await?;
+        dry_run(self.dry_run)?;
+        let signature = asymmetric::sign(
+            &key.current()?.key,
+            &key.record.key_spec,
+            &algorithm,
+            &digest,
+        )?;
+        Ok(SignResponse {
+            key_id: Some(key.arn.clone()),
+            signature: Some(Blob(signature)),
+            signing_algorithm: Some(algorithm),
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl KmsOperation for VerifyRequest {
+    const NAME: &'static str = "Verify";
+    const READ_ONLY: bool = true;
+    type Output = VerifyResponse;
+
+    async fn run(
+        &self,
+        kms: &Kms,
+        ctx: &CallContext,
+        notes: &mut AuditNotes,
+    ) -> KmsResult<Self::Output> {
+        let message = message_member(&self.message)?;
+        let signature = required(&self.signature, "signature")?;
+        if signature.0.is_empty() || signature.0.len() > 6144 {
+            return Err(KmsError::constraint(
+                "signature",
+                "[BLOB]",
+                "Member must have length between 1 and 6144",
+            ));
+        }
+        grant_tokens(&self.grant_tokens)?;
+        let (key, algorithm, digest) = signing_input(
+            kms,
+            ctx,
+            notes,
+            SigningInput {
+                key_id: &self.key_id,
+                algorithm: &self.signing_algorithm,
+                message,
+                message_type: &self.message_type,
+                operation: Self::NAME,
+            },
+        )
+        .await?;
+        dry_run(self.dry_run)?;
+        let valid = asymmetric::verify(
+            &key.current()?.key,
+            &key.record.key_spec,
+            &algorithm,
+            &digest,
+            &signature.0,
+        )?;
+        if !valid {
+            return Err(KmsError::InvalidSignature(String::new()));
+        }
+        Ok(VerifyResponse {
+            key_id: Some(key.arn.clone()),
+            signature_valid: Some(true),
+            signing_algorithm: Some(algorithm),
+        })
+    }
+}
+
+async fn mac_key(
+    kms: &Kms,
+    ctx: &CallContext,
+    notes: &mut AuditNotes,
+    key_id: &Option<String>,
+    algorithm: &Option<String>,
+    operation: &'static str,
+) -> KmsResult<(std::sync::Arc<LoadedKey>, String)> {
+    let key_id = key_id_member(key_id, "keyId")?;
+    let algorithm = required(algorithm, "macAlgorithm")?;
+    let key = kms.resolve(ctx, key_id, true).await?;
+    note_key(notes, &key);
+    Kms::usable_for_crypto(&key)?;
+    require_usage(&key, "GENERATE_VERIFY_MAC", operation)?;
+    if !asymmetric::mac_algorithms(&key.record.key_spec).contains(algorithm) {
+        return Err(KmsError::InvalidKeyUsage(format!(
+            "Algorithm {algorithm} is incompatible with key spec {}.",
+            key.record.key_spec
+        )));
+    }
+    Ok((key, algorithm.clone()))
+}
+
+#[async_trait::async_trait]
+impl KmsOperation for GenerateMacRequest {
+    const NAME: &'static str = "GenerateMac";
+    const READ_ONLY: bool = true;
+    type Output = GenerateMacResponse;
+
+    async fn run(
+        &self,
+        kms: &Kms,
+        ctx: &CallContext,
+        notes: &mut AuditNotes,
+    ) -> KmsResult<Self::Output> {
+        let message = message_member(&self.message)?;
+        grant_tokens(&self.grant_tokens)?;
+        let (key, algorithm) = mac_key(
+            kms,
+            ctx,
+            notes,
+            &self.key_id,
+            &self.mac_algorithm,
+            Self::NAME,
+        )
+        .await?;
+        dry_run(self.dry_run)?;
+        let hmac_key = key
+            .current()?
+            .key
+            .hmac()
+            .ok_or_else(|| KmsError::Internal("HMAC key material is missing.".into()))?;
+        let tag = aws_lc_rs::hmac::sign(hmac_key, message);
+        Ok(GenerateMacResponse {
+            mac: Some(Blob(tag.as_ref().to_vec())),
+            mac_algorithm: Some(algorithm),
+            key_id: Some(key.arn.clone()),
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl KmsOperation for VerifyMacRequest {
+    const NAME: &'static str = "VerifyMac";
+    const READ_ONLY: bool = true;
+    type Output = VerifyMacResponse;
+
+    async fn run(
+        &self,
+        kms: &Kms,
+        ctx: &CallContext,
+        notes: &mut AuditNotes,
+    ) -> KmsResult<Self::Output> {
+        let message = message_member(&self.message)?;
+        let mac = required(&self.mac, "mac")?;
+        grant_tokens(&self.grant_tokens)?;
+        let (key, algorithm) = mac_key(
+            kms,
+            ctx,
+            notes,
+            &self.key_id,
+            &self.mac_algorithm,
+            Self::NAME,
+        )
+        .await?;
+        dry_run(self.dry_run)?;
+        let hmac_key = key
+            .current()?
+            .key
+            .hmac()
+            .ok_or_else(|| KmsError::Internal("HMAC key material is missing.".into()))?;
+        if aws_lc_rs::hmac::verify(hmac_key, message, &mac.0).is_err() {
+            return Err(KmsError::InvalidMac(String::new()));
+        }
+        Ok(VerifyMacResponse {
+            key_id: Some(key.arn.clone()),
+            mac_valid: Some(true),
+            mac_algorithm: Some(algorithm),
+        })
+    }
+}
+
+struct DataKeyPair {
+    key: std::sync::Arc<LoadedKey>,
+    spec: String,
+    private_key: zeroize::Zeroizing<Vec<u8>>,
+    public_key: Vec<u8>,
+    blob: Vec<u8>,
+    material_id: String,
+}
+
+async fn generate_data_key_pair(
+    kms: &Kms,
+    ctx: &CallContext,
+    notes: &mut AuditNotes,
+    key_id: &Option<String>,
+    spec: &Option<String>,
+    encryption_context: &Option<EncryptionContextMap>,
+    operation: &'static str,
+) -> KmsResult<DataKeyPair> {
+    let key_id = key_id_member(key_id, "keyId")?;
+    let spec = required(spec, "keyPairSpec")?;
+    let enc_ctx = context(encryption_context)?;
+    let key = kms.resolve(ctx, key_id, true).await?;
+    note_key(notes, &key);
+    Kms::usable_for_crypto(&key)?;
+    require_symmetric(&key, operation)?;
+    let (private_key, public_key) = asymmetric::data_key_pair(spec)?;
+    let (blob, material_id) = seal(&key, &enc_ctx, &private_key)?;
+    notes.key_material_id = Some(material_id.clone());
+    Ok(DataKeyPair {
+        key,
+        spec: spec.clone(),
+        private_key,
+        public_key,
+        blob,
+        material_id,
+    })
+}
+
+#[async_trait::async_trait]
+impl KmsOperation for GenerateDataKeyPairRequest {
+    const NAME: &'static str = "GenerateDataKeyPair";
+    const READ_ONLY: bool = true;
+    type Output = GenerateDataKeyPairResponse;
+
+    async fn run(
+        &self,
+        kms: &Kms,
+        ctx: &CallContext,
+        notes: &mut AuditNotes,
+    ) -> KmsResult<Self::Output> {
+        grant_tokens(&self.grant_tokens)?;
+        dry_run(self.dry_run)?;
+        let pair = generate_data_key_pair(
+            kms,
+            ctx,
+            notes,
+            &self.key_id,
+            &self.key_pair_spec,
+            &self.encryption_context,
+            Self::NAME,
+        )
+        .await?;
+        Ok(GenerateDataKeyPairResponse {
+            private_key_ciphertext_blob: Some(Blob(pair.blob)),
+            private_key_plaintext: Some(SecretBlob(pair.private_key)),
+            public_key: Some(Blob(pair.public_key)),
+            key_id: Some(pair.key.arn.clone()),
+            key_pair_spec: Some(pair.spec),
+            key_material_id: Some(pair.material_id),
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl KmsOperation for GenerateDataKeyPairWithoutPlaintextRequest {
+    const NAME: &'static str = "GenerateDataKeyPairWithoutPlaintext";
+    const READ_ONLY: bool = true;
+    type Output = GenerateDataKeyPairWithoutPlaintextResponse;
+
+    async fn run(
+        &self,
+        kms: &Kms,
+        ctx: &CallContext,
+        notes: &mut AuditNotes,
+    ) -> KmsResult<Self::Output> {
+        grant_tokens(&self.grant_tokens)?;
+        dry_run(self.dry_run)?;
+        let pair = generate_data_key_pair(
+            kms,
+            ctx,
+            notes,
+            &self.key_id,
+            &self.key_pair_spec,
+            &self.encryption_context,
+            Self::NAME,
+        )
+        .await?;
+        Ok(GenerateDataKeyPairWithoutPlaintextResponse {
+            private_key_ciphertext_blob: Some(Blob(pair.blob)),
+            public_key: Some(Blob(pair.public_key)),
+            key_id: Some(pair.key.arn.clone()),
+            key_pair_spec: Some(pair.spec),
+            key_material_id: Some(pair.material_id),
         })
     }
 }

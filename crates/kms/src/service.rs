@@ -10,7 +10,8 @@ use keytrail_store::{AliasRow, KeyMaterialRow, KmsKeyRow, Store};
 use serde::Serialize;
 use zeroize::Zeroizing;
 
-use crate::envelope::{self, MATERIAL_ID_LEN, MATERIAL_LEN, MaterialKey};
+use crate::asymmetric::{self, KeyMaterial};
+use crate::envelope::{self, MATERIAL_ID_LEN};
 use crate::error::{KmsError, KmsResult};
 use crate::keys::{KeyIdentifier, KeyRecord, KeyState, alias_arn, parse_key_identifier};
 
@@ -20,7 +21,7 @@ pub const EVENT_SOURCE: &str = "kms.amazonaws.com";
 pub(crate) struct LoadedMaterial {
     pub id: [u8; MATERIAL_ID_LEN],
     pub id_hex: String,
-    pub key: MaterialKey,
+    pub key: KeyMaterial,
     pub created_ms: i64,
     pub rotation_type: Option<String>,
 }
@@ -198,7 +199,12 @@ impl Kms {
         }
     }
 
-    fn unwrap_material(&self, arn: &str, row: &KeyMaterialRow) -> KmsResult<LoadedMaterial> {
+    fn unwrap_material(
+        &self,
+        arn: &str,
+        spec: &str,
+        row: &KeyMaterialRow,
+    ) -> KmsResult<LoadedMaterial> {
         let plain = self
             .root_key
             .unwrap(&row.wrapped_material, &material_aad(arn, &row.material_id))
@@ -214,8 +220,7 @@ impl Kms {
         Ok(LoadedMaterial {
             id,
             id_hex: row.material_id.clone(),
-            key: MaterialKey::new(&plain)
-                .map_err(|_| KmsError::Internal("Stored key material is malformed.".into()))?,
+            key: asymmetric::load(spec, &plain)?,
             created_ms: row.created_at_ms,
             rotation_type: row.rotation_type.clone(),
         })
@@ -238,7 +243,10 @@ impl Kms {
                 let arn = record.arn();
                 let materials = materials
                     .iter()
-                    .map(|m| self.unwrap_material(&arn, m).map(Arc::new))
+                    .map(|m| {
+                        self.unwrap_material(&arn, &record.key_spec, m)
+                            .map(Arc::new)
+                    })
                     .collect::<KmsResult<Vec<_>>>()?;
                 let key = Arc::new(LoadedKey {
                     record,
@@ -396,14 +404,12 @@ impl Kms {
     fn new_material(
         &self,
         arn: &str,
+        spec: &str,
         rotation_type: Option<&str>,
     ) -> KmsResult<(KeyMaterialRow, LoadedMaterial)> {
-        let random = |len| {
-            envelope::random(len)
-                .map_err(|_| KmsError::Internal("Random generator failure.".into()))
-        };
-        let material: Zeroizing<Vec<u8>> = random(MATERIAL_LEN)?;
-        let id_bytes = random(MATERIAL_ID_LEN)?;
+        let (material, loaded_key): (Zeroizing<Vec<u8>>, KeyMaterial) = asymmetric::generate(spec)?;
+        let id_bytes = envelope::random(MATERIAL_ID_LEN)
+            .map_err(|_| KmsError::Internal("Random generator failure.".into()))?;
         let id: [u8; MATERIAL_ID_LEN] = id_bytes
             .as_slice()
             .try_into()
@@ -423,8 +429,7 @@ impl Kms {
         let loaded = LoadedMaterial {
             id,
             id_hex,
-            key: MaterialKey::new(&material)
-                .map_err(|_| KmsError::Internal("Key material is malformed.".into()))?,
+            key: loaded_key,
             created_ms,
             rotation_type: rotation_type.map(str::to_string),
         };
@@ -434,7 +439,7 @@ impl Kms {
     /// Stores a new key with its first backing key.
     pub(crate) async fn insert_key(&self, mut record: KeyRecord) -> KmsResult<Arc<LoadedKey>> {
         let arn = record.arn();
-        let (row, loaded) = self.new_material(&arn, None)?;
+        let (row, loaded) = self.new_material(&arn, &record.key_spec, None)?;
         record.current_material_id = row.material_id.clone();
         let _guard = self.mutations.lock().await;
         self.store
@@ -501,7 +506,8 @@ impl Kms {
             .ok_or_else(|| Self::not_found(&key.arn))?;
         let mut record = current.record.clone();
         check(&mut record, &current.arn)?;
-        let (row, loaded) = self.new_material(&current.arn, Some(rotation_type))?;
+        let (row, loaded) =
+            self.new_material(&current.arn, &record.key_spec, Some(rotation_type))?;
         record.current_material_id = row.material_id.clone();
         self.store
             .put_kms_key(Self::row(&record)?, Some(row))

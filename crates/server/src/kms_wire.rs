@@ -101,5 +101,12 @@ pub async fn dispatch(
         "GetKeyPolicy" => GetKeyPolicyRequest,
         "PutKeyPolicy" => PutKeyPolicyRequest,
         "ListKeyPolicies" => ListKeyPoliciesRequest,
+        "GetPublicKey" => GetPublicKeyRequest,
+        "Sign" => SignRequest,
+        "Verify" => VerifyRequest,
+        "GenerateMac" => GenerateMacRequest,
+        "VerifyMac" => VerifyMacRequest,
+        "GenerateDataKeyPair" => GenerateDataKeyPairRequest,
+        "GenerateDataKeyPairWithoutPlaintext" => GenerateDataKeyPairWithoutPlaintextRequest,
     }
 }

@@ -210,12 +210,24 @@ async fn key_lifecycle_and_metadata() {
     assert_eq!(
         code(
             kms.create_key()
-                .key_spec(aws_sdk_kms::types::KeySpec::Rsa2048)
-                .key_usage(aws_sdk_kms::types::KeyUsageType::SignVerify)
+                .key_spec(aws_sdk_kms::types::KeySpec::EccNistP256)
+                .key_usage(aws_sdk_kms::types::KeyUsageType::KeyAgreement)
                 .send()
                 .await
         ),
-        "UnsupportedOperationException"
+        "UnsupportedOperationException",
+        "key agreement is not implemented"
+    );
+    assert_eq!(
+        code(
+            kms.create_key()
+                .key_spec(aws_sdk_kms::types::KeySpec::EccNistP256)
+                .key_usage(aws_sdk_kms::types::KeyUsageType::EncryptDecrypt)
+                .send()
+                .await
+        ),
+        "ValidationException",
+        "ECC keys cannot encrypt"
     );
 }
 
