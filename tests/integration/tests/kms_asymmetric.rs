@@ -1,0 +1,436 @@
+//! Asymmetric and HMAC KMS keys through the AWS SDK for Rust: every spec × usage × algorithm,
+//! the usage rules, and what their events record.
+
+mod common;
+
+use aws_sdk_kms::Client;
+use aws_sdk_kms::error::ProvideErrorMetadata;
+use aws_sdk_kms::operation::RequestId;
+use aws_sdk_kms::primitives::Blob;
+use aws_sdk_kms::types::{
+    DataKeyPairSpec, EncryptionAlgorithmSpec, KeySpec, KeyUsageType, MacAlgorithmSpec, MessageType,
+    SigningAlgorithmSpec,
+};
+use common::*;
+
+fn code<E: ProvideErrorMetadata, R: std::fmt::Debug>(
+    result: Result<R, aws_sdk_kms::error::SdkError<E>>,
+) -> String {
+    match result {
+        Ok(r) => panic!("expected an error, got {r:?}"),
+        Err(e) => e.code().unwrap_or("<no code>").to_string(),
+    }
+}
+
+async fn create(kms: &Client, spec: KeySpec, usage: KeyUsageType) -> String {
+    kms.create_key()
+        .key_spec(spec)
+        .key_usage(usage)
+        .send()
+        .await
+        .expect("create key")
+        .key_metadata()
+        .expect("metadata")
+        .key_id()
+        .to_string()
+}
+
+fn digest_of(algorithm: &SigningAlgorithmSpec, message: &[u8]) -> Vec<u8> {
+    use aws_lc_rs::digest;
+    let alg = match algorithm.as_str() {
+        s if s.ends_with("256") => &digest::SHA256,
+        s if s.ends_with("384") => &digest::SHA384,
+        _ => &digest::SHA512,
+    };
+    digest::digest(alg, message).as_ref().to_vec()
+}
+
+#[tokio::test]
+async fn every_signing_spec_and_algorithm() {
+    let server = TestServer::start();
+    let kms = kms_client(&server.url, ROOT_KEY, ROOT_SECRET);
+    use SigningAlgorithmSpec as S;
+    let rsa_algorithms = vec![
+        S::RsassaPssSha256,
+        S::RsassaPssSha384,
+        S::RsassaPssSha512,
+        S::RsassaPkcs1V15Sha256,
+        S::RsassaPkcs1V15Sha384,
+        S::RsassaPkcs1V15Sha512,
+    ];
+    let cases = vec![
+        (KeySpec::Rsa2048, rsa_algorithms.clone()),
+        (KeySpec::Rsa3072, rsa_algorithms.clone()),
+        (KeySpec::Rsa4096, rsa_algorithms),
+        (KeySpec::EccNistP256, vec![S::EcdsaSha256]),
+        (KeySpec::EccNistP384, vec![S::EcdsaSha384]),
+        (KeySpec::EccNistP521, vec![S::EcdsaSha512]),
+        (KeySpec::EccSecgP256K1, vec![S::EcdsaSha256]),
+    ];
+    let message = b"the message to sign".to_vec();
+    for (spec, algorithms) in cases {
+        let key = create(&kms, spec.clone(), KeyUsageType::SignVerify).await;
+        let meta = kms.describe_key().key_id(&key).send().await.unwrap();
+        let meta = meta.key_metadata().unwrap();
+        assert_eq!(meta.signing_algorithms(), algorithms.as_slice(), "{spec:?}");
+        assert!(meta.encryption_algorithms().is_empty());
+        let public = kms.get_public_key().key_id(&key).send().await.unwrap();
+        assert_eq!(public.key_spec(), Some(&spec));
+        assert_eq!(public.key_usage(), Some(&KeyUsageType::SignVerify));
+        assert!(public.public_key().unwrap().as_ref().len() > 60, "SPKI DER");
+        for algorithm in &algorithms {
+            let signed = kms
+                .sign()
+                .key_id(&key)
+                .message(Blob::new(message.clone()))
+                .signing_algorithm(algorithm.clone())
+                .send()
+                .await
+                .unwrap();
+            let signature = signed.signature().unwrap().clone();
+            let verified = kms
+                .verify()
+                .key_id(&key)
+                .message(Blob::new(message.clone()))
+                .signature(signature.clone())
+                .signing_algorithm(algorithm.clone())
+                .send()
+                .await
+                .unwrap();
+            assert!(verified.signature_valid(), "{spec:?} {algorithm:?}");
+            // The same signature verifies against the digest computed here.
+            let digest = digest_of(algorithm, &message);
+            let by_digest = kms
+                .verify()
+                .key_id(&key)
+                .message(Blob::new(digest.clone()))
+                .message_type(MessageType::Digest)
+                .signature(signature.clone())
+                .signing_algorithm(algorithm.clone())
+                .send()
+                .await
+                .unwrap();
+            assert!(by_digest.signature_valid());
+            // A signature over a digest computed here verifies over the raw message.
+            let digest_signed = kms
+                .sign()
+                .key_id(&key)
+                .message(Blob::new(digest))
+                .message_type(MessageType::Digest)
+                .signing_algorithm(algorithm.clone())
+                .send()
+                .await
+                .unwrap();
+            kms.verify()
+                .key_id(&key)
+                .message(Blob::new(message.clone()))
+                .signature(digest_signed.signature().unwrap().clone())
+                .signing_algorithm(algorithm.clone())
+                .send()
+                .await
+                .unwrap();
+            let mut tampered = signature.into_inner();
+            let mid = tampered.len() / 2;
+            tampered[mid] ^= 1;
+            assert_eq!(
+                code(
+                    kms.verify()
+                        .key_id(&key)
+                        .message(Blob::new(message.clone()))
+                        .signature(Blob::new(tampered))
+                        .signing_algorithm(algorithm.clone())
+                        .send()
+                        .await
+                ),
+                "KMSInvalidSignatureException"
+            );
+        }
+        assert_eq!(
+            code(
+                kms.sign()
+                    .key_id(&key)
+                    .message(Blob::new(vec![1; 5]))
+                    .message_type(MessageType::Digest)
+                    .signing_algorithm(algorithms[0].clone())
+                    .send()
+                    .await
+            ),
+            "ValidationException",
+            "a digest of the wrong length"
+        );
+        assert_eq!(
+            code(
+                kms.encrypt()
+                    .key_id(&key)
+                    .plaintext(Blob::new(b"x".to_vec()))
+                    .send()
+                    .await
+            ),
+            "InvalidKeyUsageException"
+        );
+        assert_eq!(
+            code(
+                kms.generate_data_key()
+                    .key_id(&key)
+                    .key_spec(aws_sdk_kms::types::DataKeySpec::Aes256)
+                    .send()
+                    .await
+            ),
+            "InvalidKeyUsageException"
+        );
+        assert_eq!(
+            code(kms.enable_key_rotation().key_id(&key).send().await),
+            "UnsupportedOperationException"
+        );
+    }
+    let ecc = create(&kms, KeySpec::EccNistP256, KeyUsageType::SignVerify).await;
+    assert_eq!(
+        code(
+            kms.sign()
+                .key_id(&ecc)
+                .message(Blob::new(message.clone()))
+                .signing_algorithm(S::RsassaPssSha256)
+                .send()
+                .await
+        ),
+        "InvalidKeyUsageException",
+        "an RSA algorithm on an ECC key"
+    );
+    let signed = kms
+        .sign()
+        .key_id(&ecc)
+        .message(Blob::new(message.clone()))
+        .signing_algorithm(S::EcdsaSha256)
+        .send()
+        .await
+        .unwrap();
+    let event = server.event_for_request(signed.request_id().unwrap());
+    assert_eq!(event["eventName"], "Sign");
+    assert_eq!(
+        event["requestParameters"]["signingAlgorithm"],
+        "ECDSA_SHA_256"
+    );
+    assert_eq!(event["requestParameters"]["keyId"], ecc.as_str());
+    assert!(event["requestParameters"].get("message").is_none());
+    assert_eq!(event["resources"][0]["type"], "AWS::KMS::Key");
+}
+
+#[tokio::test]
+async fn rsa_encryption_every_size_and_algorithm() {
+    let server = TestServer::start();
+    let kms = kms_client(&server.url, ROOT_KEY, ROOT_SECRET);
+    use EncryptionAlgorithmSpec as E;
+    for (spec, max_sha1, max_sha256) in [
+        (KeySpec::Rsa2048, 214, 190),
+        (KeySpec::Rsa3072, 342, 318),
+        (KeySpec::Rsa4096, 470, 446),
+    ] {
+        let key = create(&kms, spec.clone(), KeyUsageType::EncryptDecrypt).await;
+        let meta = kms.describe_key().key_id(&key).send().await.unwrap();
+        assert_eq!(
+            meta.key_metadata().unwrap().encryption_algorithms(),
+            &[E::RsaesOaepSha1, E::RsaesOaepSha256]
+        );
+        for (algorithm, max) in [
+            (E::RsaesOaepSha1, max_sha1),
+            (E::RsaesOaepSha256, max_sha256),
+        ] {
+            let plaintext = vec![7u8; max];
+            let encrypted = kms
+                .encrypt()
+                .key_id(&key)
+                .plaintext(Blob::new(plaintext.clone()))
+                .encryption_algorithm(algorithm.clone())
+                .send()
+                .await
+                .unwrap();
+            let decrypted = kms
+                .decrypt()
+                .key_id(&key)
+                .ciphertext_blob(encrypted.ciphertext_blob().unwrap().clone())
+                .encryption_algorithm(algorithm.clone())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                decrypted.plaintext().unwrap().as_ref(),
+                plaintext.as_slice()
+            );
+            assert_eq!(
+                code(
+                    kms.encrypt()
+                        .key_id(&key)
+                        .plaintext(Blob::new(vec![7u8; max + 1]))
+                        .encryption_algorithm(algorithm.clone())
+                        .send()
+                        .await
+                ),
+                "ValidationException",
+                "{spec:?} {algorithm:?} takes at most {max} bytes"
+            );
+        }
+        assert_eq!(
+            code(
+                kms.encrypt()
+                    .key_id(&key)
+                    .plaintext(Blob::new(b"x".to_vec()))
+                    .send()
+                    .await
+            ),
+            "InvalidKeyUsageException",
+            "SYMMETRIC_DEFAULT is incompatible with RSA"
+        );
+        assert_eq!(
+            code(
+                kms.sign()
+                    .key_id(&key)
+                    .message(Blob::new(b"x".to_vec()))
+                    .signing_algorithm(SigningAlgorithmSpec::RsassaPssSha256)
+                    .send()
+                    .await
+            ),
+            "InvalidKeyUsageException",
+            "an ENCRYPT_DECRYPT key cannot sign"
+        );
+    }
+}
+
+#[tokio::test]
+async fn hmac_keys() {
+    let server = TestServer::start();
+    let kms = kms_client(&server.url, ROOT_KEY, ROOT_SECRET);
+    use MacAlgorithmSpec as M;
+    for (spec, algorithm, len) in [
+        (KeySpec::Hmac224, M::HmacSha224, 28),
+        (KeySpec::Hmac256, M::HmacSha256, 32),
+        (KeySpec::Hmac384, M::HmacSha384, 48),
+        (KeySpec::Hmac512, M::HmacSha512, 64),
+    ] {
+        let key = create(&kms, spec.clone(), KeyUsageType::GenerateVerifyMac).await;
+        let meta = kms.describe_key().key_id(&key).send().await.unwrap();
+        assert_eq!(
+            meta.key_metadata().unwrap().mac_algorithms(),
+            std::slice::from_ref(&algorithm)
+        );
+        let mac = kms
+            .generate_mac()
+            .key_id(&key)
+            .message(Blob::new(b"payload".to_vec()))
+            .mac_algorithm(algorithm.clone())
+            .send()
+            .await
+            .unwrap();
+        let tag = mac.mac().unwrap().clone();
+        assert_eq!(tag.as_ref().len(), len);
+        let ok = kms
+            .verify_mac()
+            .key_id(&key)
+            .message(Blob::new(b"payload".to_vec()))
+            .mac(tag.clone())
+            .mac_algorithm(algorithm.clone())
+            .send()
+            .await
+            .unwrap();
+        assert!(ok.mac_valid());
+        assert_eq!(
+            code(
+                kms.verify_mac()
+                    .key_id(&key)
+                    .message(Blob::new(b"payload!".to_vec()))
+                    .mac(tag)
+                    .mac_algorithm(algorithm.clone())
+                    .send()
+                    .await
+            ),
+            "KMSInvalidMacException"
+        );
+        assert_eq!(
+            code(kms.get_public_key().key_id(&key).send().await),
+            "UnsupportedOperationException"
+        );
+    }
+    assert_eq!(
+        code(kms.create_key().key_spec(KeySpec::Hmac256).send().await),
+        "ValidationException",
+        "HMAC keys need KeyUsage GENERATE_VERIFY_MAC"
+    );
+    let hmac = create(&kms, KeySpec::Hmac256, KeyUsageType::GenerateVerifyMac).await;
+    assert_eq!(
+        code(
+            kms.generate_mac()
+                .key_id(&hmac)
+                .message(Blob::new(b"x".to_vec()))
+                .mac_algorithm(M::HmacSha512)
+                .send()
+                .await
+        ),
+        "InvalidKeyUsageException"
+    );
+}
+
+#[tokio::test]
+async fn data_key_pairs_of_every_spec() {
+    let server = TestServer::start();
+    let kms = kms_client(&server.url, ROOT_KEY, ROOT_SECRET);
+    let key = kms
+        .create_key()
+        .send()
+        .await
+        .unwrap()
+        .key_metadata()
+        .unwrap()
+        .key_id()
+        .to_string();
+    for spec in [
+        DataKeyPairSpec::Rsa2048,
+        DataKeyPairSpec::Rsa3072,
+        DataKeyPairSpec::Rsa4096,
+        DataKeyPairSpec::EccNistP256,
+        DataKeyPairSpec::EccNistP384,
+        DataKeyPairSpec::EccNistP521,
+        DataKeyPairSpec::EccSecgP256K1,
+    ] {
+        let pair = kms
+            .generate_data_key_pair()
+            .key_id(&key)
+            .key_pair_spec(spec.clone())
+            .encryption_context("purpose", "pair")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(pair.key_pair_spec(), Some(&spec));
+        let private = pair.private_key_plaintext().unwrap().as_ref().to_vec();
+        let unwrapped = kms
+            .decrypt()
+            .ciphertext_blob(pair.private_key_ciphertext_blob().unwrap().clone())
+            .encryption_context("purpose", "pair")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(unwrapped.plaintext().unwrap().as_ref(), private.as_slice());
+        assert!(!pair.public_key().unwrap().as_ref().is_empty());
+        let event = server.event_for_request(pair.request_id().unwrap());
+        let text = event.to_string();
+        use base64::Engine;
+        assert!(!text.contains(&base64::engine::general_purpose::STANDARD.encode(&private)));
+        let without = kms
+            .generate_data_key_pair_without_plaintext()
+            .key_id(&key)
+            .key_pair_spec(spec.clone())
+            .send()
+            .await
+            .unwrap();
+        assert!(without.private_key_ciphertext_blob().is_some());
+    }
+    let signing = create(&kms, KeySpec::EccNistP256, KeyUsageType::SignVerify).await;
+    assert_eq!(
+        code(
+            kms.generate_data_key_pair()
+                .key_id(&signing)
+                .key_pair_spec(DataKeyPairSpec::EccNistP256)
+                .send()
+                .await
+        ),
+        "InvalidKeyUsageException"
+    );
+}
