@@ -112,6 +112,8 @@ def kms_request(operation, body):
 
 
 CONTEXT = {"aws:cloudtrail:arn": "arn:aws:cloudtrail:us-east-1:000000000000:trail/bench"}
+MESSAGE = b"a digest file to sign, or any other message"
+MESSAGE_B64 = __import__("base64").b64encode(MESSAGE).decode()
 
 WORKLOADS = {
     "sts:GetCallerIdentity": sts_request,
@@ -122,6 +124,22 @@ WORKLOADS = {
     "kms:Decrypt": kms_request(
         "Decrypt",
         lambda s: {"CiphertextBlob": s.get("blob", ""), "EncryptionContext": CONTEXT}),
+    "kms:Sign(RSA_2048)": kms_request(
+        "Sign",
+        lambda s: {"KeyId": s.get("rsa", ""), "Message": MESSAGE_B64,
+                   "SigningAlgorithm": "RSASSA_PSS_SHA_256"}),
+    "kms:Verify(RSA_2048)": kms_request(
+        "Verify",
+        lambda s: {"KeyId": s.get("rsa", ""), "Message": MESSAGE_B64,
+                   "Signature": s.get("rsa_sig", ""), "SigningAlgorithm": "RSASSA_PSS_SHA_256"}),
+    "kms:Sign(ECC_NIST_P256)": kms_request(
+        "Sign",
+        lambda s: {"KeyId": s.get("ecc", ""), "Message": MESSAGE_B64,
+                   "SigningAlgorithm": "ECDSA_SHA_256"}),
+    "kms:Verify(ECC_NIST_P256)": kms_request(
+        "Verify",
+        lambda s: {"KeyId": s.get("ecc", ""), "Message": MESSAGE_B64,
+                   "Signature": s.get("ecc_sig", ""), "SigningAlgorithm": "ECDSA_SHA_256"}),
 }
 
 
@@ -135,7 +153,18 @@ def kms_setup(port):
     key = kms.create_key(Description="bench")["KeyMetadata"]["Arn"]
     blob = kms.generate_data_key(KeyId=key, KeySpec="AES_256",
                                  EncryptionContext=CONTEXT)["CiphertextBlob"]
-    return {"key": key, "blob": base64.b64encode(blob).decode()}
+    setup = {"key": key, "blob": base64.b64encode(blob).decode()}
+    for name, spec, algorithm in (("rsa", "RSA_2048", "RSASSA_PSS_SHA_256"),
+                                  ("ecc", "ECC_NIST_P256", "ECDSA_SHA_256")):
+        try:
+            arn = kms.create_key(KeySpec=spec, KeyUsage="SIGN_VERIFY")["KeyMetadata"]["Arn"]
+            signature = kms.sign(KeyId=arn, Message=MESSAGE,
+                                 SigningAlgorithm=algorithm)["Signature"]
+            setup[name] = arn
+            setup[f"{name}_sig"] = base64.b64encode(signature).decode()
+        except Exception as e:  # a peer without the operation shows up as errors in its column
+            print(f"setup of {spec} on port {port} failed: {e}", file=sys.stderr)
+    return setup
 
 
 def to_ms(value):
@@ -217,7 +246,7 @@ def main():
             "ratio_keytrail_to_ceiling": round(kt["rps"] / ceiling["rps"], 3),
             "ratio_keytrail_to_moto": round(kt["rps"] / peer["rps"], 1),
         }
-        name = workload.replace(":", "-").lower()
+        name = "".join(c if c.isalnum() else "-" for c in workload).strip("-").lower()
         with open(os.path.join(OUT, f"{name}.json"), "w") as f:
             json.dump(summary, f, indent=2)
         print(f"\n{workload}, {summary['load']}, {os.cpu_count()} cores")
