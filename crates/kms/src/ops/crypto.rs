@@ -1,0 +1,532 @@
+//! Encryption (symmetric, and RSA-OAEP through the same operations): Encrypt, Decrypt,
+//! ReEncrypt, GenerateDataKey, GenerateDataKeyWithoutPlaintext, GenerateRandom.
+
+use super::*;
+
+pub(super) fn header_for(key: &LoadedKey) -> KmsResult<BlobHeader> {
+    let key_id = uuid::Uuid::parse_str(&key.record.key_id)
+        .map_err(|_| KmsError::Internal("A stored key id is malformed.".into()))?;
+    let material = key.current()?;
+    Ok(BlobHeader {
+        region: key.record.region.clone(),
+        account_id: key.record.account_id.clone(),
+        key_id: *key_id.as_bytes(),
+        material_id: material.id,
+    })
+}
+
+pub(super) fn seal(
+    key: &LoadedKey,
+    ctx: &EncryptionContext,
+    plaintext: &[u8],
+) -> KmsResult<(Vec<u8>, String)> {
+    let header = header_for(key)?;
+    let material = key.current()?;
+    let blob = envelope::seal(material.key.aes()?, &header, ctx, plaintext)
+        .map_err(|_| KmsError::Internal("Encryption failed.".into()))?;
+    Ok((blob, material.id_hex.clone()))
+}
+
+pub(super) fn invalid_ciphertext() -> KmsError {
+    KmsError::InvalidCiphertext(String::new())
+}
+
+/// Opens a ciphertext blob: the key it names (checked against `expected_key_id` when given),
+/// then the backing key, then AES-GCM with the context. Returns the key and the plaintext.
+pub(super) async fn open(
+    kms: &Kms,
+    call: &CallContext,
+    blob: &[u8],
+    expected_key_id: Option<&str>,
+    context: &EncryptionContext,
+    notes: &mut AuditNotes,
+) -> KmsResult<(
+    std::sync::Arc<LoadedKey>,
+    zeroize::Zeroizing<Vec<u8>>,
+    String,
+)> {
+    let parsed = envelope::parse(blob).map_err(|_| invalid_ciphertext())?;
+    let header = &parsed.header;
+    if header.account_id != call.principal.account_id || header.region != call.region {
+        return Err(invalid_ciphertext());
+    }
+    let blob_key_id = header.key_id_string();
+    let key = kms
+        .resolve(call, &blob_key_id, false)
+        .await
+        .map_err(|e| match e {
+            KmsError::NotFound(_) => invalid_ciphertext(),
+            other => other,
+        })?;
+    note_key(notes, &key);
+    if let Some(expected) = expected_key_id {
+        let named = kms.resolve(call, expected, true).await?;
+        if named.record.key_id != key.record.key_id {
+            return Err(KmsError::IncorrectKey(
+                "The key ID in the request does not identify a CMK that can perform this operation."
+                    .into(),
+            ));
+        }
+    }
+    Kms::usable_for_crypto(&key)?;
+    let material = key
+        .material(&header.material_id)
+        .ok_or_else(invalid_ciphertext)?;
+    let plaintext =
+        envelope::open(material.key.aes()?, &parsed, context).map_err(|_| invalid_ciphertext())?;
+    let material_id = material.id_hex.clone();
+    Ok((key, plaintext, material_id))
+}
+
+pub(super) fn data_key_length(
+    number_of_bytes: Option<i64>,
+    key_spec: &Option<String>,
+) -> KmsResult<usize> {
+    match (number_of_bytes, key_spec.as_deref()) {
+        (Some(_), Some(_)) | (None, None) => Err(KmsError::Validation(
+            "Please specify either number of bytes or key spec.".into(),
+        )),
+        (Some(n), None) => {
+            range("numberOfBytes", n, 1, 1024)?;
+            Ok(usize::try_from(n).unwrap_or(0))
+        }
+        (None, Some("AES_256")) => Ok(32),
+        (None, Some("AES_128")) => Ok(16),
+        (None, Some(other)) => Err(KmsError::constraint(
+            "keySpec",
+            other,
+            "Member must satisfy enum value set: [AES_256, AES_128]",
+        )),
+    }
+}
+
+#[async_trait::async_trait]
+impl KmsOperation for EncryptRequest {
+    const NAME: &'static str = "Encrypt";
+    const READ_ONLY: bool = true;
+    type Output = EncryptResponse;
+
+    async fn run(
+        &self,
+        kms: &Kms,
+        ctx: &CallContext,
+        notes: &mut AuditNotes,
+    ) -> KmsResult<Self::Output> {
+        let key_id = key_id_member(&self.key_id, "keyId")?;
+        let plaintext = required(&self.plaintext, "plaintext")?;
+        if plaintext.0.is_empty() || plaintext.0.len() > 4096 {
+            return Err(KmsError::constraint(
+                "plaintext",
+                "[SENSITIVE]",
+                "Member must have length between 1 and 4096",
+            ));
+        }
+        let enc_ctx = context(&self.encryption_context)?;
+        grant_tokens(&self.grant_tokens)?;
+        let key = kms.resolve(ctx, key_id, true).await?;
+        note_key(notes, &key);
+        Kms::usable_for_crypto(&key)?;
+        if key.record.key_spec != SYMMETRIC_DEFAULT {
+            require_usage(&key, "ENCRYPT_DECRYPT", Self::NAME)?;
+            let (algorithm, oaep) = rsa_algorithm(&self.encryption_algorithm, &key)?;
+            no_context_for_asymmetric(&enc_ctx)?;
+            let material = key.current()?;
+            let max = material.key.oaep_max_plaintext(oaep);
+            if plaintext.0.len() > max {
+                return Err(KmsError::Validation(format!(
+                    "Plaintext is {} bytes; {} with {} takes at most {max}.",
+                    plaintext.0.len(),
+                    key.record.key_spec,
+                    algorithm
+                )));
+            }
+            dry_run(self.dry_run)?;
+            let blob = material.key.rsa_encrypt(oaep, &plaintext.0)?;
+            return Ok(EncryptResponse {
+                ciphertext_blob: Some(Blob(blob)),
+                key_id: Some(key.arn.clone()),
+                encryption_algorithm: Some(algorithm),
+            });
+        }
+        let algorithm =
+            symmetric_algorithm("encryptionAlgorithm", &self.encryption_algorithm, &key)?;
+        dry_run(self.dry_run)?;
+        let (blob, material_id) = seal(&key, &enc_ctx, &plaintext.0)?;
+        notes.key_material_id = Some(material_id);
+        Ok(EncryptResponse {
+            ciphertext_blob: Some(Blob(blob)),
+            key_id: Some(key.arn.clone()),
+            encryption_algorithm: Some(algorithm),
+        })
+    }
+}
+
+/// The RSA-OAEP algorithm a request names; asymmetric keys have no default (§2.4).
+pub(super) fn rsa_algorithm(
+    value: &Option<String>,
+    key: &LoadedKey,
+) -> KmsResult<(String, &'static aws_lc_rs::rsa::OaepAlgorithm)> {
+    let name = value.as_deref().unwrap_or(SYMMETRIC_DEFAULT);
+    match asymmetric::oaep(name) {
+        Some(alg) => Ok((name.to_string(), alg)),
+        None => Err(KmsError::InvalidKeyUsage(format!(
+            "Algorithm {name} is incompatible with key spec {}.",
+            key.record.key_spec
+        ))),
+    }
+}
+
+pub(super) fn no_context_for_asymmetric(context: &EncryptionContext) -> KmsResult<()> {
+    if context.is_empty() {
+        Ok(())
+    } else {
+        Err(KmsError::Validation(
+            "EncryptionContext is only supported for symmetric encryption KMS keys.".into(),
+        ))
+    }
+}
+
+pub(super) struct AsymmetricInput<'a> {
+    blob: &'a [u8],
+    key_id: Option<&'a str>,
+    algorithm: &'a Option<String>,
+    context: &'a EncryptionContext,
+    operation: &'static str,
+}
+
+/// Decrypts with the key the request names when it is an RSA key: RSA ciphertexts are raw
+/// OAEP output and carry no key id, so AWS requires `KeyId` for them. `None` for symmetric.
+pub(super) async fn open_asymmetric(
+    kms: &Kms,
+    call: &CallContext,
+    input: AsymmetricInput<'_>,
+    notes: &mut AuditNotes,
+) -> KmsResult<
+    Option<(
+        std::sync::Arc<LoadedKey>,
+        zeroize::Zeroizing<Vec<u8>>,
+        String,
+    )>,
+> {
+    let Some(key_id) = input.key_id else {
+        return Ok(None);
+    };
+    let key = kms.resolve(call, key_id, true).await?;
+    if key.record.key_spec == SYMMETRIC_DEFAULT {
+        return Ok(None);
+    }
+    note_key(notes, &key);
+    Kms::usable_for_crypto(&key)?;
+    require_usage(&key, "ENCRYPT_DECRYPT", input.operation)?;
+    let (name, oaep) = rsa_algorithm(input.algorithm, &key)?;
+    no_context_for_asymmetric(input.context)?;
+    let plaintext = key
+        .current()?
+        .key
+        .rsa_decrypt(oaep, input.blob)
+        .ok_or_else(invalid_ciphertext)?;
+    Ok(Some((key, plaintext, name)))
+}
+
+pub(super) fn ciphertext_member<'a>(blob: &'a Option<Blob>, field: &str) -> KmsResult<&'a [u8]> {
+    let blob = required(blob, field)?;
+    if blob.0.is_empty() || blob.0.len() > 6144 {
+        return Err(KmsError::constraint(
+            field,
+            "[BLOB]",
+            "Member must have length between 1 and 6144",
+        ));
+    }
+    Ok(&blob.0)
+}
+
+#[async_trait::async_trait]
+impl KmsOperation for DecryptRequest {
+    const NAME: &'static str = "Decrypt";
+    const READ_ONLY: bool = true;
+    type Output = DecryptResponse;
+
+    async fn run(
+        &self,
+        kms: &Kms,
+        ctx: &CallContext,
+        notes: &mut AuditNotes,
+    ) -> KmsResult<Self::Output> {
+        let blob = ciphertext_member(&self.ciphertext_blob, "ciphertextBlob")?;
+        let enc_ctx = context(&self.encryption_context)?;
+        grant_tokens(&self.grant_tokens)?;
+        if let Some(k) = &self.key_id {
+            length("keyId", k, 1, 2048)?;
+        }
+        if let Some((key, plaintext, algorithm)) = open_asymmetric(
+            kms,
+            ctx,
+            AsymmetricInput {
+                blob,
+                key_id: self.key_id.as_deref(),
+                algorithm: &self.encryption_algorithm,
+                context: &enc_ctx,
+                operation: Self::NAME,
+            },
+            notes,
+        )
+        .await?
+        {
+            dry_run(self.dry_run)?;
+            return Ok(DecryptResponse {
+                key_id: Some(key.arn.clone()),
+                plaintext: Some(SecretBlob(plaintext)),
+                encryption_algorithm: Some(algorithm),
+                key_material_id: None,
+            });
+        }
+        let (key, plaintext, material_id) =
+            open(kms, ctx, blob, self.key_id.as_deref(), &enc_ctx, notes).await?;
+        let algorithm =
+            symmetric_algorithm("encryptionAlgorithm", &self.encryption_algorithm, &key)?;
+        dry_run(self.dry_run)?;
+        notes.key_material_id = Some(material_id.clone());
+        Ok(DecryptResponse {
+            key_id: Some(key.arn.clone()),
+            plaintext: Some(SecretBlob(plaintext)),
+            encryption_algorithm: Some(algorithm),
+            key_material_id: Some(material_id),
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl KmsOperation for ReEncryptRequest {
+    const NAME: &'static str = "ReEncrypt";
+    const READ_ONLY: bool = true;
+    type Output = ReEncryptResponse;
+
+    async fn run(
+        &self,
+        kms: &Kms,
+        ctx: &CallContext,
+        notes: &mut AuditNotes,
+    ) -> KmsResult<Self::Output> {
+        let blob = ciphertext_member(&self.ciphertext_blob, "ciphertextBlob")?;
+        let destination = key_id_member(&self.destination_key_id, "destinationKeyId")?;
+        let source_ctx = context(&self.source_encryption_context)?;
+        let destination_ctx = context(&self.destination_encryption_context)?;
+        grant_tokens(&self.grant_tokens)?;
+        let asymmetric_source = open_asymmetric(
+            kms,
+            ctx,
+            AsymmetricInput {
+                blob,
+                key_id: self.source_key_id.as_deref(),
+                algorithm: &self.source_encryption_algorithm,
+                context: &source_ctx,
+                operation: Self::NAME,
+            },
+            notes,
+        )
+        .await?;
+        let (source, plaintext, source_alg, source_material) = match asymmetric_source {
+            Some((key, plaintext, alg)) => (key, plaintext, alg, None),
+            None => {
+                let (key, plaintext, material) = open(
+                    kms,
+                    ctx,
+                    blob,
+                    self.source_key_id.as_deref(),
+                    &source_ctx,
+                    notes,
+                )
+                .await?;
+                let alg = symmetric_algorithm(
+                    "sourceEncryptionAlgorithm",
+                    &self.source_encryption_algorithm,
+                    &key,
+                )?;
+                (key, plaintext, alg, Some(material))
+            }
+        };
+        let dest = kms.resolve(ctx, destination, true).await?;
+        notes.extra_resources.push(Resource {
+            account_id: Some(ctx.principal.account_id.clone()),
+            resource_type: "AWS::KMS::Key".into(),
+            arn: dest.arn.clone(),
+        });
+        Kms::usable_for_crypto(&dest)?;
+        let (new_blob, dest_alg, dest_material) = if dest.record.key_spec == SYMMETRIC_DEFAULT {
+            let dest_alg = symmetric_algorithm(
+                "destinationEncryptionAlgorithm",
+                &self.destination_encryption_algorithm,
+                &dest,
+            )?;
+            dry_run(self.dry_run)?;
+            let (new_blob, material) = seal(&dest, &destination_ctx, &plaintext)?;
+            (new_blob, dest_alg, Some(material))
+        } else {
+            require_usage(&dest, "ENCRYPT_DECRYPT", Self::NAME)?;
+            let (dest_alg, oaep) = rsa_algorithm(&self.destination_encryption_algorithm, &dest)?;
+            no_context_for_asymmetric(&destination_ctx)?;
+            let material = dest.current()?;
+            if plaintext.len() > material.key.oaep_max_plaintext(oaep) {
+                return Err(KmsError::Validation(format!(
+                    "The plaintext is too long for {} with {dest_alg}.",
+                    dest.record.key_spec
+                )));
+            }
+            dry_run(self.dry_run)?;
+            (material.key.rsa_encrypt(oaep, &plaintext)?, dest_alg, None)
+        };
+        notes.key_material_id = source_material.clone();
+        Ok(ReEncryptResponse {
+            ciphertext_blob: Some(Blob(new_blob)),
+            source_key_id: Some(source.arn.clone()),
+            key_id: Some(dest.arn.clone()),
+            source_encryption_algorithm: Some(source_alg),
+            destination_encryption_algorithm: Some(dest_alg),
+            source_key_material_id: source_material,
+            destination_key_material_id: dest_material,
+        })
+    }
+}
+
+/// The members GenerateDataKey and GenerateDataKeyWithoutPlaintext share.
+pub(super) struct DataKeyInput<'a> {
+    operation: &'static str,
+    key_id: &'a Option<String>,
+    encryption_context: &'a Option<EncryptionContextMap>,
+    number_of_bytes: Option<i64>,
+    key_spec: &'a Option<String>,
+    grant_tokens: &'a Option<Vec<String>>,
+    dry_run: Option<bool>,
+}
+
+pub(super) struct DataKey {
+    key: std::sync::Arc<LoadedKey>,
+    plaintext: zeroize::Zeroizing<Vec<u8>>,
+    blob: Vec<u8>,
+    material_id: String,
+}
+
+pub(super) async fn generate_data_key(
+    kms: &Kms,
+    ctx: &CallContext,
+    notes: &mut AuditNotes,
+    input: DataKeyInput<'_>,
+) -> KmsResult<DataKey> {
+    let key_id = key_id_member(input.key_id, "keyId")?;
+    let len = data_key_length(input.number_of_bytes, input.key_spec)?;
+    let enc_ctx = context(input.encryption_context)?;
+    grant_tokens(input.grant_tokens)?;
+    let key = kms.resolve(ctx, key_id, true).await?;
+    note_key(notes, &key);
+    Kms::usable_for_crypto(&key)?;
+    require_symmetric(&key, input.operation)?;
+    dry_run(input.dry_run)?;
+    let plaintext = envelope::random(len)
+        .map_err(|_| KmsError::Internal("Random generator failure.".into()))?;
+    let (blob, material_id) = seal(&key, &enc_ctx, &plaintext)?;
+    notes.key_material_id = Some(material_id.clone());
+    Ok(DataKey {
+        key,
+        plaintext,
+        blob,
+        material_id,
+    })
+}
+
+#[async_trait::async_trait]
+impl KmsOperation for GenerateDataKeyRequest {
+    const NAME: &'static str = "GenerateDataKey";
+    const READ_ONLY: bool = true;
+    type Output = GenerateDataKeyResponse;
+
+    async fn run(
+        &self,
+        kms: &Kms,
+        ctx: &CallContext,
+        notes: &mut AuditNotes,
+    ) -> KmsResult<Self::Output> {
+        let data_key = generate_data_key(
+            kms,
+            ctx,
+            notes,
+            DataKeyInput {
+                operation: Self::NAME,
+                key_id: &self.key_id,
+                encryption_context: &self.encryption_context,
+                number_of_bytes: self.number_of_bytes,
+                key_spec: &self.key_spec,
+                grant_tokens: &self.grant_tokens,
+                dry_run: self.dry_run,
+            },
+        )
+        .await?;
+        Ok(GenerateDataKeyResponse {
+            ciphertext_blob: Some(Blob(data_key.blob)),
+            plaintext: Some(SecretBlob(data_key.plaintext)),
+            key_id: Some(data_key.key.arn.clone()),
+            key_material_id: Some(data_key.material_id),
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl KmsOperation for GenerateDataKeyWithoutPlaintextRequest {
+    const NAME: &'static str = "GenerateDataKeyWithoutPlaintext";
+    const READ_ONLY: bool = true;
+    type Output = GenerateDataKeyWithoutPlaintextResponse;
+
+    async fn run(
+        &self,
+        kms: &Kms,
+        ctx: &CallContext,
+        notes: &mut AuditNotes,
+    ) -> KmsResult<Self::Output> {
+        let data_key = generate_data_key(
+            kms,
+            ctx,
+            notes,
+            DataKeyInput {
+                operation: Self::NAME,
+                key_id: &self.key_id,
+                encryption_context: &self.encryption_context,
+                number_of_bytes: self.number_of_bytes,
+                key_spec: &self.key_spec,
+                grant_tokens: &self.grant_tokens,
+                dry_run: self.dry_run,
+            },
+        )
+        .await?;
+        Ok(GenerateDataKeyWithoutPlaintextResponse {
+            ciphertext_blob: Some(Blob(data_key.blob)),
+            key_id: Some(data_key.key.arn.clone()),
+            key_material_id: Some(data_key.material_id),
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl KmsOperation for GenerateRandomRequest {
+    const NAME: &'static str = "GenerateRandom";
+    const READ_ONLY: bool = true;
+    type Output = GenerateRandomResponse;
+
+    async fn run(
+        &self,
+        _kms: &Kms,
+        _ctx: &CallContext,
+        _notes: &mut AuditNotes,
+    ) -> KmsResult<Self::Output> {
+        let n = *required(&self.number_of_bytes, "numberOfBytes")?;
+        range("numberOfBytes", n, 1, 1024)?;
+        if self.custom_key_store_id.is_some() {
+            return Err(KmsError::UnsupportedOperation(
+                "Custom key stores are not supported by this keytrail version.".into(),
+            ));
+        }
+        let bytes = envelope::random(usize::try_from(n).unwrap_or(0))
+            .map_err(|_| KmsError::Internal("Random generator failure.".into()))?;
+        Ok(GenerateRandomResponse {
+            plaintext: Some(SecretBlob(bytes)),
+        })
+    }
+}

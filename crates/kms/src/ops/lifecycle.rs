@@ -1,0 +1,340 @@
+//! Key lifecycle: CreateKey, DescribeKey, ListKeys, UpdateKeyDescription, EnableKey,
+//! DisableKey, ScheduleKeyDeletion, CancelKeyDeletion.
+
+use super::*;
+
+#[async_trait::async_trait]
+impl KmsOperation for CreateKeyRequest {
+    const NAME: &'static str = "CreateKey";
+    const READ_ONLY: bool = false;
+    type Output = CreateKeyResponse;
+
+    async fn run(
+        &self,
+        kms: &Kms,
+        ctx: &CallContext,
+        notes: &mut AuditNotes,
+    ) -> KmsResult<Self::Output> {
+        if let Some(d) = &self.description {
+            length("description", d, 0, 8192)?;
+        }
+        let spec = match (&self.key_spec, &self.customer_master_key_spec) {
+            (Some(a), Some(b)) if a != b => {
+                return Err(KmsError::Validation(
+                    "KeySpec and CustomerMasterKeySpec must not differ; use KeySpec.".into(),
+                ));
+            }
+            (Some(s), _) | (None, Some(s)) => s.as_str(),
+            (None, None) => SYMMETRIC_DEFAULT,
+        };
+        let usage = self.key_usage.as_deref().unwrap_or("ENCRYPT_DECRYPT");
+        if !matches!(
+            usage,
+            "ENCRYPT_DECRYPT"
+                | "SIGN_VERIFY"
+                | "GENERATE_VERIFY_MAC"
+                | "KEY_AGREEMENT"
+                | "ENCAPSULATE_DECAPSULATE"
+        ) {
+            return Err(KmsError::constraint(
+                "keyUsage",
+                usage,
+                "Member must satisfy enum value set: [SIGN_VERIFY, GENERATE_VERIFY_MAC, ENCRYPT_DECRYPT, KEY_AGREEMENT, ENCAPSULATE_DECAPSULATE]",
+            ));
+        }
+        if asymmetric::family(spec).is_none() {
+            return Err(KmsError::UnsupportedOperation(format!(
+                "KeySpec {spec} is not supported by this keytrail version."
+            )));
+        }
+        if usage == "KEY_AGREEMENT" || usage == "ENCAPSULATE_DECAPSULATE" {
+            return Err(KmsError::UnsupportedOperation(format!(
+                "KeyUsage {usage} is not supported by this keytrail version."
+            )));
+        }
+        if !asymmetric::usages(spec).contains(&usage) {
+            return Err(KmsError::Validation(format!(
+                "KeyUsage {usage} is not compatible with KeySpec {spec}"
+            )));
+        }
+        let origin = self.origin.as_deref().unwrap_or("AWS_KMS");
+        if origin != "AWS_KMS" {
+            return Err(KmsError::UnsupportedOperation(format!(
+                "Origin {origin} is not supported by this keytrail version."
+            )));
+        }
+        if self.multi_region == Some(true) {
+            return Err(KmsError::UnsupportedOperation(
+                "Multi-Region keys are not supported by this keytrail version.".into(),
+            ));
+        }
+        if self.custom_key_store_id.is_some() || self.xks_key_id.is_some() {
+            return Err(KmsError::UnsupportedOperation(
+                "Custom key stores are not supported by this keytrail version.".into(),
+            ));
+        }
+        let policy = match &self.policy {
+            Some(p) => {
+                validate_policy(p)?;
+                p.clone()
+            }
+            None => default_policy(&ctx.principal.account_id),
+        };
+        let tags = validate_tags(self.tags.as_deref().unwrap_or_default())?;
+        let mut merged = Vec::new();
+        merge_tags(&mut merged, tags)?;
+        let record = KeyRecord {
+            key_id: uuid::Uuid::new_v4().to_string(),
+            account_id: ctx.principal.account_id.clone(),
+            region: ctx.region.clone(),
+            created_ms: now_ms(),
+            description: self.description.clone().unwrap_or_default(),
+            key_usage: usage.into(),
+            key_spec: spec.into(),
+            origin: origin.into(),
+            state: KeyState::Enabled,
+            deletion_ms: None,
+            pending_window_days: None,
+            policy,
+            tags: merged,
+            rotation_enabled: false,
+            rotation_period_days: None,
+            next_rotation_ms: None,
+            rotation_enabled_before_deletion: false,
+            on_demand_rotations: 0,
+            current_material_id: String::new(),
+        };
+        let key = kms.insert_key(record).await?;
+        note_key(notes, &key);
+        let meta = metadata(&key.record);
+        notes.response_elements = crate::audit::request_parameters(&CreateKeyResponse {
+            key_metadata: Some(meta.clone()),
+        });
+        Ok(CreateKeyResponse {
+            key_metadata: Some(meta),
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl KmsOperation for DescribeKeyRequest {
+    const NAME: &'static str = "DescribeKey";
+    const READ_ONLY: bool = true;
+    type Output = DescribeKeyResponse;
+
+    async fn run(
+        &self,
+        kms: &Kms,
+        ctx: &CallContext,
+        notes: &mut AuditNotes,
+    ) -> KmsResult<Self::Output> {
+        let key_id = key_id_member(&self.key_id, "keyId")?;
+        grant_tokens(&self.grant_tokens)?;
+        let key = kms.resolve(ctx, key_id, true).await?;
+        note_key(notes, &key);
+        Ok(DescribeKeyResponse {
+            key_metadata: Some(metadata(&key.record)),
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl KmsOperation for ListKeysRequest {
+    const NAME: &'static str = "ListKeys";
+    const READ_ONLY: bool = true;
+    type Output = ListKeysResponse;
+
+    async fn run(
+        &self,
+        kms: &Kms,
+        ctx: &CallContext,
+        _notes: &mut AuditNotes,
+    ) -> KmsResult<Self::Output> {
+        let limit = limit(self.limit, 100)?;
+        let rows = kms
+            .list_key_rows(&ctx.principal.account_id, &ctx.region)
+            .await?;
+        let (page, next, truncated) = paginate(rows, |r| r.key_id.clone(), &self.marker, limit)?;
+        Ok(ListKeysResponse {
+            keys: Some(
+                page.iter()
+                    .map(|r| KeyListEntry {
+                        key_id: Some(r.key_id.clone()),
+                        key_arn: Some(crate::keys::key_arn(&r.region, &r.account_id, &r.key_id)),
+                    })
+                    .collect(),
+            ),
+            next_marker: next,
+            truncated: Some(truncated),
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl KmsOperation for UpdateKeyDescriptionRequest {
+    const NAME: &'static str = "UpdateKeyDescription";
+    const READ_ONLY: bool = false;
+    type Output = EmptyResponse;
+
+    async fn run(
+        &self,
+        kms: &Kms,
+        ctx: &CallContext,
+        notes: &mut AuditNotes,
+    ) -> KmsResult<Self::Output> {
+        let key_id = key_id_member(&self.key_id, "keyId")?;
+        let description = required(&self.description, "description")?;
+        length("description", description, 0, 8192)?;
+        let key = kms.resolve(ctx, key_id, false).await?;
+        note_key(notes, &key);
+        kms.update_key(&key, |r, _| {
+            if r.state == KeyState::PendingDeletion {
+                return Err(KmsError::InvalidState(format!(
+                    "{} is pending deletion.",
+                    r.arn()
+                )));
+            }
+            r.description = description.clone();
+            Ok(())
+        })
+        .await?;
+        Ok(EmptyResponse {})
+    }
+}
+
+#[async_trait::async_trait]
+impl KmsOperation for EnableKeyRequest {
+    const NAME: &'static str = "EnableKey";
+    const READ_ONLY: bool = false;
+    type Output = EmptyResponse;
+
+    async fn run(
+        &self,
+        kms: &Kms,
+        ctx: &CallContext,
+        notes: &mut AuditNotes,
+    ) -> KmsResult<Self::Output> {
+        let key_id = key_id_member(&self.key_id, "keyId")?;
+        let key = kms.resolve(ctx, key_id, false).await?;
+        note_key(notes, &key);
+        kms.update_key(&key, |r, arn| {
+            if r.state == KeyState::PendingDeletion {
+                return Err(KmsError::InvalidState(format!(
+                    "{arn} is pending deletion."
+                )));
+            }
+            r.state = KeyState::Enabled;
+            Ok(())
+        })
+        .await?;
+        Ok(EmptyResponse {})
+    }
+}
+
+#[async_trait::async_trait]
+impl KmsOperation for DisableKeyRequest {
+    const NAME: &'static str = "DisableKey";
+    const READ_ONLY: bool = false;
+    type Output = EmptyResponse;
+
+    async fn run(
+        &self,
+        kms: &Kms,
+        ctx: &CallContext,
+        notes: &mut AuditNotes,
+    ) -> KmsResult<Self::Output> {
+        let key_id = key_id_member(&self.key_id, "keyId")?;
+        let key = kms.resolve(ctx, key_id, false).await?;
+        note_key(notes, &key);
+        kms.update_key(&key, |r, arn| {
+            if r.state == KeyState::PendingDeletion {
+                return Err(KmsError::InvalidState(format!(
+                    "{arn} is pending deletion."
+                )));
+            }
+            r.state = KeyState::Disabled;
+            Ok(())
+        })
+        .await?;
+        Ok(EmptyResponse {})
+    }
+}
+
+#[async_trait::async_trait]
+impl KmsOperation for ScheduleKeyDeletionRequest {
+    const NAME: &'static str = "ScheduleKeyDeletion";
+    const READ_ONLY: bool = false;
+    type Output = ScheduleKeyDeletionResponse;
+
+    async fn run(
+        &self,
+        kms: &Kms,
+        ctx: &CallContext,
+        notes: &mut AuditNotes,
+    ) -> KmsResult<Self::Output> {
+        let key_id = key_id_member(&self.key_id, "keyId")?;
+        let days = self.pending_window_in_days.unwrap_or(30);
+        range("pendingWindowInDays", days, 7, 30)?;
+        let key = kms.resolve(ctx, key_id, false).await?;
+        note_key(notes, &key);
+        let updated = kms
+            .update_key(&key, |r, arn| {
+                if r.state == KeyState::PendingDeletion {
+                    return Err(KmsError::InvalidState(format!(
+                        "{arn} is pending deletion."
+                    )));
+                }
+                r.state = KeyState::PendingDeletion;
+                r.deletion_ms = Some(now_ms() + days * DAY_MS);
+                r.pending_window_days = Some(days);
+                r.rotation_enabled_before_deletion = r.rotation_enabled;
+                r.rotation_enabled = false;
+                Ok(())
+            })
+            .await?;
+        let response = ScheduleKeyDeletionResponse {
+            key_id: Some(updated.arn.clone()),
+            deletion_date: updated.record.deletion_ms.map(epoch_seconds),
+            key_state: Some(KeyState::PendingDeletion.as_str().into()),
+            pending_window_in_days: Some(days),
+        };
+        notes.response_elements = crate::audit::request_parameters(&response);
+        Ok(response)
+    }
+}
+
+#[async_trait::async_trait]
+impl KmsOperation for CancelKeyDeletionRequest {
+    const NAME: &'static str = "CancelKeyDeletion";
+    const READ_ONLY: bool = false;
+    type Output = KeyIdResponse;
+
+    async fn run(
+        &self,
+        kms: &Kms,
+        ctx: &CallContext,
+        notes: &mut AuditNotes,
+    ) -> KmsResult<Self::Output> {
+        let key_id = key_id_member(&self.key_id, "keyId")?;
+        let key = kms.resolve(ctx, key_id, false).await?;
+        note_key(notes, &key);
+        kms.update_key(&key, |r, arn| {
+            if r.state != KeyState::PendingDeletion {
+                return Err(KmsError::InvalidState(format!(
+                    "{arn} is not pending deletion."
+                )));
+            }
+            r.state = KeyState::Disabled;
+            r.deletion_ms = None;
+            r.pending_window_days = None;
+            r.rotation_enabled = r.rotation_enabled_before_deletion;
+            Ok(())
+        })
+        .await?;
+        let response = KeyIdResponse {
+            key_id: Some(key.arn.clone()),
+        };
+        notes.response_elements = crate::audit::request_parameters(&response);
+        Ok(response)
+    }
+}

@@ -1,0 +1,64 @@
+//! KeyMetadata as DescribeKey and CreateKey return it, and the key-type rules.
+
+use super::*;
+
+pub(crate) fn metadata(record: &KeyRecord) -> KeyMetadata {
+    let pending = record.state == KeyState::PendingDeletion;
+    KeyMetadata {
+        a_w_s_account_id: Some(record.account_id.clone()),
+        key_id: Some(record.key_id.clone()),
+        arn: Some(record.arn()),
+        creation_date: Some(epoch_seconds(record.created_ms)),
+        enabled: Some(record.state == KeyState::Enabled),
+        description: Some(record.description.clone()),
+        key_usage: Some(record.key_usage.clone()),
+        key_state: Some(record.state.as_str().into()),
+        deletion_date: record.deletion_ms.filter(|_| pending).map(epoch_seconds),
+        origin: Some(record.origin.clone()),
+        key_manager: Some("CUSTOMER".into()),
+        customer_master_key_spec: Some(record.key_spec.clone()),
+        key_spec: Some(record.key_spec.clone()),
+        encryption_algorithms: non_empty(asymmetric::encryption_algorithms(
+            &record.key_spec,
+            &record.key_usage,
+        )),
+        signing_algorithms: non_empty(asymmetric::signing_algorithms(
+            &record.key_spec,
+            &record.key_usage,
+        )),
+        mac_algorithms: non_empty(asymmetric::mac_algorithms(&record.key_spec)),
+        multi_region: Some(false),
+        pending_deletion_window_in_days: record.pending_window_days.filter(|_| pending),
+        current_key_material_id: (record.key_spec == SYMMETRIC_DEFAULT)
+            .then(|| record.current_material_id.clone()),
+    }
+}
+
+pub(super) fn non_empty(list: Vec<String>) -> Option<Vec<String>> {
+    (!list.is_empty()).then_some(list)
+}
+
+/// Operations of symmetric encryption keys only (§2.7: InvalidKeyUsageException otherwise).
+pub(super) fn require_symmetric(key: &LoadedKey, operation: &str) -> KmsResult<()> {
+    if key.record.key_spec == SYMMETRIC_DEFAULT {
+        return Ok(());
+    }
+    Err(KmsError::InvalidKeyUsage(format!(
+        "{} key usage is {} which is not valid for {operation}.",
+        key.arn, key.record.key_usage
+    )))
+}
+
+pub(super) fn require_usage(key: &LoadedKey, usage: &str, operation: &str) -> KmsResult<()> {
+    if key.record.key_usage == usage {
+        return Ok(());
+    }
+    Err(KmsError::InvalidKeyUsage(format!(
+        "{} key usage is {} which is not valid for {operation}.",
+        key.arn, key.record.key_usage
+    )))
+}
+
+pub(super) fn note_key(notes: &mut AuditNotes, key: &LoadedKey) {
+    notes.key_arn = Some(key.arn.clone());
+}
