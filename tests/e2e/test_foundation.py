@@ -79,11 +79,13 @@ class OverHttp(unittest.TestCase):
 
     def test_boto3_s3_is_authenticated_over_http(self):
         s3 = client(self.server, "s3")
-        # Over http botocore signs the full payload hash and sends the CRC32 as a header; the
-        # signature passes and the operation answers NotImplemented until the S3 issue.
-        code, resp = error_code(lambda: s3.put_object(Bucket="bucket", Key="k", Body=b"x" * 1000))
-        self.assertEqual(code, "NotImplemented")
+        # Over http botocore signs the full payload hash and sends the CRC32 as a header.
+        code, resp = error_code(lambda: s3.put_object(Bucket="missing", Key="k", Body=b"x"))
+        self.assertEqual(code, "NoSuchBucket")
         self.assertEqual(len(resp["ResponseMetadata"]["RequestId"]), 16)
+        s3.create_bucket(Bucket="over-http")
+        s3.put_object(Bucket="over-http", Key="k", Body=b"x" * 1000)
+        self.assertEqual(s3.get_object(Bucket="over-http", Key="k")["Body"].read(), b"x" * 1000)
         code, _ = error_code(lambda: client(self.server, "s3", secret="wrong").list_buckets())
         self.assertEqual(code, "SignatureDoesNotMatch")
 
@@ -122,9 +124,10 @@ class OverHttps(unittest.TestCase):
         def capture(request, **_):
             seen["sha"] = request.headers.get("x-amz-content-sha256")
         s3.meta.events.register("before-send.s3.PutObject", capture)
-        code, _ = error_code(lambda: s3.put_object(Bucket="bucket", Key="k", Body=b"y" * 4096))
+        s3.create_bucket(Bucket="over-https")
+        s3.put_object(Bucket="over-https", Key="k", Body=b"y" * 4096)
         self.assertEqual(seen["sha"], b"STREAMING-UNSIGNED-PAYLOAD-TRAILER")
-        self.assertEqual(code, "NotImplemented")
+        self.assertEqual(s3.get_object(Bucket="over-https", Key="k")["Body"].read(), b"y" * 4096)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ use keytrail_audit::Journal;
 use keytrail_crypto::RootKey;
 use keytrail_iam::{Identities, NewAccessKey};
 use keytrail_kms::Kms;
+use keytrail_s3::S3Engine;
 use keytrail_server::Server;
 use keytrail_store::Store;
 use keytrail_store::sqlite::SqliteStore;
@@ -221,6 +222,13 @@ async fn serve(settings: Settings, root_key_file: Option<&Path>) -> Result<()> {
         Arc::clone(&opened.store),
         Arc::clone(&opened.identities),
         Arc::clone(&kms),
+        S3Engine::open(
+            Arc::clone(&opened.store),
+            Arc::clone(&kms),
+            Arc::clone(&opened.root_key),
+            &settings.server.data_dir,
+        )
+        .context("opening the object store")?,
     )
     .await?;
     let url = server.url();

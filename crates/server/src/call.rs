@@ -37,9 +37,25 @@ pub fn new_s3_host_id() -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-pub fn user_agent(parts: &Parts) -> String {
-    parts
-        .headers
+/// The parts of a request a call context is made from.
+pub struct RequestHead<'a> {
+    pub headers: &'a http::HeaderMap,
+    pub uri: &'a http::Uri,
+    pub extensions: &'a http::Extensions,
+}
+
+impl<'a> From<&'a Parts> for RequestHead<'a> {
+    fn from(parts: &'a Parts) -> Self {
+        Self {
+            headers: &parts.headers,
+            uri: &parts.uri,
+            extensions: &parts.extensions,
+        }
+    }
+}
+
+pub fn user_agent(head: &RequestHead<'_>) -> String {
+    head.headers
         .get(http::header::USER_AGENT)
         .map(|v| {
             String::from_utf8_lossy(v.as_bytes())
@@ -50,12 +66,11 @@ pub fn user_agent(parts: &Parts) -> String {
         .unwrap_or_default()
 }
 
-pub fn host_header(parts: &Parts) -> String {
-    parts
-        .headers
+pub fn host_header(head: &RequestHead<'_>) -> String {
+    head.headers
         .get(http::header::HOST)
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-        .or_else(|| parts.uri.authority().map(|a| a.to_string()))
+        .or_else(|| head.uri.authority().map(|a| a.to_string()))
         .unwrap_or_default()
 }
 
@@ -65,21 +80,30 @@ pub fn call_context(
     region: String,
     principal: Principal,
 ) -> CallContext {
-    let conn = parts.extensions.get::<ConnInfo>();
+    call_context_of(&RequestHead::from(parts), request_id, region, principal)
+}
+
+pub fn call_context_of(
+    head: &RequestHead<'_>,
+    request_id: &str,
+    region: String,
+    principal: Principal,
+) -> CallContext {
+    let conn = head.extensions.get::<ConnInfo>();
     CallContext {
         request_id: request_id.to_string(),
         time: OffsetDateTime::now_utc(),
         region,
         principal,
         source_ip: conn.map(|c| c.remote.ip().to_string()).unwrap_or_default(),
-        user_agent: user_agent(parts),
+        user_agent: user_agent(head),
         invoked_by: None,
         tls: conn
             .and_then(|c| c.tls.clone())
             .map(|(version, cipher)| TlsDetails {
                 tls_version: version,
                 cipher_suite: cipher,
-                client_provided_host_header: host_header(parts),
+                client_provided_host_header: host_header(head),
             }),
     }
 }

@@ -103,6 +103,7 @@ impl Server {
         store: Arc<dyn Store>,
         identities: Arc<Identities>,
         kms: Arc<Kms>,
+        s3_engine: keytrail_s3::S3Engine,
     ) -> Result<Self, ServerError> {
         let tls =
             tls::server_config(&config.tls, &config.data_dir)?.map(tokio_rustls::TlsAcceptor::from);
@@ -117,7 +118,11 @@ impl Server {
             addr: config.listen,
             source,
         })?;
-        let s3 = s3::build_service(Arc::clone(&identities), config.virtual_host_domains.clone());
+        let s3 = s3::build_service(
+            s3_engine,
+            Arc::clone(&identities),
+            config.virtual_host_domains.clone(),
+        );
         let state = Arc::new(AppState {
             journal: Journal::new(Arc::clone(&store)),
             store,

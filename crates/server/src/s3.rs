@@ -16,7 +16,7 @@ use s3s::auth::{S3Auth, SecretKey};
 use s3s::host::{S3Host, VirtualHost};
 use s3s::path::S3Path;
 use s3s::service::{S3Service, S3ServiceBuilder};
-use s3s::{S3, S3Result, s3_error};
+use s3s::{S3Result, s3_error};
 
 use crate::AppState;
 use crate::call::{CallOutcome, call_context, journal, new_s3_host_id, new_s3_request_id};
@@ -26,11 +26,10 @@ const EVENT_SOURCE: &str = "s3.amazonaws.com";
 /// Error bodies are small; anything larger is not an S3 error document.
 const MAX_ERROR_BODY: usize = 64 * 1024;
 
-/// The S3 operations. None exists before the S3 issue: s3s answers each with `NotImplemented`.
-struct S3Operations;
-
-#[async_trait]
-impl S3 for S3Operations {}
+/// The request id chosen for an S3 request before s3s sees it, so the operation's own KMS
+/// calls carry the same id as the S3 event.
+#[derive(Clone)]
+struct S3RequestId(String);
 
 struct SecretLookup {
     identities: Arc<Identities>,
@@ -85,6 +84,24 @@ impl S3Access for CallRecorder {
             S3Path::Object { bucket, key } => (Some(bucket.to_string()), Some(key.to_string())),
         };
         let operation = cx.s3_op().name().to_string();
+        let region = claimed_credential_of(cx.headers(), cx.uri())
+            .map(|(_, region)| region)
+            .unwrap_or_else(|| "us-east-1".to_string());
+        let request_id = cx
+            .extensions_mut()
+            .get::<S3RequestId>()
+            .map(|r| r.0.clone())
+            .unwrap_or_default();
+        let ctx = {
+            let (headers, uri) = (cx.headers().clone(), cx.uri().clone());
+            let head = crate::call::RequestHead {
+                headers: &headers,
+                uri: &uri,
+                extensions: &*cx.extensions_mut(),
+            };
+            crate::call::call_context_of(&head, &request_id, region, principal.clone())
+        };
+        cx.extensions_mut().insert(ctx);
         if let Some(slot) = cx.extensions_mut().get::<Arc<CallSlot>>()
             && let Ok(mut slot) = slot.0.lock()
         {
@@ -134,8 +151,12 @@ impl S3Host for DomainHosts {
     }
 }
 
-pub fn build_service(identities: Arc<Identities>, domains: Vec<String>) -> S3Service {
-    let mut builder = S3ServiceBuilder::new(S3Operations);
+pub fn build_service(
+    engine: keytrail_s3::S3Engine,
+    identities: Arc<Identities>,
+    domains: Vec<String>,
+) -> S3Service {
+    let mut builder = S3ServiceBuilder::new(engine);
     builder.set_auth(SecretLookup {
         identities: Arc::clone(&identities),
     });
@@ -181,15 +202,18 @@ fn is_sigv2(parts: &Parts) -> bool {
 
 /// The access key and region a request claims, from the header or the presigned query.
 fn claimed_credential(parts: &Parts) -> Option<(String, String)> {
-    if let Some(auth) = parts
-        .headers
+    claimed_credential_of(&parts.headers, &parts.uri)
+}
+
+fn claimed_credential_of(headers: &http::HeaderMap, uri: &http::Uri) -> Option<(String, String)> {
+    if let Some(auth) = headers
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| keytrail_sigv4::parse_authorization(v).ok())
     {
         return Some((auth.access_key_id, auth.scope.region));
     }
-    let query = parts.uri.query()?;
+    let query = uri.query()?;
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).ok()?;
     let credential = pairs
         .into_iter()
@@ -277,7 +301,7 @@ fn category(operation: &str) -> EventCategory {
 }
 
 fn path_bucket_key(parts: &Parts, domains: &[String]) -> (Option<String>, Option<String>) {
-    let host = crate::call::host_header(parts);
+    let host = crate::call::host_header(&parts.into());
     let path = parts.uri.path().trim_start_matches('/');
     let decode = percent_decode;
     match bucket_from_host(&host, domains) {
@@ -358,6 +382,7 @@ pub async fn handle(
 
     let slot = Arc::new(CallSlot::default());
     parts.extensions.insert(Arc::clone(&slot));
+    parts.extensions.insert(S3RequestId(request_id.clone()));
     let head = parts.clone();
     let is_head = parts.method == http::Method::HEAD;
     let request = Request::from_parts(parts, s3s::Body::http_body_unsync(body));
@@ -447,7 +472,10 @@ pub async fn handle(
         if let Some(k) = &key {
             request_parameters.insert("key".into(), k.clone().into());
         }
-        request_parameters.insert("Host".into(), crate::call::host_header(&head).into());
+        request_parameters.insert(
+            "Host".into(),
+            crate::call::host_header(&(&head).into()).into(),
+        );
         let presigned = head
             .uri
             .query()

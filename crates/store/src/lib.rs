@@ -136,6 +136,34 @@ pub struct AliasRow {
     pub updated_at_ms: i64,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BucketRow {
+    pub name: String,
+    pub account_id: String,
+    pub region: String,
+    pub created_at_ms: i64,
+    /// The bucket's configuration as a JSON document owned by the S3 crate.
+    pub record_json: String,
+}
+
+/// An object's metadata; its body lives in a file the S3 crate names in `record_json`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectRow {
+    pub bucket: String,
+    pub key: String,
+    pub size: i64,
+    pub etag: String,
+    pub modified_at_ms: i64,
+    pub record_json: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeleteBucketOutcome {
+    Deleted,
+    NotFound,
+    NotEmpty,
+}
+
 /// Everything keytrail persists. Writes are durable when the returned future resolves.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -186,6 +214,27 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<bool>;
     /// Aliases of one account and region, ordered by name; every alias when `None`.
     async fn list_aliases(&self, scope: Option<(&str, &str)>) -> StoreResult<Vec<AliasRow>>;
+    /// Fails with [`StoreError::AlreadyExists`] when the name is taken (by any account).
+    async fn create_bucket(&self, bucket: BucketRow) -> StoreResult<()>;
+    async fn get_bucket(&self, name: &str) -> StoreResult<Option<BucketRow>>;
+    /// The account's buckets, by name.
+    async fn list_buckets(&self, account_id: &str) -> StoreResult<Vec<BucketRow>>;
+    /// Deletes an empty bucket.
+    async fn delete_bucket(&self, name: &str) -> StoreResult<DeleteBucketOutcome>;
+    /// Creates or replaces an object's row; returns the row it replaced (its body file is the
+    /// caller's to remove once this returns).
+    async fn put_object(&self, object: ObjectRow) -> StoreResult<Option<ObjectRow>>;
+    async fn get_object(&self, bucket: &str, key: &str) -> StoreResult<Option<ObjectRow>>;
+    /// Removes an object's row and returns it.
+    async fn delete_object(&self, bucket: &str, key: &str) -> StoreResult<Option<ObjectRow>>;
+    /// Objects whose key starts with `prefix` and sorts after `after`, in byte order of key.
+    async fn list_objects(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<ObjectRow>>;
     /// True while the store can serve reads and writes.
     async fn is_healthy(&self) -> bool;
     /// Waits for every accepted write to be durable, then refuses further writes.

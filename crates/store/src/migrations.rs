@@ -68,4 +68,24 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         PRIMARY KEY (account_id, region, alias_name)
     );",
     ),
+    (
+        3,
+        "CREATE TABLE s3_buckets (
+        name TEXT PRIMARY KEY,
+        account_id TEXT NOT NULL,
+        region TEXT NOT NULL,
+        created_at_ms BIGINT NOT NULL,
+        record_json TEXT NOT NULL
+    );
+    CREATE INDEX s3_buckets_by_account ON s3_buckets (account_id, name);
+    CREATE TABLE s3_objects (
+        bucket TEXT NOT NULL,
+        object_key TEXT NOT NULL,
+        size BIGINT NOT NULL,
+        etag TEXT NOT NULL,
+        modified_at_ms BIGINT NOT NULL,
+        record_json TEXT NOT NULL,
+        PRIMARY KEY (bucket, object_key)
+    );",
+    ),
 ];

@@ -19,8 +19,8 @@ use tokio::sync::oneshot;
 
 use crate::migrations::MIGRATIONS;
 use crate::{
-    AccessKeyRecord, AccountRecord, AliasRow, EventRow, KeyMaterialRow, KmsKeyRow, Store,
-    StoreError, StoreResult, UserRecord,
+    AccessKeyRecord, AccountRecord, AliasRow, BucketRow, DeleteBucketOutcome, EventRow,
+    KeyMaterialRow, KmsKeyRow, ObjectRow, Store, StoreError, StoreResult, UserRecord,
 };
 
 /// Upper bound of requests folded into one transaction; keeps commit latency bounded.
@@ -33,6 +33,13 @@ enum WriteOp {
     InsertAccessKey(AccessKeyRecord),
     DeleteAccessKey(String),
     AppendEvents(Vec<EventRow>),
+    CreateBucket(BucketRow),
+    DeleteBucket(String),
+    PutObject(ObjectRow),
+    DeleteObject {
+        bucket: String,
+        key: String,
+    },
     PutKmsKey(KmsKeyRow, Option<KeyMaterialRow>),
     DeleteKmsKey {
         account_id: String,
@@ -51,6 +58,8 @@ enum WriteOp {
 enum WriteOutcome {
     Done,
     Deleted(bool),
+    Bucket(DeleteBucketOutcome),
+    Object(Option<ObjectRow>),
 }
 
 struct WriteJob {
@@ -354,6 +363,70 @@ fn apply_op(conn: &Connection, op: &WriteOp) -> StoreResult<WriteOutcome> {
             )?;
             Ok(WriteOutcome::Deleted(n > 0))
         }
+        WriteOp::CreateBucket(b) => {
+            conn.execute(
+                "INSERT INTO s3_buckets (name, account_id, region, created_at_ms, record_json)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    b.name,
+                    b.account_id,
+                    b.region,
+                    b.created_at_ms,
+                    b.record_json
+                ],
+            )
+            .map_err(|e| match StoreError::from(e) {
+                StoreError::AlreadyExists { .. } => StoreError::AlreadyExists {
+                    what: format!("bucket {}", b.name),
+                },
+                other => other,
+            })?;
+            Ok(WriteOutcome::Done)
+        }
+        WriteOp::DeleteBucket(name) => {
+            let exists: Option<i64> = conn
+                .query_row(
+                    "SELECT 1 FROM s3_buckets WHERE name = ?1",
+                    params![name],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if exists.is_none() {
+                return Ok(WriteOutcome::Bucket(DeleteBucketOutcome::NotFound));
+            }
+            let object: Option<i64> = conn
+                .query_row(
+                    "SELECT 1 FROM s3_objects WHERE bucket = ?1 LIMIT 1",
+                    params![name],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if object.is_some() {
+                return Ok(WriteOutcome::Bucket(DeleteBucketOutcome::NotEmpty));
+            }
+            conn.execute("DELETE FROM s3_buckets WHERE name = ?1", params![name])?;
+            Ok(WriteOutcome::Bucket(DeleteBucketOutcome::Deleted))
+        }
+        WriteOp::PutObject(o) => {
+            let previous = select_object(conn, &o.bucket, &o.key)?;
+            conn.execute(
+                "INSERT INTO s3_objects (bucket, object_key, size, etag, modified_at_ms, record_json)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (bucket, object_key) DO UPDATE SET size = excluded.size,
+                    etag = excluded.etag, modified_at_ms = excluded.modified_at_ms,
+                    record_json = excluded.record_json",
+                params![o.bucket, o.key, o.size, o.etag, o.modified_at_ms, o.record_json],
+            )?;
+            Ok(WriteOutcome::Object(previous))
+        }
+        WriteOp::DeleteObject { bucket, key } => {
+            let previous = select_object(conn, bucket, key)?;
+            conn.execute(
+                "DELETE FROM s3_objects WHERE bucket = ?1 AND object_key = ?2",
+                params![bucket, key],
+            )?;
+            Ok(WriteOutcome::Object(previous))
+        }
         WriteOp::PutKmsKey(key, material) => {
             conn.execute(
                 "INSERT INTO kms_keys (account_id, region, key_id, record_json)
@@ -489,6 +562,42 @@ fn access_key_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AccessKeyRecor
     })
 }
 
+const OBJECT_COLUMNS: &str = "bucket, object_key, size, etag, modified_at_ms, record_json";
+
+fn object_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ObjectRow> {
+    Ok(ObjectRow {
+        bucket: r.get(0)?,
+        key: r.get(1)?,
+        size: r.get(2)?,
+        etag: r.get(3)?,
+        modified_at_ms: r.get(4)?,
+        record_json: r.get(5)?,
+    })
+}
+
+fn select_object(
+    conn: &Connection,
+    bucket: &str,
+    key: &str,
+) -> rusqlite::Result<Option<ObjectRow>> {
+    conn.query_row(
+        &format!("SELECT {OBJECT_COLUMNS} FROM s3_objects WHERE bucket = ?1 AND object_key = ?2"),
+        params![bucket, key],
+        object_from_row,
+    )
+    .optional()
+}
+
+fn bucket_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<BucketRow> {
+    Ok(BucketRow {
+        name: r.get(0)?,
+        account_id: r.get(1)?,
+        region: r.get(2)?,
+        created_at_ms: r.get(3)?,
+        record_json: r.get(4)?,
+    })
+}
+
 fn kms_key_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<KmsKeyRow> {
     Ok(KmsKeyRow {
         account_id: r.get(0)?,
@@ -603,7 +712,7 @@ impl Store for SqliteStore {
             .await?
         {
             WriteOutcome::Deleted(d) => Ok(d),
-            WriteOutcome::Done => Ok(false),
+            _ => Ok(false),
         }
     }
 
@@ -757,7 +866,7 @@ impl Store for SqliteStore {
             .await?
         {
             WriteOutcome::Deleted(d) => Ok(d),
-            WriteOutcome::Done => Ok(false),
+            _ => Ok(false),
         }
     }
 
@@ -793,6 +902,93 @@ impl Store for SqliteStore {
                 }
             };
             Ok(rows)
+        })
+        .await
+    }
+
+    async fn create_bucket(&self, bucket: BucketRow) -> StoreResult<()> {
+        self.write(WriteOp::CreateBucket(bucket)).await.map(|_| ())
+    }
+
+    async fn get_bucket(&self, name: &str) -> StoreResult<Option<BucketRow>> {
+        let name = name.to_string();
+        self.read(move |c| {
+            Ok(c.query_row(
+                "SELECT name, account_id, region, created_at_ms, record_json FROM s3_buckets
+                 WHERE name = ?1",
+                params![name],
+                bucket_from_row,
+            )
+            .optional()?)
+        })
+        .await
+    }
+
+    async fn list_buckets(&self, account_id: &str) -> StoreResult<Vec<BucketRow>> {
+        let account_id = account_id.to_string();
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT name, account_id, region, created_at_ms, record_json FROM s3_buckets
+                 WHERE account_id = ?1 ORDER BY name",
+            )?;
+            let rows = stmt.query_map(params![account_id], bucket_from_row)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    async fn delete_bucket(&self, name: &str) -> StoreResult<DeleteBucketOutcome> {
+        match self.write(WriteOp::DeleteBucket(name.to_string())).await? {
+            WriteOutcome::Bucket(outcome) => Ok(outcome),
+            _ => Err(StoreError::Database("unexpected outcome".into())),
+        }
+    }
+
+    async fn put_object(&self, object: ObjectRow) -> StoreResult<Option<ObjectRow>> {
+        match self.write(WriteOp::PutObject(object)).await? {
+            WriteOutcome::Object(previous) => Ok(previous),
+            _ => Err(StoreError::Database("unexpected outcome".into())),
+        }
+    }
+
+    async fn get_object(&self, bucket: &str, key: &str) -> StoreResult<Option<ObjectRow>> {
+        let (bucket, key) = (bucket.to_string(), key.to_string());
+        self.read(move |c| Ok(select_object(c, &bucket, &key)?))
+            .await
+    }
+
+    async fn delete_object(&self, bucket: &str, key: &str) -> StoreResult<Option<ObjectRow>> {
+        match self
+            .write(WriteOp::DeleteObject {
+                bucket: bucket.to_string(),
+                key: key.to_string(),
+            })
+            .await?
+        {
+            WriteOutcome::Object(previous) => Ok(previous),
+            _ => Err(StoreError::Database("unexpected outcome".into())),
+        }
+    }
+
+    async fn list_objects(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<ObjectRow>> {
+        let (bucket, prefix) = (bucket.to_string(), prefix.to_string());
+        let after = after.unwrap_or("").to_string();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {OBJECT_COLUMNS} FROM s3_objects
+                 WHERE bucket = ?1 AND substr(object_key, 1, length(?2)) = ?2
+                   AND object_key > ?3
+                 ORDER BY object_key LIMIT ?4"
+            ))?;
+            let rows = stmt.query_map(params![bucket, prefix, after, limit], object_from_row)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
         .await
     }
@@ -969,6 +1165,76 @@ mod tests {
             .unwrap();
         assert!(store.list_aliases(None).await.unwrap().is_empty());
         assert!(store.list_kms_keys(None).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn buckets_and_objects() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("k.db")).unwrap();
+        let bucket = BucketRow {
+            name: "logs".into(),
+            account_id: "111111111111".into(),
+            region: "us-east-1".into(),
+            created_at_ms: 1,
+            record_json: "{}".into(),
+        };
+        store.create_bucket(bucket.clone()).await.unwrap();
+        assert!(matches!(
+            store.create_bucket(bucket.clone()).await,
+            Err(StoreError::AlreadyExists { .. })
+        ));
+        let object = |key: &str| ObjectRow {
+            bucket: "logs".into(),
+            key: key.into(),
+            size: 1,
+            etag: "e".into(),
+            modified_at_ms: 2,
+            record_json: format!("{{\"k\":\"{key}\"}}"),
+        };
+        for key in ["a/1", "a/2", "a%_/x", "b", "A", "é"] {
+            assert!(store.put_object(object(key)).await.unwrap().is_none());
+        }
+        assert_eq!(
+            store.put_object(object("b")).await.unwrap().map(|o| o.key),
+            Some("b".to_string()),
+            "replacing returns the previous row"
+        );
+        let keys = |rows: Vec<ObjectRow>| rows.into_iter().map(|o| o.key).collect::<Vec<_>>();
+        assert_eq!(
+            keys(store.list_objects("logs", "", None, 100).await.unwrap()),
+            vec!["A", "a%_/x", "a/1", "a/2", "b", "é"],
+            "byte order"
+        );
+        assert_eq!(
+            keys(store.list_objects("logs", "a%_", None, 100).await.unwrap()),
+            vec!["a%_/x"],
+            "LIKE wildcards in a prefix are literal"
+        );
+        assert_eq!(
+            keys(
+                store
+                    .list_objects("logs", "a/", Some("a/1"), 100)
+                    .await
+                    .unwrap()
+            ),
+            vec!["a/2"]
+        );
+        assert_eq!(
+            store.delete_bucket("logs").await.unwrap(),
+            DeleteBucketOutcome::NotEmpty
+        );
+        for key in ["a/1", "a/2", "a%_/x", "b", "A", "é"] {
+            assert!(store.delete_object("logs", key).await.unwrap().is_some());
+        }
+        assert!(store.delete_object("logs", "b").await.unwrap().is_none());
+        assert_eq!(
+            store.delete_bucket("logs").await.unwrap(),
+            DeleteBucketOutcome::Deleted
+        );
+        assert_eq!(
+            store.delete_bucket("logs").await.unwrap(),
+            DeleteBucketOutcome::NotFound
+        );
     }
 
     #[tokio::test]

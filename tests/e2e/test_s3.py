@@ -1,0 +1,180 @@
+"""S3 with the aws CLI and boto3: buckets, objects encrypted at rest (SSE-S3 and SSE-KMS), ranges,
+listings, KMS failures surfacing as S3 errors, and the KMS events S3 causes."""
+
+import base64
+import json
+import os
+import subprocess
+import tempfile
+import unittest
+
+import boto3
+import botocore.config
+from botocore.exceptions import ClientError
+
+from keytrail_server import KeytrailServer
+
+
+def s3_client(server):
+    return boto3.session.Session().client(
+        "s3", endpoint_url=server.url, region_name="us-east-1", aws_access_key_id="test",
+        aws_secret_access_key="test",
+        config=botocore.config.Config(retries={"total_max_attempts": 1},
+                                      s3={"addressing_style": "path"}))
+
+
+def error(call):
+    try:
+        call()
+    except ClientError as e:
+        return e.response["Error"]["Code"]
+    raise AssertionError("the call was expected to fail")
+
+
+class S3(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.server = KeytrailServer()
+        cls.s3 = s3_client(cls.server)
+        cls.kms = boto3.session.Session().client(
+            "kms", endpoint_url=cls.server.url, region_name="us-east-1",
+            aws_access_key_id="test", aws_secret_access_key="test")
+
+    @classmethod
+    def tearDownClass(cls):
+        assert cls.server.stop() == 0
+
+    def test_buckets(self):
+        self.s3.create_bucket(Bucket="bkt-life")
+        self.assertEqual(error(lambda: self.s3.create_bucket(Bucket="bkt-life")),
+                         "BucketAlreadyOwnedByYou")
+        names = [b["Name"] for b in self.s3.list_buckets()["Buckets"]]
+        self.assertIn("bkt-life", names)
+        self.s3.head_bucket(Bucket="bkt-life")
+        self.assertIsNone(self.s3.get_bucket_location(Bucket="bkt-life")["LocationConstraint"])
+        self.s3.create_bucket(Bucket="bkt-eu",
+                              CreateBucketConfiguration={"LocationConstraint": "eu-west-3"})
+        self.assertEqual(self.s3.get_bucket_location(Bucket="bkt-eu")["LocationConstraint"],
+                         "eu-west-3")
+        self.s3.put_object(Bucket="bkt-life", Key="x", Body=b"1")
+        self.assertEqual(error(lambda: self.s3.delete_bucket(Bucket="bkt-life")), "BucketNotEmpty")
+        self.s3.delete_object(Bucket="bkt-life", Key="x")
+        self.s3.delete_bucket(Bucket="bkt-life")
+        self.assertEqual(error(lambda: self.s3.head_bucket(Bucket="bkt-life")), "404")
+        self.assertEqual(error(lambda: self.s3.create_bucket(Bucket="Bad_Name")), "InvalidBucketName")
+
+    def test_objects_sse_s3_ranges_and_metadata(self):
+        self.s3.create_bucket(Bucket="objs")
+        body = os.urandom(200_000) + b"MARKER-e2e-plaintext-never-on-disk"
+        put = self.s3.put_object(Bucket="objs", Key="dir/file.bin", Body=body,
+                                 ContentType="application/octet-stream", Metadata={"owner": "me"})
+        self.assertEqual(put["ServerSideEncryption"], "AES256")
+        got = self.s3.get_object(Bucket="objs", Key="dir/file.bin")
+        self.assertEqual(got["Body"].read(), body)
+        self.assertEqual(got["Metadata"], {"owner": "me"})
+        self.assertEqual(got["ContentType"], "application/octet-stream")
+        part = self.s3.get_object(Bucket="objs", Key="dir/file.bin", Range="bytes=65530-131080")
+        self.assertEqual(part["Body"].read(), body[65530:131081])
+        self.assertEqual(part["ContentRange"], f"bytes 65530-131080/{len(body)}")
+        tail = self.s3.get_object(Bucket="objs", Key="dir/file.bin", Range="bytes=-10")
+        self.assertEqual(tail["Body"].read(), body[-10:])
+        head = self.s3.head_object(Bucket="objs", Key="dir/file.bin")
+        self.assertEqual(head["ContentLength"], len(body))
+        self.assertEqual(error(lambda: self.s3.get_object(Bucket="objs", Key="nope")), "NoSuchKey")
+        # Exactly one segment, and empty: the segment boundaries.
+        for size in (0, 65536, 131072):
+            data = os.urandom(size)
+            self.s3.put_object(Bucket="objs", Key=f"size-{size}", Body=data)
+            self.assertEqual(self.s3.get_object(Bucket="objs", Key=f"size-{size}")["Body"].read(), data)
+        # No plaintext byte on disk.
+        out = subprocess.run(["grep", "-rl", "MARKER-e2e-plaintext", self.server.data_dir],
+                             capture_output=True, text=True)
+        self.assertEqual(out.stdout, "", "plaintext found on disk")
+
+    def test_listing_v1_and_v2(self):
+        self.s3.create_bucket(Bucket="listing")
+        keys = ["a/1", "a/2", "b/1", "c", "d/x/y"]
+        for key in keys:
+            self.s3.put_object(Bucket="listing", Key=key, Body=b"")
+        v1 = self.s3.list_objects(Bucket="listing", Delimiter="/")
+        self.assertEqual([c["Key"] for c in v1["Contents"]], ["c"])
+        self.assertEqual([p["Prefix"] for p in v1["CommonPrefixes"]], ["a/", "b/", "d/"])
+        page = self.s3.list_objects(Bucket="listing", MaxKeys=2)
+        self.assertTrue(page["IsTruncated"])
+        rest = self.s3.list_objects(Bucket="listing", Marker=page["Contents"][-1]["Key"])
+        self.assertEqual([c["Key"] for c in page["Contents"] + rest["Contents"]], keys)
+        found, token = [], None
+        while True:
+            kwargs = {"ContinuationToken": token} if token else {}
+            resp = self.s3.list_objects_v2(Bucket="listing", MaxKeys=2, **kwargs)
+            found += [c["Key"] for c in resp.get("Contents", [])]
+            if not resp["IsTruncated"]:
+                break
+            token = resp["NextContinuationToken"]
+        self.assertEqual(found, keys)
+        prefixed = self.s3.list_objects_v2(Bucket="listing", Prefix="a/")
+        self.assertEqual([c["Key"] for c in prefixed["Contents"]], ["a/1", "a/2"])
+
+    def test_sse_kms_context_events_and_key_state(self):
+        self.s3.create_bucket(Bucket="kms-objs")
+        key = self.kms.create_key(Description="s3")["KeyMetadata"]
+        self.kms.create_alias(AliasName="alias/s3-objs", TargetKeyId=key["KeyId"])
+        context = base64.b64encode(json.dumps({"team": "audit"}).encode()).decode()
+        put = self.s3.put_object(Bucket="kms-objs", Key="secret.txt", Body=b"classified",
+                                 ServerSideEncryption="aws:kms", SSEKMSKeyId="alias/s3-objs",
+                                 SSEKMSEncryptionContext=context)
+        self.assertEqual(put["SSEKMSKeyId"], key["Arn"], "the key ARN, never the alias")
+        stored_context = json.loads(base64.b64decode(put["SSEKMSEncryptionContext"]))
+        self.assertEqual(stored_context, {"team": "audit",
+                                          "aws:s3:arn": "arn:aws:s3:::kms-objs/secret.txt"})
+        got = self.s3.get_object(Bucket="kms-objs", Key="secret.txt")
+        self.assertEqual(got["Body"].read(), b"classified")
+        self.assertEqual(got["ServerSideEncryption"], "aws:kms")
+        self.assertEqual(got["SSEKMSKeyId"], key["Arn"])
+        events = [e for e in self.server.events() if e["eventSource"] == "kms.amazonaws.com"
+                  and e.get("resources") and e["resources"][0]["ARN"] == key["Arn"]]
+        by_name = {e["eventName"]: e for e in events}
+        gdk = by_name["GenerateDataKey"]
+        self.assertEqual(gdk["userIdentity"]["invokedBy"], "s3.amazonaws.com")
+        self.assertEqual(gdk["requestParameters"]["encryptionContext"]["aws:s3:arn"],
+                         "arn:aws:s3:::kms-objs/secret.txt")
+        self.assertEqual(by_name["Decrypt"]["userIdentity"]["invokedBy"], "s3.amazonaws.com")
+        self.kms.disable_key(KeyId=key["KeyId"])
+        self.assertEqual(error(lambda: self.s3.get_object(Bucket="kms-objs", Key="secret.txt")),
+                         "KMS.DisabledException")
+        self.assertEqual(error(lambda: self.s3.put_object(
+            Bucket="kms-objs", Key="other", Body=b"x", ServerSideEncryption="aws:kms",
+            SSEKMSKeyId=key["KeyId"])), "KMS.DisabledException")
+        self.assertEqual(error(lambda: self.s3.head_object(Bucket="kms-objs", Key="other")), "404",
+                         "a refused upload leaves no object")
+        self.kms.enable_key(KeyId=key["KeyId"])
+        self.assertEqual(self.s3.get_object(Bucket="kms-objs", Key="secret.txt")["Body"].read(),
+                         b"classified")
+        signing = self.kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]
+        self.assertEqual(error(lambda: self.s3.put_object(
+            Bucket="kms-objs", Key="asym", Body=b"x", ServerSideEncryption="aws:kms",
+            SSEKMSKeyId=signing["KeyId"])), "KMS.InvalidKeyUsageException")
+        self.assertEqual(error(lambda: self.s3.put_object(
+            Bucket="kms-objs", Key="missing", Body=b"x", ServerSideEncryption="aws:kms",
+            SSEKMSKeyId="alias/none")), "KMS.NotFoundException")
+
+    def test_aws_cli_cp_round_trip_with_sse_kms(self):
+        key = self.kms.create_key(Description="cli-s3")["KeyMetadata"]["KeyId"]
+        env = self.server.env()
+        with tempfile.TemporaryDirectory() as tmp:
+            src = os.path.join(tmp, "src.bin")
+            dst = os.path.join(tmp, "dst.bin")
+            with open(src, "wb") as f:
+                f.write(os.urandom(300_000))
+            for args in (["aws", "s3", "mb", "s3://cli-bucket"],
+                         ["aws", "s3", "cp", src, "s3://cli-bucket/src.bin", "--sse", "aws:kms",
+                          "--sse-kms-key-id", key],
+                         ["aws", "s3", "cp", "s3://cli-bucket/src.bin", dst]):
+                out = subprocess.run(args, env=env, capture_output=True, text=True)
+                self.assertEqual(out.returncode, 0, out.stderr)
+            with open(src, "rb") as a, open(dst, "rb") as b:
+                self.assertEqual(a.read(), b.read())
+
+
+if __name__ == "__main__":
+    unittest.main()
