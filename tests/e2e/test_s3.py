@@ -91,6 +91,26 @@ class S3(unittest.TestCase):
                              capture_output=True, text=True)
         self.assertEqual(out.stdout, "", "plaintext found on disk")
 
+    def test_checksums_are_verified_before_the_object_is_visible(self):
+        self.s3.create_bucket(Bucket="checksums")
+        for algorithm, wrong in (("ChecksumCRC32", "AAAAAA=="), ("ChecksumCRC32C", "AAAAAA=="),
+                                 ("ChecksumSHA1", "A" * 27 + "="),
+                                 ("ChecksumSHA256", "A" * 43 + "=")):
+            with self.subTest(algorithm=algorithm):
+                self.assertEqual(error(lambda: self.s3.put_object(
+                    Bucket="checksums", Key="bad", Body=b"payload", **{algorithm: wrong})),
+                    "BadDigest")
+        self.assertEqual(error(lambda: self.s3.put_object(
+            Bucket="checksums", Key="bad", Body=b"payload",
+            ContentMD5="AAAAAAAAAAAAAAAAAAAAAA==")), "BadDigest")
+        self.assertNotIn("Contents", self.s3.list_objects_v2(Bucket="checksums"),
+                         "a failed checksum stores nothing")
+        put = self.s3.put_object(Bucket="checksums", Key="good", Body=b"payload",
+                                 ChecksumAlgorithm="SHA256")
+        got = self.s3.get_object(Bucket="checksums", Key="good", ChecksumMode="ENABLED")
+        self.assertEqual(got["ChecksumSHA256"], put["ChecksumSHA256"])
+        self.assertEqual(got["Body"].read(), b"payload")
+
     def test_listing_v1_and_v2(self):
         self.s3.create_bucket(Bucket="listing")
         keys = ["a/1", "a/2", "b/1", "c", "d/x/y"]

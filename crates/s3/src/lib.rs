@@ -349,6 +349,108 @@ fn parse_sse(input: &PutObjectInput) -> S3Result<SseRequest> {
     }
 }
 
+/// Checksums a request announces as trailers (`x-amz-trailer: x-amz-checksum-crc32`).
+fn announced_trailers(headers: &http::HeaderMap) -> Vec<String> {
+    headers
+        .get_all("x-amz-trailer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|v| v.trim().to_ascii_lowercase())
+        .collect()
+}
+
+/// The checksums a PutObject states in headers; trailers are read after the body.
+struct ExpectedChecksums {
+    headers: Vec<(&'static str, String)>,
+}
+
+const CHECKSUM_NAMES: &[(&str, &str)] = &[
+    ("CRC32", "x-amz-checksum-crc32"),
+    ("CRC32C", "x-amz-checksum-crc32c"),
+    ("CRC64NVME", "x-amz-checksum-crc64nvme"),
+    ("SHA1", "x-amz-checksum-sha1"),
+    ("SHA256", "x-amz-checksum-sha256"),
+];
+
+fn checksum_value<'a>(c: &'a Checksum, name: &str) -> Option<&'a String> {
+    match name {
+        "CRC32" => c.checksum_crc32.as_ref(),
+        "CRC32C" => c.checksum_crc32c.as_ref(),
+        "CRC64NVME" => c.checksum_crc64nvme.as_ref(),
+        "SHA1" => c.checksum_sha1.as_ref(),
+        "SHA256" => c.checksum_sha256.as_ref(),
+        _ => None,
+    }
+}
+
+impl ExpectedChecksums {
+    fn from_input(input: &PutObjectInput) -> Self {
+        let mut headers = Vec::new();
+        let given = [
+            ("CRC32", &input.checksum_crc32),
+            ("CRC32C", &input.checksum_crc32c),
+            ("CRC64NVME", &input.checksum_crc64nvme),
+            ("SHA1", &input.checksum_sha1),
+            ("SHA256", &input.checksum_sha256),
+        ];
+        for (name, value) in given {
+            if let Some(v) = value {
+                headers.push((name, v.clone()));
+            }
+        }
+        Self { headers }
+    }
+
+    /// A hasher for every algorithm stated in a header or announced as a trailer.
+    fn hasher(&self, trailers: &[String]) -> s3s::checksum::ChecksumHasher {
+        use s3s::crypto::Checksum as _;
+        let wanted = |name: &str| {
+            self.headers.iter().any(|(n, _)| *n == name)
+                || CHECKSUM_NAMES
+                    .iter()
+                    .any(|(n, h)| *n == name && trailers.iter().any(|t| t == h))
+        };
+        s3s::checksum::ChecksumHasher {
+            crc32: wanted("CRC32").then(s3s::crypto::Crc32::new),
+            crc32c: wanted("CRC32C").then(s3s::crypto::Crc32c::new),
+            sha1: wanted("SHA1").then(s3s::crypto::Sha1::new),
+            sha256: wanted("SHA256").then(s3s::crypto::Sha256::new),
+            crc64nvme: wanted("CRC64NVME").then(s3s::crypto::Crc64Nvme::new),
+        }
+    }
+
+    /// Every stated checksum must match what was received, before the object becomes visible.
+    fn verify(&self, computed: &Checksum, trailers: Option<&http::HeaderMap>) -> S3Result<()> {
+        let mut stated: Vec<(&str, String)> = self.headers.clone();
+        if let Some(trailers) = trailers {
+            for (name, header) in CHECKSUM_NAMES {
+                if let Some(v) = trailers.get(*header).and_then(|v| v.to_str().ok()) {
+                    stated.push((name, v.trim().to_string()));
+                }
+            }
+        }
+        for (name, value) in stated {
+            if checksum_value(computed, name) != Some(&value) {
+                return Err(S3Error::with_message(
+                    S3ErrorCode::BadDigest,
+                    format!("The {name} you specified did not match the calculated checksum."),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn stored_checksums(computed: &Checksum) -> BTreeMap<String, String> {
+    CHECKSUM_NAMES
+        .iter()
+        .filter_map(|(name, _)| {
+            checksum_value(computed, name).map(|v| (name.to_string(), v.clone()))
+        })
+        .collect()
+}
+
 fn md5_hex(digest: &[u8]) -> String {
     hex::encode(digest)
 }
@@ -487,9 +589,13 @@ impl S3 for S3Engine {
         req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
         let ctx = Self::ctx(&req)?;
+        let trailer_names = announced_trailers(&req.headers);
+        let trailing = req.trailing_headers.clone();
         let input = req.input;
         self.owned_bucket(&ctx, &input.bucket).await?;
         let sse = parse_sse(&input)?;
+        let expected = ExpectedChecksums::from_input(&input);
+        let mut hasher = expected.hasher(&trailer_names);
         let version = uuid::Uuid::new_v4();
         let version_id = version.to_string();
         let (data_key, sse_record) = self
@@ -510,6 +616,7 @@ impl S3 for S3Engine {
                         S3Error::with_message(S3ErrorCode::IncompleteBody, e.to_string())
                     })?;
                     md5.consume(&chunk);
+                    hasher.update(&chunk);
                     size += chunk.len() as u64;
                     writer.push(&chunk).await?;
                 }
@@ -526,6 +633,12 @@ impl S3 for S3Engine {
                 return Err(e);
             }
         };
+        let computed = hasher.finalize();
+        let trailer_values = trailing.and_then(|t| t.take());
+        if let Err(e) = expected.verify(&computed, trailer_values.as_ref()) {
+            let _ = tokio::fs::remove_file(&tmp_path).await;
+            return Err(e);
+        }
         if let Some(expected) = &input.content_md5 {
             let given = base64::engine::general_purpose::STANDARD
                 .decode(expected)
@@ -564,6 +677,7 @@ impl S3 for S3Engine {
                 .map(|m| m.into_iter().collect())
                 .unwrap_or_default(),
             sse: sse_record,
+            checksums: stored_checksums(&computed),
         };
         let row = ObjectRow {
             bucket: input.bucket.clone(),
@@ -584,6 +698,11 @@ impl S3 for S3Engine {
             self.remove_body(&old.bucket, &old.record_json).await;
         }
         let mut output = PutObjectOutput {
+            checksum_crc32: computed.checksum_crc32.clone(),
+            checksum_crc32c: computed.checksum_crc32c.clone(),
+            checksum_crc64nvme: computed.checksum_crc64nvme.clone(),
+            checksum_sha1: computed.checksum_sha1.clone(),
+            checksum_sha256: computed.checksum_sha256.clone(),
             e_tag: Some(ETag::Strong(etag)),
             size: Some(i64::try_from(size).unwrap_or(i64::MAX)),
             ..Default::default()
@@ -635,6 +754,22 @@ impl S3 for S3Engine {
             accept_ranges: Some("bytes".into()),
             ..Default::default()
         };
+        let checksum_mode = input
+            .checksum_mode
+            .as_ref()
+            .is_some_and(|m| m.as_str() == ChecksumMode::ENABLED);
+        if checksum_mode && !partial {
+            // Never on a range: the client would hash only the partial body (§1.3).
+            let c = &record.checksums;
+            output.checksum_crc32 = c.get("CRC32").cloned();
+            output.checksum_crc32c = c.get("CRC32C").cloned();
+            output.checksum_crc64nvme = c.get("CRC64NVME").cloned();
+            output.checksum_sha1 = c.get("SHA1").cloned();
+            output.checksum_sha256 = c.get("SHA256").cloned();
+            if !c.is_empty() {
+                output.checksum_type = Some(ChecksumType::from_static(ChecksumType::FULL_OBJECT));
+            }
+        }
         if partial {
             output.content_range = Some(format!(
                 "bytes {}-{}/{}",

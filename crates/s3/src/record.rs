@@ -15,6 +15,9 @@ pub struct ObjectRecord {
     pub content_type: Option<String>,
     pub metadata: BTreeMap<String, String>,
     pub sse: Sse,
+    /// Full-object checksums by algorithm (`CRC32`, `SHA256`, …), base64, as computed on upload.
+    #[serde(default)]
+    pub checksums: BTreeMap<String, String>,
 }
 
 /// How the object's data key is kept. The plaintext data key is never stored.
