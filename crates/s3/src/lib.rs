@@ -246,41 +246,67 @@ impl S3Engine {
         }
     }
 
-    /// Reads and decrypts `range` of a stored body.
-    async fn read_range(
+    /// A stream of the decrypted bytes of `range`, one segment in memory at a time, so a GET
+    /// of any size needs bounded memory and a range decrypts only the segments it covers.
+    async fn range_stream(
         &self,
         bucket: &str,
         record: &ObjectRecord,
         data_key: &[u8],
         range: std::ops::Range<u64>,
-    ) -> S3Result<Vec<u8>> {
+    ) -> S3Result<StreamingBlob> {
         let version = version_bytes(&record.version_id)?;
         let body_key = BodyKey::new(data_key, version).map_err(internal)?;
         let mut file = tokio::fs::File::open(self.body_path(bucket, &record.file))
             .await
             .map_err(internal)?;
-        let count = body::segment_count(record.size);
-        let mut out = Vec::with_capacity(usize::try_from(range.end - range.start).unwrap_or(0));
-        if range.start >= range.end {
-            return Ok(out);
-        }
         let first = range.start / SEGMENT_LEN as u64;
-        let last = (range.end - 1) / SEGMENT_LEN as u64;
         file.seek(std::io::SeekFrom::Start(body::stored_offset(first)))
             .await
             .map_err(internal)?;
-        for index in first..=last {
-            let mut sealed = vec![0u8; body::stored_len(record.size, index)];
-            file.read_exact(&mut sealed).await.map_err(internal)?;
-            let plain = body_key
-                .open(index, index + 1 == count, &mut sealed)
-                .map_err(internal)?;
-            let seg_start = index * SEGMENT_LEN as u64;
-            let from = usize::try_from(range.start.saturating_sub(seg_start)).unwrap_or(0);
-            let to = usize::try_from((range.end - seg_start).min(plain.len() as u64)).unwrap_or(0);
-            out.extend_from_slice(&plain[from..to]);
+        let state = SegmentReader {
+            file,
+            key: body_key,
+            next: first,
+            count: body::segment_count(record.size),
+            size: record.size,
+            range,
+        };
+        let stream = futures::stream::try_unfold(state, |mut state| async move {
+            let chunk = state.next_chunk().await?;
+            Ok::<_, std::io::Error>(chunk.map(|c| (c, state)))
+        });
+        Ok(StreamingBlob::wrap(stream))
+    }
+}
+
+/// Reads and opens one segment after another for [`S3Engine::range_stream`].
+struct SegmentReader {
+    file: tokio::fs::File,
+    key: BodyKey,
+    next: u64,
+    count: u64,
+    size: u64,
+    range: std::ops::Range<u64>,
+}
+
+impl SegmentReader {
+    async fn next_chunk(&mut self) -> std::io::Result<Option<Bytes>> {
+        let seg_start = self.next * SEGMENT_LEN as u64;
+        if self.range.start >= self.range.end || seg_start >= self.range.end {
+            return Ok(None);
         }
-        Ok(out)
+        let mut sealed = vec![0u8; body::stored_len(self.size, self.next)];
+        self.file.read_exact(&mut sealed).await?;
+        let plain = self
+            .key
+            .open(self.next, self.next + 1 == self.count, &mut sealed)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let from = usize::try_from(self.range.start.saturating_sub(seg_start)).unwrap_or(0);
+        let to = usize::try_from((self.range.end - seg_start).min(plain.len() as u64)).unwrap_or(0);
+        let chunk = Bytes::copy_from_slice(&plain[from..to]);
+        self.next += 1;
+        Ok(Some(chunk))
     }
 }
 
@@ -739,12 +765,13 @@ impl S3 for S3Engine {
         let data_key = self
             .data_key(&ctx, &input.bucket, &input.key, &record)
             .await?;
-        let bytes = self
-            .read_range(&input.bucket, &record, &data_key, range.clone())
+        let len = range.end - range.start;
+        let body = self
+            .range_stream(&input.bucket, &record, &data_key, range.clone())
             .await?;
-        let len = bytes.len();
+        drop(data_key);
         let mut output = GetObjectOutput {
-            body: Some(StreamingBlob::from(s3s::Body::from(bytes))),
+            body: Some(body),
             content_length: Some(i64::try_from(len).unwrap_or(i64::MAX)),
             content_type: record.content_type.clone(),
             e_tag: Some(ETag::Strong(row.etag.clone())),
