@@ -178,6 +178,45 @@ class S3(unittest.TestCase):
             Bucket="kms-objs", Key="missing", Body=b"x", ServerSideEncryption="aws:kms",
             SSEKMSKeyId="alias/none")), "KMS.NotFoundException")
 
+    def test_multipart_upload(self):
+        self.s3.create_bucket(Bucket="multi")
+        upload = self.s3.create_multipart_upload(Bucket="multi", Key="big")["UploadId"]
+        part1 = os.urandom(5 * 1024 * 1024 + 3)
+        part2 = os.urandom(1000)
+        e1 = self.s3.upload_part(Bucket="multi", Key="big", UploadId=upload, PartNumber=1,
+                                 Body=part1)["ETag"]
+        # A part uploaded again replaces the first attempt.
+        self.s3.upload_part(Bucket="multi", Key="big", UploadId=upload, PartNumber=2, Body=b"x")
+        e2 = self.s3.upload_part(Bucket="multi", Key="big", UploadId=upload, PartNumber=2,
+                                 Body=part2)["ETag"]
+        parts = self.s3.list_parts(Bucket="multi", Key="big", UploadId=upload)["Parts"]
+        self.assertEqual([(p["PartNumber"], p["Size"]) for p in parts],
+                         [(1, len(part1)), (2, len(part2))])
+        uploads = self.s3.list_multipart_uploads(Bucket="multi")["Uploads"]
+        self.assertEqual([u["UploadId"] for u in uploads], [upload])
+        self.assertEqual(error(lambda: self.s3.complete_multipart_upload(
+            Bucket="multi", Key="big", UploadId=upload,
+            MultipartUpload={"Parts": [{"PartNumber": 2, "ETag": e2},
+                                       {"PartNumber": 1, "ETag": e1}]})), "InvalidPartOrder")
+        done = self.s3.complete_multipart_upload(
+            Bucket="multi", Key="big", UploadId=upload,
+            MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": e1},
+                                       {"PartNumber": 2, "ETag": e2}]})
+        self.assertTrue(done["ETag"].strip('"').endswith("-2"))
+        body = part1 + part2
+        self.assertEqual(self.s3.get_object(Bucket="multi", Key="big")["Body"].read(), body)
+        ranged = self.s3.get_object(Bucket="multi", Key="big",
+                                    Range=f"bytes={len(part1) - 10}-{len(part1) + 9}")
+        self.assertEqual(ranged["Body"].read(), body[len(part1) - 10:len(part1) + 10],
+                         "a range across the part boundary")
+        self.assertEqual(self.s3.list_multipart_uploads(Bucket="multi").get("Uploads", []), [])
+        aborted = self.s3.create_multipart_upload(Bucket="multi", Key="gone")["UploadId"]
+        self.s3.upload_part(Bucket="multi", Key="gone", UploadId=aborted, PartNumber=1, Body=b"x")
+        self.s3.abort_multipart_upload(Bucket="multi", Key="gone", UploadId=aborted)
+        self.assertEqual(error(lambda: self.s3.list_parts(Bucket="multi", Key="gone",
+                                                          UploadId=aborted)), "NoSuchUpload")
+        self.assertEqual(error(lambda: self.s3.head_object(Bucket="multi", Key="gone")), "404")
+
     def test_aws_cli_cp_round_trip_with_sse_kms(self):
         key = self.kms.create_key(Description="cli-s3")["KeyMetadata"]["KeyId"]
         env = self.server.env()
@@ -185,7 +224,8 @@ class S3(unittest.TestCase):
             src = os.path.join(tmp, "src.bin")
             dst = os.path.join(tmp, "dst.bin")
             with open(src, "wb") as f:
-                f.write(os.urandom(300_000))
+                # 20 MiB: above the CLI's 8 MiB threshold, so the upload is multipart.
+                f.write(os.urandom(20 * 1024 * 1024))
             for args in (["aws", "s3", "mb", "s3://cli-bucket"],
                          ["aws", "s3", "cp", src, "s3://cli-bucket/src.bin", "--sse", "aws:kms",
                           "--sse-kms-key-id", key],

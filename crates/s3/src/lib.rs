@@ -22,14 +22,16 @@ use keytrail_audit::CallContext;
 use keytrail_crypto::RootKey;
 use keytrail_kms::model::{Blob, DecryptRequest, GenerateDataKeyRequest};
 use keytrail_kms::{Kms, KmsError};
-use keytrail_store::{BucketRow, DeleteBucketOutcome, ObjectRow, Store, StoreError};
+use keytrail_store::{
+    BucketRow, DeleteBucketOutcome, ObjectRow, PartRow, Store, StoreError, UploadRow,
+};
 use s3s::dto::*;
 use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use zeroize::Zeroizing;
 
 use crate::body::{BodyKey, SEGMENT_LEN};
-use crate::record::{ObjectRecord, Sse};
+use crate::record::{ObjectRecord, PartRecord, Piece, Sse, UploadRecord};
 
 const S3_SERVICE: &str = "s3.amazonaws.com";
 const DEFAULT_MAX_KEYS: i32 = 1000;
@@ -140,8 +142,97 @@ impl S3Engine {
 
     async fn remove_body(&self, bucket: &str, record_json: &str) {
         if let Ok(record) = serde_json::from_str::<ObjectRecord>(record_json) {
-            let _ = tokio::fs::remove_file(self.body_path(bucket, &record.file)).await;
+            for piece in record.pieces() {
+                let _ = tokio::fs::remove_file(self.body_path(bucket, &piece.file)).await;
+            }
         }
+    }
+
+    /// Streams a body into sealed segments in a temporary file, checks every stated checksum
+    /// and Content-MD5, then fsyncs and renames it to `file_name` in the bucket's directory.
+    /// Nothing is left behind when a check fails.
+    async fn store_body(
+        &self,
+        bucket: &str,
+        file_name: &str,
+        body_key: &BodyKey,
+        input: BodyInput,
+    ) -> S3Result<StoredBody> {
+        let BodyInput {
+            body,
+            expected,
+            mut hasher,
+            trailing,
+            content_md5,
+        } = input;
+        let tmp_path = self
+            .objects_dir
+            .join("tmp")
+            .join(uuid::Uuid::new_v4().to_string());
+        let mut file = tokio::fs::File::create(&tmp_path).await.map_err(internal)?;
+        let result: S3Result<(u64, Vec<u8>)> = async {
+            let mut writer = SegmentWriter::new(body_key, &mut file);
+            let mut md5 = md5::Context::new();
+            let mut size = 0u64;
+            if let Some(mut stream) = body {
+                while let Some(chunk) = stream.next().await {
+                    let chunk: Bytes = chunk.map_err(|e| {
+                        S3Error::with_message(S3ErrorCode::IncompleteBody, e.to_string())
+                    })?;
+                    md5.consume(&chunk);
+                    hasher.update(&chunk);
+                    size += chunk.len() as u64;
+                    writer.push(&chunk).await?;
+                }
+            }
+            writer.finish().await?;
+            Ok((size, md5.compute().to_vec()))
+        }
+        .await;
+        let checked = result.and_then(|(size, digest)| {
+            let computed = hasher.finalize();
+            let trailer_values = trailing.and_then(|t| t.take());
+            expected.verify(&computed, trailer_values.as_ref())?;
+            if let Some(stated) = &content_md5 {
+                let given = base64::engine::general_purpose::STANDARD
+                    .decode(stated)
+                    .map_err(|_| {
+                        s3_error!(InvalidDigest, "The Content-MD5 you specified was invalid.")
+                    })?;
+                if given != digest {
+                    return Err(s3_error!(
+                        BadDigest,
+                        "The Content-MD5 you specified did not match what we received."
+                    ));
+                }
+            }
+            Ok((size, digest, computed))
+        });
+        let (size, md5, computed) = match checked {
+            Ok(v) => v,
+            Err(e) => {
+                drop(file);
+                let _ = tokio::fs::remove_file(&tmp_path).await;
+                return Err(e);
+            }
+        };
+        file.sync_all().await.map_err(internal)?;
+        drop(file);
+        let dir = self.objects_dir.join(bucket);
+        tokio::fs::create_dir_all(&dir).await.map_err(internal)?;
+        let path = dir.join(file_name);
+        tokio::fs::rename(&tmp_path, &path)
+            .await
+            .map_err(internal)?;
+        if let Ok(dir) = tokio::fs::File::open(&dir).await {
+            let _ = dir.sync_all().await;
+        }
+        Ok(StoredBody {
+            size,
+            md5,
+            computed,
+            path,
+        })
     }
 
     /// A fresh data key for a new object version, and how it is kept.
@@ -248,35 +339,82 @@ impl S3Engine {
 
     /// A stream of the decrypted bytes of `range`, one segment in memory at a time, so a GET
     /// of any size needs bounded memory and a range decrypts only the segments it covers.
-    async fn range_stream(
+    fn range_stream(
         &self,
         bucket: &str,
         record: &ObjectRecord,
         data_key: &[u8],
         range: std::ops::Range<u64>,
     ) -> S3Result<StreamingBlob> {
-        let version = version_bytes(&record.version_id)?;
-        let body_key = BodyKey::new(data_key, version).map_err(internal)?;
-        let mut file = tokio::fs::File::open(self.body_path(bucket, &record.file))
-            .await
-            .map_err(internal)?;
-        let first = range.start / SEGMENT_LEN as u64;
-        file.seek(std::io::SeekFrom::Start(body::stored_offset(first)))
-            .await
-            .map_err(internal)?;
-        let state = SegmentReader {
-            file,
-            key: body_key,
-            next: first,
-            count: body::segment_count(record.size),
-            size: record.size,
-            range,
+        let mut pieces = Vec::new();
+        let mut offset = 0u64;
+        for piece in record.pieces() {
+            let (start, end) = (offset, offset + piece.size);
+            offset = end;
+            if end <= range.start || start >= range.end {
+                continue;
+            }
+            let version = version_bytes(&piece.version_id)?;
+            pieces.push(PieceRead {
+                path: self.body_path(bucket, &piece.file),
+                key: BodyKey::new(data_key, version).map_err(internal)?,
+                size: piece.size,
+                range: range.start.max(start) - start..range.end.min(end) - start,
+            });
+        }
+        pieces.reverse();
+        let state = ObjectReader {
+            pending: pieces,
+            current: None,
         };
         let stream = futures::stream::try_unfold(state, |mut state| async move {
             let chunk = state.next_chunk().await?;
             Ok::<_, std::io::Error>(chunk.map(|c| (c, state)))
         });
         Ok(StreamingBlob::wrap(stream))
+    }
+}
+
+/// What to read of one piece of an object.
+struct PieceRead {
+    path: PathBuf,
+    key: BodyKey,
+    size: u64,
+    range: std::ops::Range<u64>,
+}
+
+/// Reads the pieces of an object one after another.
+struct ObjectReader {
+    /// In reverse order, so the next one is popped from the end.
+    pending: Vec<PieceRead>,
+    current: Option<SegmentReader>,
+}
+
+impl ObjectReader {
+    async fn next_chunk(&mut self) -> std::io::Result<Option<Bytes>> {
+        loop {
+            if let Some(reader) = &mut self.current {
+                if let Some(chunk) = reader.next_chunk().await? {
+                    return Ok(Some(chunk));
+                }
+                self.current = None;
+            }
+            let Some(piece) = self.pending.pop() else {
+                return Ok(None);
+            };
+            let mut file = tokio::fs::File::open(&piece.path).await?;
+            let first = piece.range.start / SEGMENT_LEN as u64;
+            file.seek(std::io::SeekFrom::Start(body::stored_offset(first)))
+                .await?;
+            self.current = Some(SegmentReader {
+                file,
+                key: piece.key,
+                next: first,
+                count: body::segment_count(piece.size),
+                size: piece.size,
+                range: piece.range,
+            });
+        }
     }
 }
 
@@ -328,7 +466,14 @@ enum SseRequest {
     },
 }
 
-fn parse_sse(input: &PutObjectInput) -> S3Result<SseRequest> {
+/// The SSE headers of an upload (PutObject, CreateMultipartUpload).
+struct SseHeaders<'a> {
+    server_side_encryption: &'a Option<ServerSideEncryption>,
+    ssekms_key_id: &'a Option<String>,
+    ssekms_encryption_context: &'a Option<String>,
+}
+
+fn parse_sse(input: SseHeaders<'_>) -> S3Result<SseRequest> {
     let algorithm = input
         .server_side_encryption
         .as_ref()
@@ -411,20 +556,13 @@ fn checksum_value<'a>(c: &'a Checksum, name: &str) -> Option<&'a String> {
 }
 
 impl ExpectedChecksums {
-    fn from_input(input: &PutObjectInput) -> Self {
-        let mut headers = Vec::new();
-        let given = [
-            ("CRC32", &input.checksum_crc32),
-            ("CRC32C", &input.checksum_crc32c),
-            ("CRC64NVME", &input.checksum_crc64nvme),
-            ("SHA1", &input.checksum_sha1),
-            ("SHA256", &input.checksum_sha256),
-        ];
-        for (name, value) in given {
-            if let Some(v) = value {
-                headers.push((name, v.clone()));
-            }
-        }
+    /// From the CRC32, CRC32C, CRC64NVME, SHA1 and SHA256 members of an upload, in that order.
+    fn new(values: [&Option<String>; 5]) -> Self {
+        let headers = CHECKSUM_NAMES
+            .iter()
+            .zip(values)
+            .filter_map(|((name, _), value)| value.as_ref().map(|v| (*name, v.clone())))
+            .collect();
         Self { headers }
     }
 
@@ -619,9 +757,19 @@ impl S3 for S3Engine {
         let trailing = req.trailing_headers.clone();
         let input = req.input;
         self.owned_bucket(&ctx, &input.bucket).await?;
-        let sse = parse_sse(&input)?;
-        let expected = ExpectedChecksums::from_input(&input);
-        let mut hasher = expected.hasher(&trailer_names);
+        let sse = parse_sse(SseHeaders {
+            server_side_encryption: &input.server_side_encryption,
+            ssekms_key_id: &input.ssekms_key_id,
+            ssekms_encryption_context: &input.ssekms_encryption_context,
+        })?;
+        let expected = ExpectedChecksums::new([
+            &input.checksum_crc32,
+            &input.checksum_crc32c,
+            &input.checksum_crc64nvme,
+            &input.checksum_sha1,
+            &input.checksum_sha256,
+        ]);
+        let hasher = expected.hasher(&trailer_names);
         let version = uuid::Uuid::new_v4();
         let version_id = version.to_string();
         let (data_key, sse_record) = self
@@ -630,68 +778,23 @@ impl S3 for S3Engine {
         let body_key = BodyKey::new(&data_key, *version.as_bytes()).map_err(internal)?;
         drop(data_key);
 
-        let tmp_path = self.objects_dir.join("tmp").join(&version_id);
-        let mut file = tokio::fs::File::create(&tmp_path).await.map_err(internal)?;
-        let result: S3Result<(u64, Vec<u8>)> = async {
-            let mut writer = SegmentWriter::new(&body_key, &mut file);
-            let mut md5 = md5::Context::new();
-            let mut size = 0u64;
-            if let Some(mut stream) = input.body {
-                while let Some(chunk) = stream.next().await {
-                    let chunk: Bytes = chunk.map_err(|e| {
-                        S3Error::with_message(S3ErrorCode::IncompleteBody, e.to_string())
-                    })?;
-                    md5.consume(&chunk);
-                    hasher.update(&chunk);
-                    size += chunk.len() as u64;
-                    writer.push(&chunk).await?;
-                }
-            }
-            writer.finish().await?;
-            Ok((size, md5.compute().to_vec()))
-        }
-        .await;
-        let (size, digest) = match result {
-            Ok(v) => v,
-            Err(e) => {
-                drop(file);
-                let _ = tokio::fs::remove_file(&tmp_path).await;
-                return Err(e);
-            }
-        };
-        let computed = hasher.finalize();
-        let trailer_values = trailing.and_then(|t| t.take());
-        if let Err(e) = expected.verify(&computed, trailer_values.as_ref()) {
-            let _ = tokio::fs::remove_file(&tmp_path).await;
-            return Err(e);
-        }
-        if let Some(expected) = &input.content_md5 {
-            let given = base64::engine::general_purpose::STANDARD
-                .decode(expected)
-                .map_err(|_| {
-                    s3_error!(InvalidDigest, "The Content-MD5 you specified was invalid.")
-                })?;
-            if given != digest {
-                let _ = tokio::fs::remove_file(&tmp_path).await;
-                return Err(s3_error!(
-                    BadDigest,
-                    "The Content-MD5 you specified did not match what we received."
-                ));
-            }
-        }
-        file.sync_all().await.map_err(internal)?;
-        drop(file);
         let file_name = format!("{version_id}.obj");
-        let final_path = self.body_path(&input.bucket, &file_name);
-        tokio::fs::create_dir_all(self.objects_dir.join(&input.bucket))
-            .await
-            .map_err(internal)?;
-        tokio::fs::rename(&tmp_path, &final_path)
-            .await
-            .map_err(internal)?;
-        if let Ok(dir) = tokio::fs::File::open(self.objects_dir.join(&input.bucket)).await {
-            let _ = dir.sync_all().await;
-        }
+        let stored = self
+            .store_body(
+                &input.bucket,
+                &file_name,
+                &body_key,
+                BodyInput {
+                    body: input.body,
+                    expected,
+                    hasher,
+                    trailing,
+                    content_md5: input.content_md5.clone(),
+                },
+            )
+            .await?;
+        let (size, digest, computed, final_path) =
+            (stored.size, stored.md5, stored.computed, stored.path);
         let etag = md5_hex(&digest);
         let record = ObjectRecord {
             version_id: version_id.clone(),
@@ -704,6 +807,7 @@ impl S3 for S3Engine {
                 .unwrap_or_default(),
             sse: sse_record,
             checksums: stored_checksums(&computed),
+            parts: Vec::new(),
         };
         let row = ObjectRow {
             bucket: input.bucket.clone(),
@@ -738,12 +842,399 @@ impl S3 for S3Engine {
             &mut output.server_side_encryption,
             &mut output.ssekms_key_id,
         );
-        if let Sse::Kms { context, .. } = &record.sse {
-            let json = serde_json::to_vec(context).map_err(internal)?;
-            output.ssekms_encryption_context =
-                Some(base64::engine::general_purpose::STANDARD.encode(json));
-        }
+        output.ssekms_encryption_context = context_header(&record.sse)?;
         Ok(S3Response::new(output))
+    }
+
+    async fn create_multipart_upload(
+        &self,
+        req: S3Request<CreateMultipartUploadInput>,
+    ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+        let ctx = Self::ctx(&req)?;
+        let input = req.input;
+        self.owned_bucket(&ctx, &input.bucket).await?;
+        let sse = parse_sse(SseHeaders {
+            server_side_encryption: &input.server_side_encryption,
+            ssekms_key_id: &input.ssekms_key_id,
+            ssekms_encryption_context: &input.ssekms_encryption_context,
+        })?;
+        let version_id = uuid::Uuid::new_v4().to_string();
+        let (data_key, sse_record) = self
+            .new_data_key(&ctx, &input.bucket, &input.key, &version_id, &sse)
+            .await?;
+        drop(data_key);
+        let upload_id = uuid::Uuid::new_v4().simple().to_string();
+        let record = UploadRecord {
+            version_id,
+            content_type: input.content_type.map(|c| c.to_string()),
+            metadata: input
+                .metadata
+                .map(|m| m.into_iter().collect())
+                .unwrap_or_default(),
+            sse: sse_record,
+        };
+        self.store
+            .create_upload(UploadRow {
+                upload_id: upload_id.clone(),
+                bucket: input.bucket.clone(),
+                key: input.key.clone(),
+                created_at_ms: now_ms(),
+                record_json: serde_json::to_string(&record).map_err(internal)?,
+            })
+            .await
+            .map_err(store_err)?;
+        let mut output = CreateMultipartUploadOutput {
+            bucket: Some(input.bucket),
+            key: Some(input.key),
+            upload_id: Some(upload_id),
+            ssekms_encryption_context: context_header(&record.sse)?,
+            ..Default::default()
+        };
+        set_sse_output(
+            &record.sse,
+            &mut output.server_side_encryption,
+            &mut output.ssekms_key_id,
+        );
+        Ok(S3Response::new(output))
+    }
+
+    async fn upload_part(
+        &self,
+        req: S3Request<UploadPartInput>,
+    ) -> S3Result<S3Response<UploadPartOutput>> {
+        let ctx = Self::ctx(&req)?;
+        let trailer_names = announced_trailers(&req.headers);
+        let trailing = req.trailing_headers.clone();
+        let input = req.input;
+        if !(1..=10_000).contains(&input.part_number) {
+            return Err(s3_error!(
+                InvalidArgument,
+                "Part number must be an integer between 1 and 10000, inclusive"
+            ));
+        }
+        let (_, upload) = self
+            .find_upload(&ctx, &input.bucket, &input.key, &input.upload_id)
+            .await?;
+        let object = ObjectRecord {
+            version_id: upload.version_id.clone(),
+            file: String::new(),
+            size: 0,
+            content_type: None,
+            metadata: BTreeMap::new(),
+            sse: upload.sse.clone(),
+            checksums: BTreeMap::new(),
+            parts: Vec::new(),
+        };
+        let data_key = self
+            .data_key(&ctx, &input.bucket, &input.key, &object)
+            .await?;
+        let piece_version = uuid::Uuid::new_v4().to_string();
+        let body_key = piece_key(&data_key, &piece_version)?;
+        drop(data_key);
+        let expected = ExpectedChecksums::new([
+            &input.checksum_crc32,
+            &input.checksum_crc32c,
+            &input.checksum_crc64nvme,
+            &input.checksum_sha1,
+            &input.checksum_sha256,
+        ]);
+        let hasher = expected.hasher(&trailer_names);
+        let file_name = format!("{piece_version}.part");
+        let stored = self
+            .store_body(
+                &input.bucket,
+                &file_name,
+                &body_key,
+                BodyInput {
+                    body: input.body,
+                    expected,
+                    hasher,
+                    trailing,
+                    content_md5: input.content_md5,
+                },
+            )
+            .await?;
+        let etag = md5_hex(&stored.md5);
+        let part = PartRecord {
+            piece: Piece {
+                file: file_name,
+                size: stored.size,
+                version_id: piece_version,
+            },
+            etag: etag.clone(),
+            modified_ms: now_ms(),
+        };
+        let replaced = self
+            .store
+            .put_part(PartRow {
+                upload_id: input.upload_id.clone(),
+                part_number: i64::from(input.part_number),
+                record_json: serde_json::to_string(&part).map_err(internal)?,
+            })
+            .await;
+        let replaced = match replaced {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&stored.path).await;
+                return Err(store_err(e));
+            }
+        };
+        if let Some(old) = replaced
+            && let Ok(old) = serde_json::from_str::<PartRecord>(&old.record_json)
+        {
+            let _ = tokio::fs::remove_file(self.body_path(&input.bucket, &old.piece.file)).await;
+        }
+        let mut output = UploadPartOutput {
+            e_tag: Some(ETag::Strong(etag)),
+            checksum_crc32: stored.computed.checksum_crc32.clone(),
+            checksum_crc32c: stored.computed.checksum_crc32c.clone(),
+            checksum_crc64nvme: stored.computed.checksum_crc64nvme.clone(),
+            checksum_sha1: stored.computed.checksum_sha1.clone(),
+            checksum_sha256: stored.computed.checksum_sha256.clone(),
+            ..Default::default()
+        };
+        set_sse_output(
+            &upload.sse,
+            &mut output.server_side_encryption,
+            &mut output.ssekms_key_id,
+        );
+        Ok(S3Response::new(output))
+    }
+
+    async fn complete_multipart_upload(
+        &self,
+        req: S3Request<CompleteMultipartUploadInput>,
+    ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+        let ctx = Self::ctx(&req)?;
+        let input = req.input;
+        let (_, upload) = self
+            .find_upload(&ctx, &input.bucket, &input.key, &input.upload_id)
+            .await?;
+        let requested = input
+            .multipart_upload
+            .and_then(|m| m.parts)
+            .unwrap_or_default();
+        if requested.is_empty() {
+            return Err(s3_error!(
+                MalformedXML,
+                "The XML you provided was not well-formed or did not validate against our published schema."
+            ));
+        }
+        let stored: BTreeMap<i64, PartRecord> = self
+            .store
+            .list_parts(&input.upload_id)
+            .await
+            .map_err(store_err)?
+            .into_iter()
+            .filter_map(|p| {
+                serde_json::from_str::<PartRecord>(&p.record_json)
+                    .ok()
+                    .map(|r| (p.part_number, r))
+            })
+            .collect();
+        let mut previous = 0i64;
+        let mut chosen: Vec<(i64, PartRecord)> = Vec::with_capacity(requested.len());
+        for part in &requested {
+            let number = i64::from(part.part_number.unwrap_or(0));
+            if number <= previous {
+                return Err(s3_error!(
+                    InvalidPartOrder,
+                    "The list of parts was not in ascending order. Parts must be ordered by part number."
+                ));
+            }
+            previous = number;
+            let record = stored.get(&number).cloned().ok_or_else(|| {
+                s3_error!(
+                    InvalidPart,
+                    "One or more of the specified parts could not be found. The part might not have been uploaded, or the specified entity tag might not have matched the part's entity tag."
+                )
+            })?;
+            let given = part.e_tag.as_ref().map(|e| match e {
+                ETag::Strong(v) | ETag::Weak(v) => v.trim_matches('"').to_string(),
+            });
+            if given.as_deref().is_some_and(|g| g != record.etag) {
+                return Err(s3_error!(
+                    InvalidPart,
+                    "One or more of the specified parts could not be found. The part might not have been uploaded, or the specified entity tag might not have matched the part's entity tag."
+                ));
+            }
+            chosen.push((number, record));
+        }
+        for (_, part) in &chosen[..chosen.len() - 1] {
+            if part.piece.size < MIN_PART_SIZE {
+                return Err(s3_error!(
+                    EntityTooSmall,
+                    "Your proposed upload is smaller than the minimum allowed object size."
+                ));
+            }
+        }
+        let md5s: Vec<Vec<u8>> = chosen
+            .iter()
+            .map(|(_, p)| hex::decode(&p.etag).unwrap_or_default())
+            .collect();
+        let etag = multipart_etag(&md5s);
+        let size: u64 = chosen.iter().map(|(_, p)| p.piece.size).sum();
+        let record = ObjectRecord {
+            version_id: upload.version_id.clone(),
+            file: String::new(),
+            size,
+            content_type: upload.content_type.clone(),
+            metadata: upload.metadata.clone(),
+            sse: upload.sse.clone(),
+            checksums: BTreeMap::new(),
+            parts: chosen.iter().map(|(_, p)| p.piece.clone()).collect(),
+        };
+        let row = ObjectRow {
+            bucket: input.bucket.clone(),
+            key: input.key.clone(),
+            size: i64::try_from(size).unwrap_or(i64::MAX),
+            etag: etag.clone(),
+            modified_at_ms: now_ms(),
+            record_json: serde_json::to_string(&record).map_err(internal)?,
+        };
+        let replaced = self
+            .store
+            .finish_upload(&input.upload_id, Some(row))
+            .await
+            .map_err(|e| match e {
+                StoreError::NotFound { .. } => no_such_upload(),
+                other => store_err(other),
+            })?;
+        if let Some(old) = replaced {
+            self.remove_body(&old.bucket, &old.record_json).await;
+        }
+        let used: std::collections::HashSet<i64> = chosen.iter().map(|(n, _)| *n).collect();
+        for (number, part) in &stored {
+            if !used.contains(number) {
+                let _ =
+                    tokio::fs::remove_file(self.body_path(&input.bucket, &part.piece.file)).await;
+            }
+        }
+        let mut output = CompleteMultipartUploadOutput {
+            bucket: Some(input.bucket.clone()),
+            key: Some(input.key.clone()),
+            e_tag: Some(ETag::Strong(etag)),
+            location: Some(format!("/{}/{}", input.bucket, input.key)),
+            ..Default::default()
+        };
+        set_sse_output(
+            &record.sse,
+            &mut output.server_side_encryption,
+            &mut output.ssekms_key_id,
+        );
+        Ok(S3Response::new(output))
+    }
+
+    async fn abort_multipart_upload(
+        &self,
+        req: S3Request<AbortMultipartUploadInput>,
+    ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+        let ctx = Self::ctx(&req)?;
+        let input = req.input;
+        self.find_upload(&ctx, &input.bucket, &input.key, &input.upload_id)
+            .await?;
+        let parts = self
+            .store
+            .list_parts(&input.upload_id)
+            .await
+            .map_err(store_err)?;
+        self.store
+            .finish_upload(&input.upload_id, None)
+            .await
+            .map_err(|e| match e {
+                StoreError::NotFound { .. } => no_such_upload(),
+                other => store_err(other),
+            })?;
+        for part in parts {
+            if let Ok(part) = serde_json::from_str::<PartRecord>(&part.record_json) {
+                let _ =
+                    tokio::fs::remove_file(self.body_path(&input.bucket, &part.piece.file)).await;
+            }
+        }
+        Ok(S3Response::new(AbortMultipartUploadOutput::default()))
+    }
+
+    async fn list_parts(
+        &self,
+        req: S3Request<ListPartsInput>,
+    ) -> S3Result<S3Response<ListPartsOutput>> {
+        let ctx = Self::ctx(&req)?;
+        let input = req.input;
+        self.find_upload(&ctx, &input.bucket, &input.key, &input.upload_id)
+            .await?;
+        let max = i64::from(input.max_parts.unwrap_or(1000).clamp(0, 1000));
+        let after = i64::from(input.part_number_marker.unwrap_or(0));
+        let rows: Vec<_> = self
+            .store
+            .list_parts(&input.upload_id)
+            .await
+            .map_err(store_err)?
+            .into_iter()
+            .filter(|p| p.part_number > after)
+            .collect();
+        let truncated = i64::try_from(rows.len()).unwrap_or(i64::MAX) > max;
+        let page: Vec<_> = rows
+            .into_iter()
+            .take(usize::try_from(max).unwrap_or(0))
+            .collect();
+        let next = page
+            .last()
+            .map(|p| i32::try_from(p.part_number).unwrap_or(i32::MAX));
+        let parts = page
+            .iter()
+            .filter_map(|p| {
+                let record = serde_json::from_str::<PartRecord>(&p.record_json).ok()?;
+                Some(Part {
+                    e_tag: Some(ETag::Strong(record.etag)),
+                    last_modified: Some(timestamp(record.modified_ms)),
+                    part_number: i32::try_from(p.part_number).ok(),
+                    size: i64::try_from(record.piece.size).ok(),
+                    ..Default::default()
+                })
+            })
+            .collect();
+        Ok(S3Response::new(ListPartsOutput {
+            bucket: Some(input.bucket),
+            key: Some(input.key),
+            upload_id: Some(input.upload_id),
+            max_parts: i32::try_from(max).ok(),
+            is_truncated: Some(truncated),
+            part_number_marker: input.part_number_marker,
+            next_part_number_marker: next.filter(|_| truncated),
+            parts: Some(parts),
+            ..Default::default()
+        }))
+    }
+
+    async fn list_multipart_uploads(
+        &self,
+        req: S3Request<ListMultipartUploadsInput>,
+    ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
+        let ctx = Self::ctx(&req)?;
+        let input = req.input;
+        self.owned_bucket(&ctx, &input.bucket).await?;
+        let prefix = input.prefix.clone().unwrap_or_default();
+        let uploads = self
+            .store
+            .list_uploads(&input.bucket)
+            .await
+            .map_err(store_err)?
+            .into_iter()
+            .filter(|u| u.key.starts_with(&prefix))
+            .map(|u| MultipartUpload {
+                initiated: Some(timestamp(u.created_at_ms)),
+                key: Some(u.key),
+                upload_id: Some(u.upload_id),
+                ..Default::default()
+            })
+            .collect();
+        Ok(S3Response::new(ListMultipartUploadsOutput {
+            bucket: Some(input.bucket),
+            prefix: input.prefix,
+            is_truncated: Some(false),
+            uploads: Some(uploads),
+            ..Default::default()
+        }))
     }
 
     async fn get_object(
@@ -766,9 +1257,7 @@ impl S3 for S3Engine {
             .data_key(&ctx, &input.bucket, &input.key, &record)
             .await?;
         let len = range.end - range.start;
-        let body = self
-            .range_stream(&input.bucket, &record, &data_key, range.clone())
-            .await?;
+        let body = self.range_stream(&input.bucket, &record, &data_key, range.clone())?;
         drop(data_key);
         let mut output = GetObjectOutput {
             body: Some(body),
@@ -949,6 +1438,21 @@ impl S3 for S3Engine {
     }
 }
 
+struct BodyInput {
+    body: Option<StreamingBlob>,
+    expected: ExpectedChecksums,
+    hasher: s3s::checksum::ChecksumHasher,
+    trailing: Option<s3s::TrailingHeaders>,
+    content_md5: Option<String>,
+}
+
+struct StoredBody {
+    size: u64,
+    md5: Vec<u8>,
+    computed: Checksum,
+    path: PathBuf,
+}
+
 struct ListPage {
     objects: Vec<Object>,
     prefixes: Vec<CommonPrefix>,
@@ -957,7 +1461,33 @@ struct ListPage {
     last_key: Option<String>,
 }
 
+fn no_such_upload() -> S3Error {
+    S3Error::with_message(
+        S3ErrorCode::NoSuchUpload,
+        "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.",
+    )
+}
+
 impl S3Engine {
+    async fn find_upload(
+        &self,
+        ctx: &CallContext,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> S3Result<(UploadRow, UploadRecord)> {
+        self.owned_bucket(ctx, bucket).await?;
+        let row = self
+            .store
+            .get_upload(upload_id)
+            .await
+            .map_err(store_err)?
+            .filter(|u| u.bucket == bucket && u.key == key)
+            .ok_or_else(no_such_upload)?;
+        let record = serde_json::from_str(&row.record_json).map_err(internal)?;
+        Ok((row, record))
+    }
+
     async fn find_object(
         &self,
         ctx: &CallContext,
@@ -1043,6 +1573,33 @@ impl S3Engine {
         }
     }
 }
+
+fn context_header(sse: &Sse) -> S3Result<Option<String>> {
+    match sse {
+        Sse::Kms { context, .. } => {
+            let json = serde_json::to_vec(context).map_err(internal)?;
+            Ok(Some(base64::engine::general_purpose::STANDARD.encode(json)))
+        }
+        Sse::S3 { .. } => Ok(None),
+    }
+}
+
+/// The body key of one piece: the object's data key bound to the piece's version.
+fn piece_key(data_key: &[u8], version_id: &str) -> S3Result<BodyKey> {
+    BodyKey::new(data_key, version_bytes(version_id)?).map_err(internal)
+}
+
+/// S3's multipart ETag: MD5 of the concatenated part MD5s, then `-<part count>`.
+fn multipart_etag(part_md5s: &[Vec<u8>]) -> String {
+    let mut ctx = md5::Context::new();
+    for digest in part_md5s {
+        ctx.consume(digest);
+    }
+    format!("{}-{}", hex::encode(ctx.compute().0), part_md5s.len())
+}
+
+/// Parts other than the last must be at least this large, as AWS requires.
+const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
 
 fn set_sse_output(
     sse: &Sse,

@@ -1,4 +1,4 @@
-//! An object's metadata as stored (the JSON document of its `s3_objects` row).
+//! Objects and multipart uploads as stored (the JSON documents of their rows).
 
 use std::collections::BTreeMap;
 
@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 pub struct ObjectRecord {
     /// A UUID naming this version of the object; bound into every body segment.
     pub version_id: String,
-    /// The body file in the bucket's directory.
+    /// The body file in the bucket's directory (single-part objects).
     pub file: String,
     pub size: u64,
     pub content_type: Option<String>,
@@ -18,6 +18,34 @@ pub struct ObjectRecord {
     /// Full-object checksums by algorithm (`CRC32`, `SHA256`, …), base64, as computed on upload.
     #[serde(default)]
     pub checksums: BTreeMap<String, String>,
+    /// The parts of an object made by a multipart upload, in order; empty otherwise.
+    #[serde(default)]
+    pub parts: Vec<Piece>,
+}
+
+/// One stored body: a file of sealed segments under the object's data key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Piece {
+    pub file: String,
+    pub size: u64,
+    /// Bound into the piece's segments, so pieces cannot be swapped.
+    pub version_id: String,
+}
+
+impl ObjectRecord {
+    /// The bodies that make up the object, in order.
+    pub fn pieces(&self) -> Vec<Piece> {
+        if self.parts.is_empty() {
+            vec![Piece {
+                file: self.file.clone(),
+                size: self.size,
+                version_id: self.version_id.clone(),
+            }]
+        } else {
+            self.parts.clone()
+        }
+    }
 }
 
 /// How the object's data key is kept. The plaintext data key is never stored.
@@ -32,4 +60,25 @@ pub enum Sse {
         ciphertext_blob: String,
         context: BTreeMap<String, String>,
     },
+}
+
+/// A multipart upload in progress: the object-to-be's settings and data key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UploadRecord {
+    /// The version the completed object will have (SSE-S3 keys are bound to it).
+    pub version_id: String,
+    pub content_type: Option<String>,
+    pub metadata: BTreeMap<String, String>,
+    pub sse: Sse,
+}
+
+/// One uploaded part.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PartRecord {
+    pub piece: Piece,
+    /// Hex MD5 of the part's plaintext.
+    pub etag: String,
+    pub modified_ms: i64,
 }

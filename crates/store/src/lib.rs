@@ -157,6 +157,23 @@ pub struct ObjectRow {
     pub record_json: String,
 }
 
+/// A multipart upload in progress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadRow {
+    pub upload_id: String,
+    pub bucket: String,
+    pub key: String,
+    pub created_at_ms: i64,
+    pub record_json: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartRow {
+    pub upload_id: String,
+    pub part_number: i64,
+    pub record_json: String,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeleteBucketOutcome {
     Deleted,
@@ -235,6 +252,21 @@ pub trait Store: Send + Sync + 'static {
         after: Option<&str>,
         limit: usize,
     ) -> StoreResult<Vec<ObjectRow>>;
+    async fn create_upload(&self, upload: UploadRow) -> StoreResult<()>;
+    async fn get_upload(&self, upload_id: &str) -> StoreResult<Option<UploadRow>>;
+    /// Uploads in progress in a bucket, by key then start time.
+    async fn list_uploads(&self, bucket: &str) -> StoreResult<Vec<UploadRow>>;
+    /// Adds or replaces a part; returns the part it replaced.
+    async fn put_part(&self, part: PartRow) -> StoreResult<Option<PartRow>>;
+    /// The parts of an upload, by part number.
+    async fn list_parts(&self, upload_id: &str) -> StoreResult<Vec<PartRow>>;
+    /// Ends an upload: removes it and its parts, and — when completing — stores the object in
+    /// the same transaction. Returns the object row the completion replaced.
+    async fn finish_upload(
+        &self,
+        upload_id: &str,
+        object: Option<ObjectRow>,
+    ) -> StoreResult<Option<ObjectRow>>;
     /// True while the store can serve reads and writes.
     async fn is_healthy(&self) -> bool;
     /// Waits for every accepted write to be durable, then refuses further writes.

@@ -88,4 +88,21 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         PRIMARY KEY (bucket, object_key)
     );",
     ),
+    (
+        4,
+        "CREATE TABLE s3_uploads (
+        upload_id TEXT PRIMARY KEY,
+        bucket TEXT NOT NULL,
+        object_key TEXT NOT NULL,
+        created_at_ms BIGINT NOT NULL,
+        record_json TEXT NOT NULL
+    );
+    CREATE INDEX s3_uploads_by_bucket ON s3_uploads (bucket, object_key, created_at_ms);
+    CREATE TABLE s3_parts (
+        upload_id TEXT NOT NULL,
+        part_number BIGINT NOT NULL,
+        record_json TEXT NOT NULL,
+        PRIMARY KEY (upload_id, part_number)
+    );",
+    ),
 ];

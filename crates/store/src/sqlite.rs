@@ -20,7 +20,8 @@ use tokio::sync::oneshot;
 use crate::migrations::MIGRATIONS;
 use crate::{
     AccessKeyRecord, AccountRecord, AliasRow, BucketRow, DeleteBucketOutcome, EventRow,
-    KeyMaterialRow, KmsKeyRow, ObjectRow, Store, StoreError, StoreResult, UserRecord,
+    KeyMaterialRow, KmsKeyRow, ObjectRow, PartRow, Store, StoreError, StoreResult, UploadRow,
+    UserRecord,
 };
 
 /// Upper bound of requests folded into one transaction; keeps commit latency bounded.
@@ -34,6 +35,12 @@ enum WriteOp {
     DeleteAccessKey(String),
     AppendEvents(Vec<EventRow>),
     CreateBucket(BucketRow),
+    CreateUpload(UploadRow),
+    PutPart(PartRow),
+    FinishUpload {
+        upload_id: String,
+        object: Option<ObjectRow>,
+    },
     DeleteBucket(String),
     PutObject(ObjectRow),
     DeleteObject {
@@ -60,6 +67,7 @@ enum WriteOutcome {
     Deleted(bool),
     Bucket(DeleteBucketOutcome),
     Object(Option<ObjectRow>),
+    Part(Option<PartRow>),
 }
 
 struct WriteJob {
@@ -363,6 +371,61 @@ fn apply_op(conn: &Connection, op: &WriteOp) -> StoreResult<WriteOutcome> {
             )?;
             Ok(WriteOutcome::Deleted(n > 0))
         }
+        WriteOp::CreateUpload(u) => {
+            conn.execute(
+                "INSERT INTO s3_uploads (upload_id, bucket, object_key, created_at_ms, record_json)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![u.upload_id, u.bucket, u.key, u.created_at_ms, u.record_json],
+            )?;
+            Ok(WriteOutcome::Done)
+        }
+        WriteOp::PutPart(p) => {
+            let previous = conn
+                .query_row(
+                    "SELECT upload_id, part_number, record_json FROM s3_parts
+                     WHERE upload_id = ?1 AND part_number = ?2",
+                    params![p.upload_id, p.part_number],
+                    part_from_row,
+                )
+                .optional()?;
+            conn.execute(
+                "INSERT INTO s3_parts (upload_id, part_number, record_json) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (upload_id, part_number) DO UPDATE SET record_json = excluded.record_json",
+                params![p.upload_id, p.part_number, p.record_json],
+            )?;
+            Ok(WriteOutcome::Part(previous))
+        }
+        WriteOp::FinishUpload { upload_id, object } => {
+            let n = conn.execute(
+                "DELETE FROM s3_uploads WHERE upload_id = ?1",
+                params![upload_id],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound {
+                    what: format!("upload {upload_id}"),
+                });
+            }
+            conn.execute(
+                "DELETE FROM s3_parts WHERE upload_id = ?1",
+                params![upload_id],
+            )?;
+            let previous = match object {
+                None => None,
+                Some(o) => {
+                    let previous = select_object(conn, &o.bucket, &o.key)?;
+                    conn.execute(
+                        "INSERT INTO s3_objects (bucket, object_key, size, etag, modified_at_ms, record_json)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                         ON CONFLICT (bucket, object_key) DO UPDATE SET size = excluded.size,
+                            etag = excluded.etag, modified_at_ms = excluded.modified_at_ms,
+                            record_json = excluded.record_json",
+                        params![o.bucket, o.key, o.size, o.etag, o.modified_at_ms, o.record_json],
+                    )?;
+                    previous
+                }
+            };
+            Ok(WriteOutcome::Object(previous))
+        }
         WriteOp::CreateBucket(b) => {
             conn.execute(
                 "INSERT INTO s3_buckets (name, account_id, region, created_at_ms, record_json)
@@ -586,6 +649,24 @@ fn select_object(
         object_from_row,
     )
     .optional()
+}
+
+fn part_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PartRow> {
+    Ok(PartRow {
+        upload_id: r.get(0)?,
+        part_number: r.get(1)?,
+        record_json: r.get(2)?,
+    })
+}
+
+fn upload_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UploadRow> {
+    Ok(UploadRow {
+        upload_id: r.get(0)?,
+        bucket: r.get(1)?,
+        key: r.get(2)?,
+        created_at_ms: r.get(3)?,
+        record_json: r.get(4)?,
+    })
 }
 
 fn bucket_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<BucketRow> {
@@ -991,6 +1072,74 @@ impl Store for SqliteStore {
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
         .await
+    }
+
+    async fn create_upload(&self, upload: UploadRow) -> StoreResult<()> {
+        self.write(WriteOp::CreateUpload(upload)).await.map(|_| ())
+    }
+
+    async fn get_upload(&self, upload_id: &str) -> StoreResult<Option<UploadRow>> {
+        let id = upload_id.to_string();
+        self.read(move |c| {
+            Ok(c.query_row(
+                "SELECT upload_id, bucket, object_key, created_at_ms, record_json FROM s3_uploads
+                 WHERE upload_id = ?1",
+                params![id],
+                upload_from_row,
+            )
+            .optional()?)
+        })
+        .await
+    }
+
+    async fn list_uploads(&self, bucket: &str) -> StoreResult<Vec<UploadRow>> {
+        let bucket = bucket.to_string();
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT upload_id, bucket, object_key, created_at_ms, record_json FROM s3_uploads
+                 WHERE bucket = ?1 ORDER BY object_key, created_at_ms",
+            )?;
+            let rows = stmt.query_map(params![bucket], upload_from_row)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    async fn put_part(&self, part: PartRow) -> StoreResult<Option<PartRow>> {
+        match self.write(WriteOp::PutPart(part)).await? {
+            WriteOutcome::Part(previous) => Ok(previous),
+            _ => Err(StoreError::Database("unexpected outcome".into())),
+        }
+    }
+
+    async fn list_parts(&self, upload_id: &str) -> StoreResult<Vec<PartRow>> {
+        let id = upload_id.to_string();
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT upload_id, part_number, record_json FROM s3_parts
+                 WHERE upload_id = ?1 ORDER BY part_number",
+            )?;
+            let rows = stmt.query_map(params![id], part_from_row)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    async fn finish_upload(
+        &self,
+        upload_id: &str,
+        object: Option<ObjectRow>,
+    ) -> StoreResult<Option<ObjectRow>> {
+        match self
+            .write(WriteOp::FinishUpload {
+                upload_id: upload_id.to_string(),
+                object,
+            })
+            .await?
+        {
+            WriteOutcome::Object(previous) => Ok(previous),
+            _ => Err(StoreError::Database("unexpected outcome".into())),
+        }
     }
 
     async fn is_healthy(&self) -> bool {
