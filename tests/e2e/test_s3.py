@@ -217,6 +217,74 @@ class S3(unittest.TestCase):
                                                           UploadId=aborted)), "NoSuchUpload")
         self.assertEqual(error(lambda: self.s3.head_object(Bucket="multi", Key="gone")), "404")
 
+    def test_bucket_configuration(self):
+        self.s3.create_bucket(Bucket="config")
+        rule = self.s3.get_bucket_encryption(Bucket="config")[
+            "ServerSideEncryptionConfiguration"]["Rules"][0]
+        self.assertEqual(rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"], "AES256")
+        key = self.kms.create_key(Description="bucket default")["KeyMetadata"]
+        self.s3.put_bucket_encryption(Bucket="config", ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {
+                "SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key["KeyId"]}}]})
+        rule = self.s3.get_bucket_encryption(Bucket="config")[
+            "ServerSideEncryptionConfiguration"]["Rules"][0]
+        self.assertEqual(rule["ApplyServerSideEncryptionByDefault"]["KMSMasterKeyID"], key["Arn"])
+        put = self.s3.put_object(Bucket="config", Key="default", Body=b"by default")
+        self.assertEqual(put["ServerSideEncryption"], "aws:kms")
+        self.assertEqual(put["SSEKMSKeyId"], key["Arn"])
+        signing = self.kms.create_key(KeySpec="RSA_2048", KeyUsage="SIGN_VERIFY")["KeyMetadata"]
+        self.assertEqual(error(lambda: self.s3.put_bucket_encryption(
+            Bucket="config", ServerSideEncryptionConfiguration={"Rules": [{
+                "ApplyServerSideEncryptionByDefault": {
+                    "SSEAlgorithm": "aws:kms", "KMSMasterKeyID": signing["KeyId"]}}]})),
+            "KMS.InvalidKeyUsageException")
+        self.s3.delete_bucket_encryption(Bucket="config")
+        self.assertEqual(self.s3.put_object(Bucket="config", Key="plain", Body=b"x")
+                         ["ServerSideEncryption"], "AES256")
+
+        self.assertEqual(error(lambda: self.s3.get_bucket_policy(Bucket="config")),
+                         "NoSuchBucketPolicy")
+        self.assertEqual(error(lambda: self.s3.put_bucket_policy(Bucket="config", Policy="{")),
+                         "MalformedPolicy")
+        policy = json.dumps({"Version": "2012-10-17", "Statement": [{
+            "Sid": "AWSCloudTrailWrite", "Effect": "Allow",
+            "Principal": {"Service": "cloudtrail.amazonaws.com"}, "Action": "s3:PutObject",
+            "Resource": "arn:aws:s3:::config/AWSLogs/000000000000/*"}]})
+        self.s3.put_bucket_policy(Bucket="config", Policy=policy)
+        self.assertEqual(self.s3.get_bucket_policy(Bucket="config")["Policy"], policy)
+        self.s3.delete_bucket_policy(Bucket="config")
+
+        self.s3.put_bucket_tagging(Bucket="config", Tagging={"TagSet": [{"Key": "k", "Value": "v"}]})
+        self.assertEqual(self.s3.get_bucket_tagging(Bucket="config")["TagSet"],
+                         [{"Key": "k", "Value": "v"}])
+        self.s3.delete_bucket_tagging(Bucket="config")
+        self.assertEqual(error(lambda: self.s3.get_bucket_tagging(Bucket="config")), "NoSuchTagSet")
+        acl = self.s3.get_bucket_acl(Bucket="config")
+        self.assertEqual(acl["Grants"][0]["Permission"], "FULL_CONTROL")
+        self.assertEqual(acl["Owner"]["ID"], "000000000000")
+
+    def test_copy_and_delete_objects(self):
+        self.s3.create_bucket(Bucket="copies")
+        key = self.kms.create_key(Description="copy target")["KeyMetadata"]
+        self.s3.put_object(Bucket="copies", Key="src", Body=b"copied bytes",
+                           Metadata={"a": "1"})
+        copied = self.s3.copy_object(Bucket="copies", Key="dst",
+                                     CopySource={"Bucket": "copies", "Key": "src"},
+                                     ServerSideEncryption="aws:kms", SSEKMSKeyId=key["KeyId"])
+        self.assertEqual(copied["SSEKMSKeyId"], key["Arn"])
+        got = self.s3.get_object(Bucket="copies", Key="dst")
+        self.assertEqual(got["Body"].read(), b"copied bytes")
+        self.assertEqual(got["ServerSideEncryption"], "aws:kms")
+        self.assertEqual(got["Metadata"], {"a": "1"})
+        self.assertEqual(error(lambda: self.s3.copy_object(
+            Bucket="copies", Key="src", CopySource={"Bucket": "copies", "Key": "src"})),
+            "InvalidRequest")
+        deleted = self.s3.delete_objects(Bucket="copies", Delete={
+            "Objects": [{"Key": "src"}, {"Key": "dst"}, {"Key": "never-existed"}]})
+        self.assertEqual(sorted(d["Key"] for d in deleted["Deleted"]),
+                         ["dst", "never-existed", "src"])
+        self.assertNotIn("Contents", self.s3.list_objects_v2(Bucket="copies"))
+
     def test_aws_cli_cp_round_trip_with_sse_kms(self):
         key = self.kms.create_key(Description="cli-s3")["KeyMetadata"]["KeyId"]
         env = self.server.env()

@@ -365,6 +365,20 @@ impl Kms {
         self.alias_map(account, region).await
     }
 
+    /// For services that configure a key for server-side encryption (S3 bucket encryption,
+    /// CloudTrail trails): the key's ARN if it exists and is a symmetric encryption key.
+    /// Only symmetric keys can protect S3 objects and CloudTrail logs (§2.4, the seed).
+    pub async fn symmetric_key_arn(&self, ctx: &CallContext, key_id: &str) -> KmsResult<String> {
+        let key = self.resolve(ctx, key_id, true).await?;
+        if key.record.key_spec != crate::asymmetric::SYMMETRIC_DEFAULT {
+            return Err(KmsError::InvalidKeyUsage(format!(
+                "{} is a {} key; only symmetric encryption keys are supported for server-side encryption.",
+                key.arn, key.record.key_spec
+            )));
+        }
+        Ok(key.arn.clone())
+    }
+
     // ---- state rules ------------------------------------------------------------------
 
     /// Cryptographic operations need an Enabled key (§2.6).

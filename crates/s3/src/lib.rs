@@ -31,7 +31,9 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use zeroize::Zeroizing;
 
 use crate::body::{BodyKey, SEGMENT_LEN};
-use crate::record::{ObjectRecord, PartRecord, Piece, Sse, UploadRecord};
+use crate::record::{
+    BucketRecord, DefaultEncryption, ObjectRecord, PartRecord, Piece, Sse, UploadRecord,
+};
 
 const S3_SERVICE: &str = "s3.amazonaws.com";
 const DEFAULT_MAX_KEYS: i32 = 1000;
@@ -473,7 +475,31 @@ struct SseHeaders<'a> {
     ssekms_encryption_context: &'a Option<String>,
 }
 
-fn parse_sse(input: SseHeaders<'_>) -> S3Result<SseRequest> {
+fn bucket_record(bucket: &BucketRow) -> BucketRecord {
+    serde_json::from_str(&bucket.record_json).unwrap_or_default()
+}
+
+/// The encryption an upload asks for, or the bucket's default when it names none.
+fn parse_sse(
+    input: SseHeaders<'_>,
+    bucket_default: Option<&DefaultEncryption>,
+) -> S3Result<SseRequest> {
+    if input.server_side_encryption.is_none()
+        && input.ssekms_key_id.is_none()
+        && let Some(default) = bucket_default
+        && default.algorithm == ServerSideEncryption::AWS_KMS
+    {
+        let key_id = default.kms_key_id.clone().ok_or_else(|| {
+            s3_error!(
+                InvalidArgument,
+                "keytrail has no AWS managed aws/s3 key yet: the bucket's default encryption must name a KMS key"
+            )
+        })?;
+        return Ok(SseRequest::Kms {
+            key_id,
+            context: BTreeMap::new(),
+        });
+    }
     let algorithm = input
         .server_side_encryption
         .as_ref()
@@ -756,12 +782,15 @@ impl S3 for S3Engine {
         let trailer_names = announced_trailers(&req.headers);
         let trailing = req.trailing_headers.clone();
         let input = req.input;
-        self.owned_bucket(&ctx, &input.bucket).await?;
-        let sse = parse_sse(SseHeaders {
-            server_side_encryption: &input.server_side_encryption,
-            ssekms_key_id: &input.ssekms_key_id,
-            ssekms_encryption_context: &input.ssekms_encryption_context,
-        })?;
+        let bucket = self.owned_bucket(&ctx, &input.bucket).await?;
+        let sse = parse_sse(
+            SseHeaders {
+                server_side_encryption: &input.server_side_encryption,
+                ssekms_key_id: &input.ssekms_key_id,
+                ssekms_encryption_context: &input.ssekms_encryption_context,
+            },
+            bucket_record(&bucket).encryption.as_ref(),
+        )?;
         let expected = ExpectedChecksums::new([
             &input.checksum_crc32,
             &input.checksum_crc32c,
@@ -846,18 +875,415 @@ impl S3 for S3Engine {
         Ok(S3Response::new(output))
     }
 
+    async fn put_bucket_encryption(
+        &self,
+        req: S3Request<PutBucketEncryptionInput>,
+    ) -> S3Result<S3Response<PutBucketEncryptionOutput>> {
+        let ctx = Self::ctx(&req)?;
+        let input = req.input;
+        let bucket = self.owned_bucket(&ctx, &input.bucket).await?;
+        let rule = input
+            .server_side_encryption_configuration
+            .rules
+            .first()
+            .cloned()
+            .ok_or_else(|| s3_error!(MalformedXML, "The configuration names no rule."))?;
+        let by_default = rule
+            .apply_server_side_encryption_by_default
+            .ok_or_else(|| s3_error!(MalformedXML, "The rule names no default encryption."))?;
+        let algorithm = by_default.sse_algorithm.as_str().to_string();
+        let kms_key_id = match algorithm.as_str() {
+            ServerSideEncryption::AES256 => None,
+            ServerSideEncryption::AWS_KMS => match &by_default.kms_master_key_id {
+                None => None,
+                Some(key) => Some(
+                    self.kms
+                        .symmetric_key_arn(&ctx, key)
+                        .await
+                        .map_err(kms_error)?,
+                ),
+            },
+            other => {
+                return Err(S3Error::with_message(
+                    S3ErrorCode::InvalidArgument,
+                    format!(
+                        "Server side encryption {other} is not supported by this keytrail version."
+                    ),
+                ));
+            }
+        };
+        let mut record = bucket_record(&bucket);
+        record.encryption = Some(DefaultEncryption {
+            algorithm,
+            kms_key_id,
+            bucket_key_enabled: rule.bucket_key_enabled.unwrap_or(false),
+        });
+        self.save_bucket(&bucket.name, &record).await?;
+        Ok(S3Response::new(PutBucketEncryptionOutput::default()))
+    }
+
+    async fn get_bucket_encryption(
+        &self,
+        req: S3Request<GetBucketEncryptionInput>,
+    ) -> S3Result<S3Response<GetBucketEncryptionOutput>> {
+        let ctx = Self::ctx(&req)?;
+        let bucket = self.owned_bucket(&ctx, &req.input.bucket).await?;
+        // Every bucket encrypts with SSE-S3 unless told otherwise, as AWS since 2023.
+        let default = bucket_record(&bucket)
+            .encryption
+            .unwrap_or(DefaultEncryption {
+                algorithm: ServerSideEncryption::AES256.into(),
+                kms_key_id: None,
+                bucket_key_enabled: false,
+            });
+        Ok(S3Response::new(GetBucketEncryptionOutput {
+            server_side_encryption_configuration: Some(ServerSideEncryptionConfiguration {
+                rules: vec![ServerSideEncryptionRule {
+                    apply_server_side_encryption_by_default: Some(ServerSideEncryptionByDefault {
+                        kms_master_key_id: default.kms_key_id,
+                        sse_algorithm: ServerSideEncryption::from(default.algorithm),
+                    }),
+                    bucket_key_enabled: Some(default.bucket_key_enabled),
+                    ..Default::default()
+                }],
+            }),
+        }))
+    }
+
+    async fn delete_bucket_encryption(
+        &self,
+        req: S3Request<DeleteBucketEncryptionInput>,
+    ) -> S3Result<S3Response<DeleteBucketEncryptionOutput>> {
+        let ctx = Self::ctx(&req)?;
+        let bucket = self.owned_bucket(&ctx, &req.input.bucket).await?;
+        let mut record = bucket_record(&bucket);
+        record.encryption = None;
+        self.save_bucket(&bucket.name, &record).await?;
+        Ok(S3Response::new(DeleteBucketEncryptionOutput::default()))
+    }
+
+    async fn put_bucket_policy(
+        &self,
+        req: S3Request<PutBucketPolicyInput>,
+    ) -> S3Result<S3Response<PutBucketPolicyOutput>> {
+        let ctx = Self::ctx(&req)?;
+        let bucket = self.owned_bucket(&ctx, &req.input.bucket).await?;
+        keytrail_kms::keys::validate_policy(&req.input.policy)
+            .map_err(|e| S3Error::with_message(S3ErrorCode::MalformedPolicy, e.message()))?;
+        let mut record = bucket_record(&bucket);
+        record.policy = Some(req.input.policy);
+        self.save_bucket(&bucket.name, &record).await?;
+        Ok(S3Response::new(PutBucketPolicyOutput::default()))
+    }
+
+    async fn get_bucket_policy(
+        &self,
+        req: S3Request<GetBucketPolicyInput>,
+    ) -> S3Result<S3Response<GetBucketPolicyOutput>> {
+        let ctx = Self::ctx(&req)?;
+        let bucket = self.owned_bucket(&ctx, &req.input.bucket).await?;
+        let policy = bucket_record(&bucket)
+            .policy
+            .ok_or_else(|| s3_error!(NoSuchBucketPolicy, "The bucket policy does not exist"))?;
+        Ok(S3Response::new(GetBucketPolicyOutput {
+            policy: Some(policy),
+        }))
+    }
+
+    async fn delete_bucket_policy(
+        &self,
+        req: S3Request<DeleteBucketPolicyInput>,
+    ) -> S3Result<S3Response<DeleteBucketPolicyOutput>> {
+        let ctx = Self::ctx(&req)?;
+        let bucket = self.owned_bucket(&ctx, &req.input.bucket).await?;
+        let mut record = bucket_record(&bucket);
+        record.policy = None;
+        self.save_bucket(&bucket.name, &record).await?;
+        Ok(S3Response::new(DeleteBucketPolicyOutput::default()))
+    }
+
+    async fn put_bucket_tagging(
+        &self,
+        req: S3Request<PutBucketTaggingInput>,
+    ) -> S3Result<S3Response<PutBucketTaggingOutput>> {
+        let ctx = Self::ctx(&req)?;
+        let bucket = self.owned_bucket(&ctx, &req.input.bucket).await?;
+        let mut tags = Vec::new();
+        for tag in req.input.tagging.tag_set {
+            let (Some(key), Some(value)) = (tag.key, tag.value) else {
+                return Err(s3_error!(InvalidTag, "A tag needs a key and a value."));
+            };
+            if key.is_empty() || key.len() > 128 || value.len() > 256 || key.starts_with("aws:") {
+                return Err(s3_error!(
+                    InvalidTag,
+                    "The TagKey or TagValue is not valid."
+                ));
+            }
+            if tags.iter().any(|(k, _): &(String, String)| *k == key) {
+                return Err(s3_error!(
+                    InvalidTag,
+                    "Cannot provide multiple Tags with the same key"
+                ));
+            }
+            tags.push((key, value));
+        }
+        if tags.len() > 50 {
+            return Err(s3_error!(
+                InvalidTag,
+                "Bucket tag count cannot be greater than 50"
+            ));
+        }
+        let mut record = bucket_record(&bucket);
+        record.tags = Some(tags);
+        self.save_bucket(&bucket.name, &record).await?;
+        Ok(S3Response::new(PutBucketTaggingOutput::default()))
+    }
+
+    async fn get_bucket_tagging(
+        &self,
+        req: S3Request<GetBucketTaggingInput>,
+    ) -> S3Result<S3Response<GetBucketTaggingOutput>> {
+        let ctx = Self::ctx(&req)?;
+        let bucket = self.owned_bucket(&ctx, &req.input.bucket).await?;
+        let tags = bucket_record(&bucket)
+            .tags
+            .ok_or_else(|| s3_error!(NoSuchTagSet, "The TagSet does not exist"))?;
+        Ok(S3Response::new(GetBucketTaggingOutput {
+            tag_set: tags
+                .into_iter()
+                .map(|(k, v)| Tag {
+                    key: Some(k),
+                    value: Some(v),
+                })
+                .collect(),
+        }))
+    }
+
+    async fn delete_bucket_tagging(
+        &self,
+        req: S3Request<DeleteBucketTaggingInput>,
+    ) -> S3Result<S3Response<DeleteBucketTaggingOutput>> {
+        let ctx = Self::ctx(&req)?;
+        let bucket = self.owned_bucket(&ctx, &req.input.bucket).await?;
+        let mut record = bucket_record(&bucket);
+        record.tags = None;
+        self.save_bucket(&bucket.name, &record).await?;
+        Ok(S3Response::new(DeleteBucketTaggingOutput::default()))
+    }
+
+    async fn get_bucket_acl(
+        &self,
+        req: S3Request<GetBucketAclInput>,
+    ) -> S3Result<S3Response<GetBucketAclOutput>> {
+        let ctx = Self::ctx(&req)?;
+        let bucket = self.owned_bucket(&ctx, &req.input.bucket).await?;
+        // Object ownership "bucket owner enforced": the owner has full control, nobody else.
+        Ok(S3Response::new(GetBucketAclOutput {
+            owner: Some(Owner {
+                display_name: None,
+                id: Some(bucket.account_id.clone()),
+            }),
+            grants: Some(vec![Grant {
+                grantee: Some(Grantee {
+                    display_name: None,
+                    email_address: None,
+                    id: Some(bucket.account_id),
+                    type_: Type::from_static(Type::CANONICAL_USER),
+                    uri: None,
+                }),
+                permission: Some(Permission::from_static(Permission::FULL_CONTROL)),
+            }]),
+        }))
+    }
+
+    async fn delete_objects(
+        &self,
+        req: S3Request<DeleteObjectsInput>,
+    ) -> S3Result<S3Response<DeleteObjectsOutput>> {
+        let ctx = Self::ctx(&req)?;
+        let input = req.input;
+        self.owned_bucket(&ctx, &input.bucket).await?;
+        if input.delete.objects.len() > 1000 {
+            return Err(s3_error!(
+                MalformedXML,
+                "A delete request names at most 1000 keys."
+            ));
+        }
+        let quiet = input.delete.quiet.unwrap_or(false);
+        let mut deleted = Vec::new();
+        for object in input.delete.objects {
+            if let Some(old) = self
+                .store
+                .delete_object(&input.bucket, &object.key)
+                .await
+                .map_err(store_err)?
+            {
+                self.remove_body(&old.bucket, &old.record_json).await;
+            }
+            if !quiet {
+                deleted.push(DeletedObject {
+                    key: Some(object.key),
+                    ..Default::default()
+                });
+            }
+        }
+        Ok(S3Response::new(DeleteObjectsOutput {
+            deleted: Some(deleted),
+            ..Default::default()
+        }))
+    }
+
+    async fn copy_object(
+        &self,
+        req: S3Request<CopyObjectInput>,
+    ) -> S3Result<S3Response<CopyObjectOutput>> {
+        let ctx = Self::ctx(&req)?;
+        let input = req.input;
+        let CopySource::Bucket {
+            bucket: source_bucket,
+            key: source_key,
+            ..
+        } = &input.copy_source
+        else {
+            return Err(s3_error!(
+                NotImplemented,
+                "Copying from an access point is not supported."
+            ));
+        };
+        let (source_row, source) = self.find_object(&ctx, source_bucket, source_key).await?;
+        let bucket = self.owned_bucket(&ctx, &input.bucket).await?;
+        let sse = parse_sse(
+            SseHeaders {
+                server_side_encryption: &input.server_side_encryption,
+                ssekms_key_id: &input.ssekms_key_id,
+                ssekms_encryption_context: &input.ssekms_encryption_context,
+            },
+            bucket_record(&bucket).encryption.as_ref(),
+        )?;
+        let replace = input
+            .metadata_directive
+            .as_ref()
+            .is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
+        if !replace
+            && source_bucket.as_ref() == input.bucket
+            && source_key.as_ref() == input.key
+            && input.server_side_encryption.is_none()
+        {
+            return Err(s3_error!(
+                InvalidRequest,
+                "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."
+            ));
+        }
+        // Read the source as its reader (KMS Decrypt for SSE-KMS), write it re-encrypted under
+        // the destination's encryption.
+        let source_key_bytes = self
+            .data_key(&ctx, source_bucket, source_key, &source)
+            .await?;
+        let body = self.range_stream(source_bucket, &source, &source_key_bytes, 0..source.size)?;
+        drop(source_key_bytes);
+        let version = uuid::Uuid::new_v4();
+        let version_id = version.to_string();
+        let (data_key, sse_record) = self
+            .new_data_key(&ctx, &input.bucket, &input.key, &version_id, &sse)
+            .await?;
+        let body_key = BodyKey::new(&data_key, *version.as_bytes()).map_err(internal)?;
+        drop(data_key);
+        let file_name = format!("{version_id}.obj");
+        let no_checksums = ExpectedChecksums {
+            headers: Vec::new(),
+        };
+        let hasher = no_checksums.hasher(&[]);
+        let stored = self
+            .store_body(
+                &input.bucket,
+                &file_name,
+                &body_key,
+                BodyInput {
+                    body: Some(body),
+                    expected: no_checksums,
+                    hasher,
+                    trailing: None,
+                    content_md5: None,
+                },
+            )
+            .await?;
+        let (content_type, metadata) = if replace {
+            (
+                input.content_type.map(|c| c.to_string()),
+                input
+                    .metadata
+                    .map(|m| m.into_iter().collect())
+                    .unwrap_or_default(),
+            )
+        } else {
+            (source.content_type.clone(), source.metadata.clone())
+        };
+        let etag = if source.parts.is_empty() {
+            source_row.etag.clone()
+        } else {
+            md5_hex(&stored.md5)
+        };
+        let record = ObjectRecord {
+            version_id,
+            file: file_name,
+            size: stored.size,
+            content_type,
+            metadata,
+            sse: sse_record,
+            checksums: source.checksums.clone(),
+            parts: Vec::new(),
+        };
+        let modified = now_ms();
+        let row = ObjectRow {
+            bucket: input.bucket.clone(),
+            key: input.key.clone(),
+            size: i64::try_from(stored.size).unwrap_or(i64::MAX),
+            etag: etag.clone(),
+            modified_at_ms: modified,
+            record_json: serde_json::to_string(&record).map_err(internal)?,
+        };
+        let replaced = match self.store.put_object(row).await {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&stored.path).await;
+                return Err(store_err(e));
+            }
+        };
+        if let Some(old) = replaced {
+            self.remove_body(&old.bucket, &old.record_json).await;
+        }
+        let mut output = CopyObjectOutput {
+            copy_object_result: Some(CopyObjectResult {
+                e_tag: Some(ETag::Strong(etag)),
+                last_modified: Some(timestamp(modified)),
+                ..Default::default()
+            }),
+            ssekms_encryption_context: context_header(&record.sse)?,
+            ..Default::default()
+        };
+        set_sse_output(
+            &record.sse,
+            &mut output.server_side_encryption,
+            &mut output.ssekms_key_id,
+        );
+        Ok(S3Response::new(output))
+    }
+
     async fn create_multipart_upload(
         &self,
         req: S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
         let ctx = Self::ctx(&req)?;
         let input = req.input;
-        self.owned_bucket(&ctx, &input.bucket).await?;
-        let sse = parse_sse(SseHeaders {
-            server_side_encryption: &input.server_side_encryption,
-            ssekms_key_id: &input.ssekms_key_id,
-            ssekms_encryption_context: &input.ssekms_encryption_context,
-        })?;
+        let bucket = self.owned_bucket(&ctx, &input.bucket).await?;
+        let sse = parse_sse(
+            SseHeaders {
+                server_side_encryption: &input.server_side_encryption,
+                ssekms_key_id: &input.ssekms_key_id,
+                ssekms_encryption_context: &input.ssekms_encryption_context,
+            },
+            bucket_record(&bucket).encryption.as_ref(),
+        )?;
         let version_id = uuid::Uuid::new_v4().to_string();
         let (data_key, sse_record) = self
             .new_data_key(&ctx, &input.bucket, &input.key, &version_id, &sse)
@@ -1459,6 +1885,25 @@ struct ListPage {
     truncated: bool,
     /// The last key or common prefix returned, where the next page starts after.
     last_key: Option<String>,
+}
+
+impl S3Engine {
+    async fn save_bucket(&self, name: &str, record: &BucketRecord) -> S3Result<()> {
+        let json = serde_json::to_string(record).map_err(internal)?;
+        if self
+            .store
+            .update_bucket_record(name, json)
+            .await
+            .map_err(store_err)?
+        {
+            Ok(())
+        } else {
+            Err(S3Error::with_message(
+                S3ErrorCode::NoSuchBucket,
+                "The specified bucket does not exist",
+            ))
+        }
+    }
 }
 
 fn no_such_upload() -> S3Error {

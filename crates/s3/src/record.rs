@@ -82,3 +82,25 @@ pub struct PartRecord {
     pub etag: String,
     pub modified_ms: i64,
 }
+
+/// A bucket's configuration (the JSON document of its `s3_buckets` row).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BucketRecord {
+    #[serde(default)]
+    pub encryption: Option<DefaultEncryption>,
+    #[serde(default)]
+    pub policy: Option<String>,
+    #[serde(default)]
+    pub tags: Option<Vec<(String, String)>>,
+}
+
+/// PutBucketEncryption's default rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DefaultEncryption {
+    /// `AES256` or `aws:kms`.
+    pub algorithm: String,
+    pub kms_key_id: Option<String>,
+    pub bucket_key_enabled: bool,
+}

@@ -234,6 +234,8 @@ pub trait Store: Send + Sync + 'static {
     /// Fails with [`StoreError::AlreadyExists`] when the name is taken (by any account).
     async fn create_bucket(&self, bucket: BucketRow) -> StoreResult<()>;
     async fn get_bucket(&self, name: &str) -> StoreResult<Option<BucketRow>>;
+    /// Replaces a bucket's configuration document; false when the bucket does not exist.
+    async fn update_bucket_record(&self, name: &str, record_json: String) -> StoreResult<bool>;
     /// The account's buckets, by name.
     async fn list_buckets(&self, account_id: &str) -> StoreResult<Vec<BucketRow>>;
     /// Deletes an empty bucket.

@@ -35,6 +35,10 @@ enum WriteOp {
     DeleteAccessKey(String),
     AppendEvents(Vec<EventRow>),
     CreateBucket(BucketRow),
+    UpdateBucket {
+        name: String,
+        record_json: String,
+    },
     CreateUpload(UploadRow),
     PutPart(PartRow),
     FinishUpload {
@@ -425,6 +429,13 @@ fn apply_op(conn: &Connection, op: &WriteOp) -> StoreResult<WriteOutcome> {
                 }
             };
             Ok(WriteOutcome::Object(previous))
+        }
+        WriteOp::UpdateBucket { name, record_json } => {
+            let n = conn.execute(
+                "UPDATE s3_buckets SET record_json = ?2 WHERE name = ?1",
+                params![name, record_json],
+            )?;
+            Ok(WriteOutcome::Deleted(n > 0))
         }
         WriteOp::CreateBucket(b) => {
             conn.execute(
@@ -1003,6 +1014,19 @@ impl Store for SqliteStore {
             .optional()?)
         })
         .await
+    }
+
+    async fn update_bucket_record(&self, name: &str, record_json: String) -> StoreResult<bool> {
+        match self
+            .write(WriteOp::UpdateBucket {
+                name: name.to_string(),
+                record_json,
+            })
+            .await?
+        {
+            WriteOutcome::Deleted(updated) => Ok(updated),
+            _ => Ok(false),
+        }
     }
 
     async fn list_buckets(&self, account_id: &str) -> StoreResult<Vec<BucketRow>> {
