@@ -944,7 +944,6 @@ impl S3 for S3Engine {
                         sse_algorithm: ServerSideEncryption::from(default.algorithm),
                     }),
                     bucket_key_enabled: Some(default.bucket_key_enabled),
-                    ..Default::default()
                 }],
             }),
         }))
