@@ -1669,6 +1669,13 @@ impl S3 for S3Engine {
         let ctx = Self::ctx(&req)?;
         let input = req.input;
         let (row, record) = self.find_object(&ctx, &input.bucket, &input.key).await?;
+        Conditions {
+            if_match: &input.if_match,
+            if_none_match: &input.if_none_match,
+            if_modified_since: &input.if_modified_since,
+            if_unmodified_since: &input.if_unmodified_since,
+        }
+        .check(&row)?;
         let (range, partial) = match &input.range {
             None => (0..record.size, false),
             Some(r) => (
@@ -1739,6 +1746,13 @@ impl S3 for S3Engine {
         let (row, record) = self
             .find_object(&ctx, &req.input.bucket, &req.input.key)
             .await?;
+        Conditions {
+            if_match: &req.input.if_match,
+            if_none_match: &req.input.if_none_match,
+            if_modified_since: &req.input.if_modified_since,
+            if_unmodified_since: &req.input.if_unmodified_since,
+        }
+        .check(&row)?;
         let mut output = HeadObjectOutput {
             content_length: Some(row.size),
             content_type: record.content_type.clone(),
@@ -1902,6 +1916,61 @@ impl S3Engine {
                 "The specified bucket does not exist",
             ))
         }
+    }
+}
+
+/// The conditional headers of GET and HEAD (RFC 9110 §13, as S3 applies them).
+struct Conditions<'a> {
+    if_match: &'a Option<ETagCondition>,
+    if_none_match: &'a Option<ETagCondition>,
+    if_modified_since: &'a Option<Timestamp>,
+    if_unmodified_since: &'a Option<Timestamp>,
+}
+
+fn etag_matches(condition: &ETagCondition, etag: &str) -> bool {
+    match condition {
+        ETagCondition::Any => true,
+        ETagCondition::ETag(e) => e.value().trim_matches('"') == etag,
+    }
+}
+
+fn seconds(t: &Timestamp) -> i64 {
+    time::OffsetDateTime::from(t.clone()).unix_timestamp()
+}
+
+impl Conditions<'_> {
+    fn check(&self, row: &ObjectRow) -> S3Result<()> {
+        let modified = row.modified_at_ms.div_euclid(1000);
+        let precondition_failed = || {
+            S3Error::with_message(
+                S3ErrorCode::PreconditionFailed,
+                "At least one of the pre-conditions you specified did not hold",
+            )
+        };
+        if let Some(condition) = self.if_match {
+            if !etag_matches(condition, &row.etag) {
+                return Err(precondition_failed());
+            }
+        } else if let Some(since) = self.if_unmodified_since
+            && modified > seconds(since)
+        {
+            return Err(precondition_failed());
+        }
+        let not_modified = || {
+            let mut e = S3Error::new(S3ErrorCode::NotModified);
+            e.set_status_code(http::StatusCode::NOT_MODIFIED);
+            e
+        };
+        if let Some(condition) = self.if_none_match {
+            if etag_matches(condition, &row.etag) {
+                return Err(not_modified());
+            }
+        } else if let Some(since) = self.if_modified_since
+            && modified <= seconds(since)
+        {
+            return Err(not_modified());
+        }
+        Ok(())
     }
 }
 
