@@ -26,13 +26,17 @@ class KeytrailServer:
     def __init__(self, *extra_args):
         self.tmp = tempfile.TemporaryDirectory()
         self.data_dir = os.path.join(self.tmp.name, "data")
-        config = os.path.join(self.tmp.name, "keytrail.toml")
-        with open(config, "w") as f:
+        self.config = os.path.join(self.tmp.name, "keytrail.toml")
+        with open(self.config, "w") as f:
             f.write(CONFIG)
-        self.log = open(os.path.join(self.tmp.name, "server.log"), "w")
+        self.extra_args = extra_args
+        self.log = open(os.path.join(self.tmp.name, "server.log"), "a")
+        self.start()
+
+    def start(self):
         self.proc = subprocess.Popen(
-            [BIN, "--config", config, "--data-dir", self.data_dir, "serve",
-             "--listen", "127.0.0.1:0", *extra_args],
+            [BIN, "--config", self.config, "--data-dir", self.data_dir, "serve",
+             "--listen", "127.0.0.1:0", *self.extra_args],
             stdout=subprocess.PIPE, stderr=self.log, text=True)
         self.url = None
         for line in self.proc.stdout:
@@ -67,6 +71,12 @@ class KeytrailServer:
         matches = [e for e in self.events() if e["requestID"] == request_id]
         assert len(matches) == 1, f"one event for {request_id}, found {len(matches)}"
         return matches[0]
+
+    def restart(self):
+        """SIGTERM, then start again on the same data directory (on a new port)."""
+        self.proc.send_signal(signal.SIGTERM)
+        assert self.proc.wait(timeout=30) == 0
+        self.start()
 
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)

@@ -353,3 +353,33 @@ class S3(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class S3Restart(unittest.TestCase):
+    def test_objects_survive_a_restart_and_interrupted_uploads_are_cleaned(self):
+        server = KeytrailServer()
+        try:
+            s3 = s3_client(server)
+            kms = boto3.session.Session().client(
+                "kms", endpoint_url=server.url, region_name="us-east-1",
+                aws_access_key_id="test", aws_secret_access_key="test")
+            key = kms.create_key()["KeyMetadata"]["KeyId"]
+            s3.create_bucket(Bucket="durable")
+            s3.put_object(Bucket="durable", Key="s3", Body=b"sse-s3 body")
+            s3.put_object(Bucket="durable", Key="kms", Body=b"sse-kms body",
+                          ServerSideEncryption="aws:kms", SSEKMSKeyId=key)
+            # What a crash in the middle of an upload leaves: a temporary file nothing refers to.
+            stray = os.path.join(server.data_dir, "objects", "tmp", "interrupted-upload")
+            with open(stray, "wb") as f:
+                f.write(b"half an upload")
+            server.restart()
+            s3 = s3_client(server)
+            self.assertEqual(s3.get_object(Bucket="durable", Key="s3")["Body"].read(),
+                             b"sse-s3 body")
+            self.assertEqual(s3.get_object(Bucket="durable", Key="kms")["Body"].read(),
+                             b"sse-kms body")
+            self.assertFalse(os.path.exists(stray), "interrupted uploads are removed at start")
+            self.assertEqual([o["Key"] for o in s3.list_objects_v2(Bucket="durable")["Contents"]],
+                             ["kms", "s3"])
+        finally:
+            server.stop()
