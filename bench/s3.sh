@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# S3 benchmark: 64 MiB PUT/GET and 4 KiB PUT, SSE-S3 and SSE-KMS, keytrail beside moto_server
+# and openssl's single-core AES-GCM and SHA-256 ceilings.   DURATION=10 bench/s3.sh
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+for tool in wrk curl openssl; do
+  if ! command -v "$tool" >/dev/null 2>&1; then
+    sudo_cmd=""
+    [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+    $sudo_cmd apt-get install -y "$tool" || { $sudo_cmd apt-get update && $sudo_cmd apt-get install -y "$tool"; }
+  fi
+done
+scripts/python-env.sh bench/requirements.txt
+cargo build --release -p keytrail
+exec "$root/.venv/bin/python" bench/s3.py "$@"
