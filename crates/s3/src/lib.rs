@@ -163,36 +163,37 @@ impl S3Engine {
         let BodyInput {
             body,
             expected,
-            mut hasher,
+            hasher,
             trailing,
             content_md5,
+            large,
         } = input;
         let tmp_path = self
             .objects_dir
             .join("tmp")
             .join(uuid::Uuid::new_v4().to_string());
         let mut file = tokio::fs::File::create(&tmp_path).await.map_err(internal)?;
-        let result: S3Result<(u64, Vec<u8>)> = async {
+        let mut digester = Digester::new(hasher, large);
+        let result: S3Result<u64> = async {
             let mut writer = SegmentWriter::new(body_key, &mut file);
-            let mut md5 = md5::Context::new();
             let mut size = 0u64;
             if let Some(mut stream) = body {
                 while let Some(chunk) = stream.next().await {
                     let chunk: Bytes = chunk.map_err(|e| {
                         S3Error::with_message(S3ErrorCode::IncompleteBody, e.to_string())
                     })?;
-                    md5.consume(&chunk);
-                    hasher.update(&chunk);
+                    digester.update(&chunk).await;
                     size += chunk.len() as u64;
                     writer.push(&chunk).await?;
                 }
             }
             writer.finish().await?;
-            Ok((size, md5.compute().to_vec()))
+            Ok(size)
         }
         .await;
-        let checked = result.and_then(|(size, digest)| {
-            let computed = hasher.finalize();
+        let digests = digester.finish().await;
+        let result = result.and_then(|size| digests.map(|d| (size, d)));
+        let checked = result.and_then(|(size, (digest, computed))| {
             let trailer_values = trailing.and_then(|t| t.take());
             expected.verify(&computed, trailer_values.as_ref())?;
             if let Some(stated) = &content_md5 {
@@ -814,6 +815,7 @@ impl S3 for S3Engine {
                 &file_name,
                 &body_key,
                 BodyInput {
+                    large: is_large(input.content_length),
                     body: input.body,
                     expected,
                     hasher,
@@ -1198,6 +1200,7 @@ impl S3 for S3Engine {
                 &file_name,
                 &body_key,
                 BodyInput {
+                    large: is_large(i64::try_from(source.size).ok()),
                     body: Some(body),
                     expected: no_checksums,
                     hasher,
@@ -1371,6 +1374,7 @@ impl S3 for S3Engine {
                 &file_name,
                 &body_key,
                 BodyInput {
+                    large: is_large(input.content_length),
                     body: input.body,
                     expected,
                     hasher,
@@ -1883,6 +1887,69 @@ struct BodyInput {
     hasher: s3s::checksum::ChecksumHasher,
     trailing: Option<s3s::TrailingHeaders>,
     content_md5: Option<String>,
+    /// Large bodies are hashed on another thread while this one encrypts and writes.
+    large: bool,
+}
+
+/// Bodies at least this large are hashed on a blocking thread beside the encryption.
+const PARALLEL_HASHING_FROM: i64 = 1024 * 1024;
+
+fn is_large(content_length: Option<i64>) -> bool {
+    content_length.is_some_and(|n| n >= PARALLEL_HASHING_FROM)
+}
+
+/// MD5 (for the ETag) and the requested checksums of a body, computed inline for small
+/// bodies and on a blocking thread for large ones (MD5 alone runs at ~600 MB/s on one core).
+enum Digester {
+    Inline(Box<(md5::Context, s3s::checksum::ChecksumHasher)>),
+    Threaded(
+        tokio::sync::mpsc::Sender<Bytes>,
+        tokio::task::JoinHandle<(Vec<u8>, Checksum)>,
+    ),
+}
+
+impl Digester {
+    fn new(hasher: s3s::checksum::ChecksumHasher, large: bool) -> Self {
+        if !large {
+            return Digester::Inline(Box::new((md5::Context::new(), hasher)));
+        }
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(16);
+        let handle = tokio::task::spawn_blocking(move || {
+            let mut md5 = md5::Context::new();
+            let mut hasher = hasher;
+            while let Some(chunk) = rx.blocking_recv() {
+                md5.consume(&chunk);
+                hasher.update(&chunk);
+            }
+            (md5.compute().to_vec(), hasher.finalize())
+        });
+        Digester::Threaded(tx, handle)
+    }
+
+    async fn update(&mut self, chunk: &Bytes) {
+        match self {
+            Digester::Inline(state) => {
+                state.0.consume(chunk);
+                state.1.update(chunk);
+            }
+            Digester::Threaded(tx, _) => {
+                let _ = tx.send(chunk.clone()).await;
+            }
+        }
+    }
+
+    async fn finish(self) -> S3Result<(Vec<u8>, Checksum)> {
+        match self {
+            Digester::Inline(state) => {
+                let (md5, hasher) = *state;
+                Ok((md5.compute().to_vec(), hasher.finalize()))
+            }
+            Digester::Threaded(tx, handle) => {
+                drop(tx);
+                handle.await.map_err(internal)
+            }
+        }
+    }
 }
 
 struct StoredBody {
