@@ -310,6 +310,39 @@ class S3(unittest.TestCase):
             urllib.request.urlopen(tampered)
         self.assertEqual(caught.exception.code, 403)
 
+    def test_bucket_keys_cut_kms_calls(self):
+        self.s3.create_bucket(Bucket="bucket-keys")
+        key = self.kms.create_key(Description="bucket key")["KeyMetadata"]
+        self.s3.put_bucket_encryption(Bucket="bucket-keys", ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {
+                "SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key["KeyId"]},
+                "BucketKeyEnabled": True}]})
+
+        def kms_calls(name):
+            return sum(1 for e in self.server.events()
+                       if e["eventName"] == name and e.get("resources")
+                       and e["resources"][0]["ARN"] == key["Arn"])
+
+        for i in range(20):
+            put = self.s3.put_object(Bucket="bucket-keys", Key=f"o{i}", Body=f"body {i}".encode())
+            self.assertTrue(put["BucketKeyEnabled"])
+        self.assertEqual(kms_calls("GenerateDataKey"), 1, "twenty PUTs, one GenerateDataKey")
+        for i in range(20):
+            got = self.s3.get_object(Bucket="bucket-keys", Key=f"o{i}")
+            self.assertEqual(got["Body"].read(), f"body {i}".encode())
+            self.assertTrue(got["BucketKeyEnabled"])
+        self.assertEqual(kms_calls("Decrypt"), 1, "twenty GETs, one Decrypt")
+        gdk = [e for e in self.server.events() if e["eventName"] == "GenerateDataKey"
+               and e["resources"][0]["ARN"] == key["Arn"]][0]
+        self.assertEqual(gdk["requestParameters"]["encryptionContext"],
+                         {"aws:s3:arn": "arn:aws:s3:::bucket-keys"}, "the bucket ARN")
+        # A request can opt out; its object gets its own data key.
+        plain = self.s3.put_object(Bucket="bucket-keys", Key="own", Body=b"x",
+                                   ServerSideEncryption="aws:kms", SSEKMSKeyId=key["KeyId"],
+                                   BucketKeyEnabled=False)
+        self.assertNotIn("BucketKeyEnabled", plain)
+        self.assertEqual(kms_calls("GenerateDataKey"), 2)
+
     def test_copy_and_delete_objects(self):
         self.s3.create_bucket(Bucket="copies")
         key = self.kms.create_key(Description="copy target")["KeyMetadata"]

@@ -43,6 +43,77 @@ pub struct S3Engine {
     kms: Arc<Kms>,
     root_key: Arc<RootKey>,
     objects_dir: PathBuf,
+    bucket_keys: BucketKeyCache,
+}
+
+/// How long a Bucket Key is reused (AWS does not document its lifetime).
+const BUCKET_KEY_LIFETIME: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// A Bucket Key is issued per caller, KMS key and (bucket) context, as AWS scopes them.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct BucketKeyId {
+    principal: String,
+    key_id: String,
+    context: BTreeMap<String, String>,
+}
+
+type Issued = (std::time::Instant, Zeroizing<Vec<u8>>, String, Vec<u8>);
+type Opened = (std::time::Instant, Zeroizing<Vec<u8>>);
+
+/// S3 Bucket Keys: a KMS data key reused for a few minutes, from which each object's data key
+/// is derived, so thousands of uploads cost one GenerateDataKey (and reads one Decrypt).
+#[derive(Default)]
+struct BucketKeyCache {
+    issued: std::sync::Mutex<std::collections::HashMap<BucketKeyId, Issued>>,
+    opened: std::sync::Mutex<std::collections::HashMap<(String, Vec<u8>), Opened>>,
+}
+
+impl BucketKeyCache {
+    /// A live bucket key: (plaintext, key ARN, KMS ciphertext blob).
+    fn issued(&self, id: &BucketKeyId) -> Option<(Zeroizing<Vec<u8>>, String, Vec<u8>)> {
+        let map = self.issued.lock().ok()?;
+        let (at, key, arn, blob) = map.get(id)?;
+        (at.elapsed() < BUCKET_KEY_LIFETIME).then(|| (key.clone(), arn.clone(), blob.clone()))
+    }
+
+    fn remember(&self, id: BucketKeyId, key: Zeroizing<Vec<u8>>, arn: String, blob: Vec<u8>) {
+        if let Ok(mut map) = self.issued.lock() {
+            map.retain(|_, (at, ..)| at.elapsed() < BUCKET_KEY_LIFETIME);
+            map.insert(id, (std::time::Instant::now(), key, arn, blob));
+        }
+    }
+
+    fn opened(&self, id: &(String, Vec<u8>)) -> Option<Zeroizing<Vec<u8>>> {
+        let map = self.opened.lock().ok()?;
+        let (at, key) = map.get(id)?;
+        (at.elapsed() < BUCKET_KEY_LIFETIME).then(|| key.clone())
+    }
+
+    fn remember_opened(&self, id: (String, Vec<u8>), key: Zeroizing<Vec<u8>>) {
+        if let Ok(mut map) = self.opened.lock() {
+            map.retain(|_, (at, _)| at.elapsed() < BUCKET_KEY_LIFETIME);
+            map.insert(id, (std::time::Instant::now(), key));
+        }
+    }
+}
+
+/// An object's data key under a Bucket Key: HKDF-SHA256 keyed by the bucket key, salted with
+/// the object version.
+fn derive_object_key(bucket_key: &[u8], version: &str) -> S3Result<Zeroizing<Vec<u8>>> {
+    use aws_lc_rs::hkdf::{HKDF_SHA256, Salt};
+    struct Len32;
+    impl aws_lc_rs::hkdf::KeyType for Len32 {
+        fn len(&self) -> usize {
+            32
+        }
+    }
+    let prk = Salt::new(HKDF_SHA256, version.as_bytes()).extract(bucket_key);
+    let okm = prk
+        .expand(&[b"keytrail-s3-bucket-key-object"], Len32)
+        .map_err(internal)?;
+    let mut out = Zeroizing::new(vec![0u8; 32]);
+    okm.fill(&mut out).map_err(internal)?;
+    Ok(out)
 }
 
 impl std::fmt::Debug for S3Engine {
@@ -111,6 +182,7 @@ impl S3Engine {
             kms,
             root_key,
             objects_dir,
+            bucket_keys: BucketKeyCache::default(),
         })
     }
 
@@ -261,7 +333,66 @@ impl S3Engine {
                     },
                 ))
             }
-            SseRequest::Kms { key_id, context } => {
+            SseRequest::Kms {
+                key_id,
+                context,
+                bucket_key: true,
+            } => {
+                let mut bucket_context = context.clone();
+                bucket_context.insert("aws:s3:arn".into(), format!("arn:aws:s3:::{bucket}"));
+                let cache_key = BucketKeyId {
+                    principal: ctx.principal.arn(),
+                    key_id: key_id.clone(),
+                    context: bucket_context.clone(),
+                };
+                let cached = self.bucket_keys.issued(&cache_key);
+                let (bucket_key, key_arn, blob) = match cached {
+                    Some(entry) => entry,
+                    None => {
+                        let generated = self
+                            .kms
+                            .execute(
+                                ctx,
+                                &GenerateDataKeyRequest {
+                                    key_id: Some(key_id.clone()),
+                                    encryption_context: Some(bucket_context.clone()),
+                                    key_spec: Some("AES_256".into()),
+                                    ..Default::default()
+                                },
+                            )
+                            .await
+                            .map_err(kms_error)?;
+                        let plaintext = generated
+                            .plaintext
+                            .ok_or_else(|| internal("GenerateDataKey returned no plaintext"))?;
+                        let blob = generated
+                            .ciphertext_blob
+                            .ok_or_else(|| internal("GenerateDataKey returned no ciphertext"))?
+                            .0;
+                        let key_arn = generated.key_id.unwrap_or_default();
+                        self.bucket_keys.remember(
+                            cache_key,
+                            plaintext.0.clone(),
+                            key_arn.clone(),
+                            blob.clone(),
+                        );
+                        (plaintext.0, key_arn, blob)
+                    }
+                };
+                let data_key = derive_object_key(&bucket_key, version)?;
+                Ok((
+                    data_key,
+                    Sse::Kms {
+                        key_arn,
+                        ciphertext_blob: base64::engine::general_purpose::STANDARD.encode(blob),
+                        context: bucket_context,
+                        bucket_key: true,
+                    },
+                ))
+            }
+            SseRequest::Kms {
+                key_id, context, ..
+            } => {
                 let mut full = context.clone();
                 full.insert("aws:s3:arn".into(), object_arn(bucket, key));
                 let generated = self
@@ -289,6 +420,7 @@ impl S3Engine {
                         key_arn: generated.key_id.unwrap_or_default(),
                         ciphertext_blob: base64::engine::general_purpose::STANDARD.encode(blob.0),
                         context: full,
+                        bucket_key: false,
                     },
                 ))
             }
@@ -313,6 +445,40 @@ impl S3Engine {
                         sse_s3_aad(bucket, key, &record.version_id).as_bytes(),
                     )
                     .map_err(internal)
+            }
+            Sse::Kms {
+                ciphertext_blob,
+                context,
+                bucket_key: true,
+                ..
+            } => {
+                let blob = b64.decode(ciphertext_blob).map_err(internal)?;
+                let cache_key = (ctx.principal.arn(), blob.clone());
+                let bucket_key = match self.bucket_keys.opened(&cache_key) {
+                    Some(k) => k,
+                    None => {
+                        let decrypted = self
+                            .kms
+                            .execute(
+                                ctx,
+                                &DecryptRequest {
+                                    ciphertext_blob: Some(Blob(blob)),
+                                    encryption_context: Some(context.clone()),
+                                    ..Default::default()
+                                },
+                            )
+                            .await
+                            .map_err(kms_error)?;
+                        let plaintext = decrypted
+                            .plaintext
+                            .map(|p| p.0)
+                            .ok_or_else(|| internal("Decrypt returned no plaintext"))?;
+                        self.bucket_keys
+                            .remember_opened(cache_key, plaintext.clone());
+                        plaintext
+                    }
+                };
+                derive_object_key(&bucket_key, &record.version_id)
             }
             Sse::Kms {
                 ciphertext_blob,
@@ -466,6 +632,9 @@ enum SseRequest {
     Kms {
         key_id: String,
         context: BTreeMap<String, String>,
+        /// Use an S3 Bucket Key: one KMS data key per bucket, key and caller, reused for a
+        /// while, from which each object's key is derived.
+        bucket_key: bool,
     },
 }
 
@@ -474,6 +643,7 @@ struct SseHeaders<'a> {
     server_side_encryption: &'a Option<ServerSideEncryption>,
     ssekms_key_id: &'a Option<String>,
     ssekms_encryption_context: &'a Option<String>,
+    bucket_key_enabled: Option<bool>,
 }
 
 fn bucket_record(bucket: &BucketRow) -> BucketRecord {
@@ -499,6 +669,9 @@ fn parse_sse(
         return Ok(SseRequest::Kms {
             key_id,
             context: BTreeMap::new(),
+            bucket_key: input
+                .bucket_key_enabled
+                .unwrap_or(default.bucket_key_enabled),
         });
     }
     let algorithm = input
@@ -538,7 +711,16 @@ fn parse_sse(
                     })?
                 }
             };
-            Ok(SseRequest::Kms { key_id, context })
+            let bucket_key = input.bucket_key_enabled.unwrap_or_else(|| {
+                bucket_default.is_some_and(|d| {
+                    d.algorithm == ServerSideEncryption::AWS_KMS && d.bucket_key_enabled
+                })
+            });
+            Ok(SseRequest::Kms {
+                key_id,
+                context,
+                bucket_key,
+            })
         }
         Some(other) => Err(S3Error::with_message(
             S3ErrorCode::InvalidArgument,
@@ -789,6 +971,7 @@ impl S3 for S3Engine {
                 server_side_encryption: &input.server_side_encryption,
                 ssekms_key_id: &input.ssekms_key_id,
                 ssekms_encryption_context: &input.ssekms_encryption_context,
+                bucket_key_enabled: input.bucket_key_enabled,
             },
             bucket_record(&bucket).encryption.as_ref(),
         )?;
@@ -866,6 +1049,7 @@ impl S3 for S3Engine {
             checksum_sha256: computed.checksum_sha256.clone(),
             e_tag: Some(ETag::Strong(etag)),
             size: Some(i64::try_from(size).unwrap_or(i64::MAX)),
+            bucket_key_enabled: bucket_key_header(&record.sse),
             ..Default::default()
         };
         set_sse_output(
@@ -1158,6 +1342,7 @@ impl S3 for S3Engine {
                 server_side_encryption: &input.server_side_encryption,
                 ssekms_key_id: &input.ssekms_key_id,
                 ssekms_encryption_context: &input.ssekms_encryption_context,
+                bucket_key_enabled: input.bucket_key_enabled,
             },
             bucket_record(&bucket).encryption.as_ref(),
         )?;
@@ -1283,6 +1468,7 @@ impl S3 for S3Engine {
                 server_side_encryption: &input.server_side_encryption,
                 ssekms_key_id: &input.ssekms_key_id,
                 ssekms_encryption_context: &input.ssekms_encryption_context,
+                bucket_key_enabled: input.bucket_key_enabled,
             },
             bucket_record(&bucket).encryption.as_ref(),
         )?;
@@ -1704,6 +1890,7 @@ impl S3 for S3Engine {
             metadata: (!record.metadata.is_empty())
                 .then(|| record.metadata.clone().into_iter().collect()),
             accept_ranges: Some("bytes".into()),
+            bucket_key_enabled: bucket_key_header(&record.sse),
             ..Default::default()
         };
         let checksum_mode = input
@@ -2199,6 +2386,18 @@ fn set_sse_output(
             *key_id = Some(key_arn.clone());
         }
     }
+}
+
+/// `x-amz-server-side-encryption-bucket-key-enabled: true` only when a Bucket Key was used.
+fn bucket_key_header(sse: &Sse) -> Option<bool> {
+    matches!(
+        sse,
+        Sse::Kms {
+            bucket_key: true,
+            ..
+        }
+    )
+    .then_some(true)
 }
 
 /// Seals a body into segments as it streams in. A full segment is held back until more data

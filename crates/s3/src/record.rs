@@ -59,6 +59,9 @@ pub enum Sse {
         key_arn: String,
         ciphertext_blob: String,
         context: BTreeMap<String, String>,
+        /// The blob is a Bucket Key's; the object's data key is derived from it and the version.
+        #[serde(default)]
+        bucket_key: bool,
     },
 }
 
