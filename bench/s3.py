@@ -116,11 +116,16 @@ def main():
                 sse_headers = {} if mode == "SSE-S3" else {
                     "x-amz-server-side-encryption": "aws:kms",
                     "x-amz-server-side-encryption-aws-kms-key-id": key}
-                script = signed_put_script(port, "bench", f"small-{mode}", small, sse_headers)
-                run = bench.run_wrk(port, script)
-                row[f"4 KiB PUT {mode} req/s"] = run["rps"]
-                row[f"4 KiB PUT {mode} p99 ms"] = run["p99_ms"]
-                row[f"4 KiB PUT {mode} non-2xx"] = run["non_2xx"]
+                variants = [(mode, sse_headers)]
+                if mode == "SSE-KMS":
+                    variants.append(("SSE-KMS+BucketKey", {
+                        **sse_headers, "x-amz-server-side-encryption-bucket-key-enabled": "true"}))
+                for label, headers_used in variants:
+                    script = signed_put_script(port, "bench", f"small-{label}", small, headers_used)
+                    run = bench.run_wrk(port, script)
+                    row[f"4 KiB PUT {label} req/s"] = run["rps"]
+                    row[f"4 KiB PUT {label} p99 ms"] = run["p99_ms"]
+                    row[f"4 KiB PUT {label} non-2xx"] = run["non_2xx"]
             results[name] = row
     finally:
         keytrail.stop()
@@ -131,9 +136,22 @@ def main():
     records = [json.loads(e) for e in events]
     gdk = sum(1 for e in records if e["eventName"] == "GenerateDataKey"
               and e["userIdentity"].get("invokedBy") == "s3.amazonaws.com")
-    puts = sum(1 for e in records if e["eventName"] == "PutObject" and "errorCode" not in e
-               and "SSE-KMS" in (e.get("requestParameters") or {}).get("key", ""))
-    results["keytrail"]["KMS calls per 1,000 SSE-KMS PUTs"] = round(1000 * gdk / max(puts, 1), 1)
+    def put_count(label):
+        return sum(1 for e in records if e["eventName"] == "PutObject" and "errorCode" not in e
+                   and (e.get("requestParameters") or {}).get("key", "") in
+                   (f"small-{label}", f"big-{label}"))
+
+    def gdk_count(context_arn_suffix):
+        return sum(1 for e in records if e["eventName"] == "GenerateDataKey"
+                   and e["userIdentity"].get("invokedBy") == "s3.amazonaws.com"
+                   and e["requestParameters"]["encryptionContext"]["aws:s3:arn"]
+                   .endswith(context_arn_suffix))
+    plain_kms = put_count("SSE-KMS")
+    keyed = put_count("SSE-KMS+BucketKey")
+    results["keytrail"]["KMS calls per 1,000 SSE-KMS PUTs"] = round(
+        1000 * (gdk - gdk_count(":::bench")) / max(plain_kms, 1), 1)
+    results["keytrail"]["KMS calls per 1,000 Bucket Key PUTs"] = round(
+        1000 * gdk_count(":::bench") / max(keyed, 1), 2)
     kt, peer, ceiling = results["keytrail"], results["moto"], results["ceiling"]
     print(f"\nS3, {os.cpu_count()} cores; wrk -t{bench.THREADS} -c{bench.CONNECTIONS} "
           f"-d{bench.DURATION}s for 4 KiB PUTs")
@@ -143,6 +161,7 @@ def main():
             ratio = kt[figure] / peer[figure] if peer[figure] else float("nan")
             print(f"{figure:<34} {kt[figure]:>10.1f} {peer[figure]:>10.1f} {ratio:>14.1f}")
     print(f"{'KMS calls per 1,000 SSE-KMS PUTs':<34} {kt['KMS calls per 1,000 SSE-KMS PUTs']:>10.1f}")
+    print(f"{'KMS calls per 1,000 Bucket Key PUTs':<34} {kt['KMS calls per 1,000 Bucket Key PUTs']:>10.2f}")
     for figure, value in ceiling.items():
         print(f"{figure:<34} {value:>10.1f}")
     print(f"64 MiB SSE-S3 GET / AES-GCM ceiling = {kt['64 MiB GET SSE-S3 MB/s'] / ceiling['openssl aes-256-gcm MB/s (1 core)']:.2f}")
