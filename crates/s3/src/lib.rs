@@ -64,6 +64,8 @@ type Opened = (std::time::Instant, Zeroizing<Vec<u8>>);
 /// is derived, so thousands of uploads cost one GenerateDataKey (and reads one Decrypt).
 #[derive(Default)]
 struct BucketKeyCache {
+    /// Held while a missing key is fetched from KMS, so concurrent callers wait for it.
+    issuing: tokio::sync::Mutex<()>,
     issued: std::sync::Mutex<std::collections::HashMap<BucketKeyId, Issued>>,
     opened: std::sync::Mutex<std::collections::HashMap<(String, Vec<u8>), Opened>>,
 }
@@ -345,6 +347,12 @@ impl S3Engine {
                     key_id: key_id.clone(),
                     context: bucket_context.clone(),
                 };
+                // One caller issues the key while the others wait for it: without this, a burst
+                // of uploads would each miss the cache and call KMS.
+                let _issuing = match self.bucket_keys.issued(&cache_key) {
+                    Some(_) => None,
+                    None => Some(self.bucket_keys.issuing.lock().await),
+                };
                 let cached = self.bucket_keys.issued(&cache_key);
                 let (bucket_key, key_arn, blob) = match cached {
                     Some(entry) => entry,
@@ -454,6 +462,10 @@ impl S3Engine {
             } => {
                 let blob = b64.decode(ciphertext_blob).map_err(internal)?;
                 let cache_key = (ctx.principal.arn(), blob.clone());
+                let _opening = match self.bucket_keys.opened(&cache_key) {
+                    Some(_) => None,
+                    None => Some(self.bucket_keys.issuing.lock().await),
+                };
                 let bucket_key = match self.bucket_keys.opened(&cache_key) {
                     Some(k) => k,
                     None => {
