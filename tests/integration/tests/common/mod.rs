@@ -198,6 +198,19 @@ pub fn kms_client(url: &str, key: &str, secret: &str) -> aws_sdk_kms::Client {
     aws_sdk_kms::Client::from_conf(config)
 }
 
+pub fn s3_client(url: &str, key: &str, secret: &str) -> aws_sdk_s3::Client {
+    let credentials = aws_credential_types::Credentials::new(key, secret, None, None, "test");
+    let config = aws_sdk_s3::config::Builder::new()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .region(aws_sdk_s3::config::Region::new("us-east-1"))
+        .credentials_provider(credentials)
+        .endpoint_url(url)
+        .force_path_style(true)
+        .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+}
+
 pub async fn sts_client(url: &str, key: &str, secret: &str) -> aws_sdk_sts::Client {
     sts_client_at(url, key, secret, None).await
 }
