@@ -76,11 +76,13 @@ class KeytrailServer:
         """SIGTERM, then start again on the same data directory (on a new port)."""
         self.proc.send_signal(signal.SIGTERM)
         assert self.proc.wait(timeout=30) == 0
+        self.proc.stdout.close()
         self.start()
 
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)
         code = self.proc.wait(timeout=30)
+        self.proc.stdout.close()
         self.log.close()
         self.tmp.cleanup()
         return code
