@@ -343,6 +343,25 @@ class S3(unittest.TestCase):
         self.assertNotIn("BucketKeyEnabled", plain)
         self.assertEqual(kms_calls("GenerateDataKey"), 2)
 
+    def test_sse_kms_without_a_key_uses_the_aws_managed_key(self):
+        self.s3.create_bucket(Bucket="managed")
+        put = self.s3.put_object(Bucket="managed", Key="k", Body=b"managed",
+                                 ServerSideEncryption="aws:kms")
+        managed = self.kms.describe_key(KeyId="alias/aws/s3")["KeyMetadata"]
+        self.assertEqual(put["SSEKMSKeyId"], managed["Arn"])
+        self.assertEqual(managed["KeyManager"], "AWS")
+        self.assertTrue(self.kms.get_key_rotation_status(KeyId=managed["KeyId"])["KeyRotationEnabled"])
+        again = self.s3.put_object(Bucket="managed", Key="k2", Body=b"x",
+                                   ServerSideEncryption="aws:kms")
+        self.assertEqual(again["SSEKMSKeyId"], managed["Arn"], "created once")
+        self.assertEqual(self.s3.get_object(Bucket="managed", Key="k")["Body"].read(), b"managed")
+        created = [e for e in self.server.events() if e["eventName"] == "CreateKey"
+                   and e["resources"][0]["ARN"] == managed["Arn"]]
+        self.assertEqual(len(created), 1)
+        self.assertEqual(created[0]["userIdentity"]["invokedBy"], "s3.amazonaws.com")
+        aliases = [a["AliasName"] for a in self.kms.list_aliases()["Aliases"]]
+        self.assertIn("alias/aws/s3", aliases)
+
     def test_copy_and_delete_objects(self):
         self.s3.create_bucket(Bucket="copies")
         key = self.kms.create_key(Description="copy target")["KeyMetadata"]

@@ -48,6 +48,9 @@ pub struct KeyRecord {
     pub rotation_enabled_before_deletion: bool,
     pub on_demand_rotations: u32,
     pub current_material_id: String,
+    /// `AWS` for the AWS managed keys services create (`alias/aws/s3`), else `CUSTOMER`.
+    #[serde(default)]
+    pub aws_managed: bool,
 }
 
 impl KeyRecord {

@@ -13,10 +13,11 @@ pub mod envelope;
 mod error;
 pub mod keys;
 pub mod model;
-mod ops;
+pub(crate) mod ops;
 mod service;
 
 pub use error::{KmsError, KmsResult};
+pub use ops::CreateAwsManagedKey;
 pub use service::{AuditNotes, EVENT_SOURCE, Kms, KmsOperation};
 
 #[cfg(test)]

@@ -36,6 +36,8 @@ use crate::record::{
 };
 
 const S3_SERVICE: &str = "s3.amazonaws.com";
+/// The key SSE-KMS uses when the request and the bucket name none, as on AWS.
+const AWS_MANAGED_S3_KEY: &str = "alias/aws/s3";
 const DEFAULT_MAX_KEYS: i32 = 1000;
 
 pub struct S3Engine {
@@ -312,6 +314,23 @@ impl S3Engine {
         })
     }
 
+    /// Creates the account's `aws/s3` key on first use (journaled as the CreateKey it is).
+    async fn ensure_managed_key(&self, ctx: &CallContext, key_id: &str) -> S3Result<()> {
+        if key_id != AWS_MANAGED_S3_KEY || self.kms.symmetric_key_arn(ctx, key_id).await.is_ok() {
+            return Ok(());
+        }
+        self.kms
+            .execute(
+                ctx,
+                &keytrail_kms::CreateAwsManagedKey {
+                    service: "s3".into(),
+                },
+            )
+            .await
+            .map(|_| ())
+            .map_err(kms_error)
+    }
+
     /// A fresh data key for a new object version, and how it is kept.
     async fn new_data_key(
         &self,
@@ -321,6 +340,9 @@ impl S3Engine {
         version: &str,
         sse: &SseRequest,
     ) -> S3Result<(Zeroizing<Vec<u8>>, Sse)> {
+        if let SseRequest::Kms { key_id, .. } = sse {
+            self.ensure_managed_key(ctx, key_id).await?;
+        }
         match sse {
             SseRequest::S3 => {
                 let data_key = Zeroizing::new(keytrail_crypto::random_bytes(32).map_err(internal)?);
@@ -672,12 +694,10 @@ fn parse_sse(
         && let Some(default) = bucket_default
         && default.algorithm == ServerSideEncryption::AWS_KMS
     {
-        let key_id = default.kms_key_id.clone().ok_or_else(|| {
-            s3_error!(
-                InvalidArgument,
-                "keytrail has no AWS managed aws/s3 key yet: the bucket's default encryption must name a KMS key"
-            )
-        })?;
+        let key_id = default
+            .kms_key_id
+            .clone()
+            .unwrap_or_else(|| AWS_MANAGED_S3_KEY.to_string());
         return Ok(SseRequest::Kms {
             key_id,
             context: BTreeMap::new(),
@@ -701,12 +721,10 @@ fn parse_sse(
             Ok(SseRequest::S3)
         }
         Some(ServerSideEncryption::AWS_KMS) => {
-            let key_id = input.ssekms_key_id.clone().ok_or_else(|| {
-                s3_error!(
-                    InvalidArgument,
-                    "keytrail has no AWS managed aws/s3 key yet: name a KMS key with x-amz-server-side-encryption-aws-kms-key-id"
-                )
-            })?;
+            let key_id = input
+                .ssekms_key_id
+                .clone()
+                .unwrap_or_else(|| AWS_MANAGED_S3_KEY.to_string());
             let context = match &input.ssekms_encryption_context {
                 None => BTreeMap::new(),
                 Some(encoded) => {

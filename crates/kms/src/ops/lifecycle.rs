@@ -103,6 +103,7 @@ impl KmsOperation for CreateKeyRequest {
             rotation_enabled_before_deletion: false,
             on_demand_rotations: 0,
             current_material_id: String::new(),
+            aws_managed: false,
         };
         let key = kms.insert_key(record).await?;
         note_key(notes, &key);

@@ -15,7 +15,14 @@ pub(crate) fn metadata(record: &KeyRecord) -> KeyMetadata {
         key_state: Some(record.state.as_str().into()),
         deletion_date: record.deletion_ms.filter(|_| pending).map(epoch_seconds),
         origin: Some(record.origin.clone()),
-        key_manager: Some("CUSTOMER".into()),
+        key_manager: Some(
+            if record.aws_managed {
+                "AWS"
+            } else {
+                "CUSTOMER"
+            }
+            .into(),
+        ),
         customer_master_key_spec: Some(record.key_spec.clone()),
         key_spec: Some(record.key_spec.clone()),
         encryption_algorithms: non_empty(asymmetric::encryption_algorithms(

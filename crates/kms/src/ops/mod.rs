@@ -3,6 +3,9 @@
 
 mod aliases;
 mod asymmetric_ops;
+mod managed;
+
+pub use managed::CreateAwsManagedKey;
 mod checks;
 mod crypto;
 mod lifecycle;

@@ -1,0 +1,71 @@
+//! AWS managed keys: the key a service uses when the caller names none (`alias/aws/s3`),
+//! created on first use as AWS creates it, rotated every year, with the alias AWS reserves.
+
+use super::*;
+
+/// Creates (once per account and region) and names the AWS managed key of a service.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CreateAwsManagedKey {
+    /// `s3`, as in `alias/aws/s3`.
+    #[serde(rename = "Service")]
+    pub service: String,
+}
+
+#[async_trait::async_trait]
+impl KmsOperation for CreateAwsManagedKey {
+    const NAME: &'static str = "CreateKey";
+    const READ_ONLY: bool = false;
+    type Output = String;
+
+    async fn run(
+        &self,
+        kms: &Kms,
+        ctx: &CallContext,
+        notes: &mut AuditNotes,
+    ) -> KmsResult<Self::Output> {
+        let alias = format!("alias/aws/{}", self.service);
+        if let Ok(key) = kms.resolve(ctx, &alias, true).await {
+            note_key(notes, &key);
+            return Ok(key.arn.clone());
+        }
+        let now = now_ms();
+        let record = KeyRecord {
+            key_id: uuid::Uuid::new_v4().to_string(),
+            account_id: ctx.principal.account_id.clone(),
+            region: ctx.region.clone(),
+            created_ms: now,
+            description: format!(
+                "Default key that protects my {} data when no other key is defined",
+                self.service.to_uppercase()
+            ),
+            key_usage: "ENCRYPT_DECRYPT".into(),
+            key_spec: SYMMETRIC_DEFAULT.into(),
+            origin: "AWS_KMS".into(),
+            state: KeyState::Enabled,
+            deletion_ms: None,
+            pending_window_days: None,
+            policy: default_policy(&ctx.principal.account_id),
+            tags: Vec::new(),
+            // AWS managed keys rotate every year and that cannot be changed.
+            rotation_enabled: true,
+            rotation_period_days: Some(365),
+            next_rotation_ms: Some(now + 365 * DAY_MS),
+            rotation_enabled_before_deletion: false,
+            on_demand_rotations: 0,
+            current_material_id: String::new(),
+            aws_managed: true,
+        };
+        let key = kms.insert_key(record).await?;
+        note_key(notes, &key);
+        kms.create_alias_row(AliasRow {
+            account_id: ctx.principal.account_id.clone(),
+            region: ctx.region.clone(),
+            alias_name: alias,
+            target_key_id: key.record.key_id.clone(),
+            created_at_ms: now,
+            updated_at_ms: now,
+        })
+        .await?;
+        Ok(key.arn.clone())
+    }
+}
