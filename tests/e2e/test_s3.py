@@ -210,6 +210,24 @@ class S3(unittest.TestCase):
         self.assertEqual(ranged["Body"].read(), body[len(part1) - 10:len(part1) + 10],
                          "a range across the part boundary")
         self.assertEqual(self.s3.list_multipart_uploads(Bucket="multi").get("Uploads", []), [])
+        # UploadPartCopy: a new object from ranges of the one just completed.
+        copy = self.s3.create_multipart_upload(Bucket="multi", Key="copy")["UploadId"]
+        c1 = self.s3.upload_part_copy(Bucket="multi", Key="copy", UploadId=copy, PartNumber=1,
+                                      CopySource={"Bucket": "multi", "Key": "big"},
+                                      CopySourceRange=f"bytes=0-{len(part1) - 1}")
+        c2 = self.s3.upload_part_copy(Bucket="multi", Key="copy", UploadId=copy, PartNumber=2,
+                                      CopySource={"Bucket": "multi", "Key": "big"},
+                                      CopySourceRange=f"bytes={len(part1)}-{len(body) - 1}")
+        self.assertEqual(error(lambda: self.s3.upload_part_copy(
+            Bucket="multi", Key="copy", UploadId=copy, PartNumber=3,
+            CopySource={"Bucket": "multi", "Key": "big"},
+            CopySourceRange=f"bytes=0-{len(body)}")), "InvalidRange")
+        self.s3.complete_multipart_upload(
+            Bucket="multi", Key="copy", UploadId=copy,
+            MultipartUpload={"Parts": [
+                {"PartNumber": 1, "ETag": c1["CopyPartResult"]["ETag"]},
+                {"PartNumber": 2, "ETag": c2["CopyPartResult"]["ETag"]}]})
+        self.assertEqual(self.s3.get_object(Bucket="multi", Key="copy")["Body"].read(), body)
         aborted = self.s3.create_multipart_upload(Bucket="multi", Key="gone")["UploadId"]
         self.s3.upload_part(Bucket="multi", Key="gone", UploadId=aborted, PartNumber=1, Body=b"x")
         self.s3.abort_multipart_upload(Bucket="multi", Key="gone", UploadId=aborted)

@@ -1559,18 +1559,8 @@ impl S3 for S3Engine {
         let (_, upload) = self
             .find_upload(&ctx, &input.bucket, &input.key, &input.upload_id)
             .await?;
-        let object = ObjectRecord {
-            version_id: upload.version_id.clone(),
-            file: String::new(),
-            size: 0,
-            content_type: None,
-            metadata: BTreeMap::new(),
-            sse: upload.sse.clone(),
-            checksums: BTreeMap::new(),
-            parts: Vec::new(),
-        };
         let data_key = self
-            .data_key(&ctx, &input.bucket, &input.key, &object)
+            .upload_data_key(&ctx, &input.bucket, &input.key, &upload)
             .await?;
         let piece_version = uuid::Uuid::new_v4().to_string();
         let body_key = piece_key(&data_key, &piece_version)?;
@@ -1599,36 +1589,19 @@ impl S3 for S3Engine {
                 },
             )
             .await?;
-        let etag = md5_hex(&stored.md5);
-        let part = PartRecord {
-            piece: Piece {
-                file: file_name,
-                size: stored.size,
-                version_id: piece_version,
-            },
-            etag: etag.clone(),
-            modified_ms: now_ms(),
-        };
-        let replaced = self
-            .store
-            .put_part(PartRow {
-                upload_id: input.upload_id.clone(),
-                part_number: i64::from(input.part_number),
-                record_json: serde_json::to_string(&part).map_err(internal)?,
-            })
-            .await;
-        let replaced = match replaced {
-            Ok(r) => r,
-            Err(e) => {
-                let _ = tokio::fs::remove_file(&stored.path).await;
-                return Err(store_err(e));
-            }
-        };
-        if let Some(old) = replaced
-            && let Ok(old) = serde_json::from_str::<PartRecord>(&old.record_json)
-        {
-            let _ = tokio::fs::remove_file(self.body_path(&input.bucket, &old.piece.file)).await;
-        }
+        let etag = self
+            .save_part(
+                &input.bucket,
+                &input.upload_id,
+                input.part_number,
+                &stored,
+                Piece {
+                    file: file_name,
+                    size: stored.size,
+                    version_id: piece_version,
+                },
+            )
+            .await?;
         let mut output = UploadPartOutput {
             e_tag: Some(ETag::Strong(etag)),
             checksum_crc32: stored.computed.checksum_crc32.clone(),
@@ -1636,6 +1609,98 @@ impl S3 for S3Engine {
             checksum_crc64nvme: stored.computed.checksum_crc64nvme.clone(),
             checksum_sha1: stored.computed.checksum_sha1.clone(),
             checksum_sha256: stored.computed.checksum_sha256.clone(),
+            ..Default::default()
+        };
+        set_sse_output(
+            &upload.sse,
+            &mut output.server_side_encryption,
+            &mut output.ssekms_key_id,
+        );
+        Ok(S3Response::new(output))
+    }
+
+    async fn upload_part_copy(
+        &self,
+        req: S3Request<UploadPartCopyInput>,
+    ) -> S3Result<S3Response<UploadPartCopyOutput>> {
+        let ctx = Self::ctx(&req)?;
+        let input = req.input;
+        if !(1..=10_000).contains(&input.part_number) {
+            return Err(s3_error!(
+                InvalidArgument,
+                "Part number must be an integer between 1 and 10000, inclusive"
+            ));
+        }
+        let CopySource::Bucket {
+            bucket: source_bucket,
+            key: source_key,
+            ..
+        } = &input.copy_source
+        else {
+            return Err(s3_error!(
+                NotImplemented,
+                "Copying from an access point is not supported."
+            ));
+        };
+        let (_, source) = self.find_object(&ctx, source_bucket, source_key).await?;
+        let range = match &input.copy_source_range {
+            None => 0..source.size,
+            Some(text) => parse_copy_range(text, source.size)?,
+        };
+        let (_, upload) = self
+            .find_upload(&ctx, &input.bucket, &input.key, &input.upload_id)
+            .await?;
+        let source_key_bytes = self
+            .data_key(&ctx, source_bucket, source_key, &source)
+            .await?;
+        let body = self.range_stream(source_bucket, &source, &source_key_bytes, range.clone())?;
+        drop(source_key_bytes);
+        let data_key = self
+            .upload_data_key(&ctx, &input.bucket, &input.key, &upload)
+            .await?;
+        let piece_version = uuid::Uuid::new_v4().to_string();
+        let body_key = piece_key(&data_key, &piece_version)?;
+        drop(data_key);
+        let no_checksums = ExpectedChecksums {
+            headers: Vec::new(),
+        };
+        let hasher = no_checksums.hasher(&[]);
+        let file_name = format!("{piece_version}.part");
+        let stored = self
+            .store_body(
+                &input.bucket,
+                &file_name,
+                &body_key,
+                BodyInput {
+                    large: is_large(i64::try_from(range.end - range.start).ok()),
+                    body: Some(body),
+                    expected: no_checksums,
+                    hasher,
+                    trailing: None,
+                    content_md5: None,
+                },
+            )
+            .await?;
+        let etag = self
+            .save_part(
+                &input.bucket,
+                &input.upload_id,
+                input.part_number,
+                &stored,
+                Piece {
+                    file: file_name,
+                    size: stored.size,
+                    version_id: piece_version,
+                },
+            )
+            .await?;
+        let mut output = UploadPartCopyOutput {
+            copy_part_result: Some(CopyPartResult {
+                e_tag: Some(ETag::Strong(etag)),
+                last_modified: Some(timestamp(now_ms())),
+                ..Default::default()
+            }),
+            bucket_key_enabled: bucket_key_header(&upload.sse),
             ..Default::default()
         };
         set_sse_output(
@@ -2185,6 +2250,66 @@ struct ListPage {
 }
 
 impl S3Engine {
+    /// Records an uploaded part (replacing an earlier upload of the same number) and returns
+    /// its ETag; the body file is removed if the record cannot be written.
+    async fn save_part(
+        &self,
+        bucket: &str,
+        upload_id: &str,
+        part_number: i32,
+        stored: &StoredBody,
+        piece: Piece,
+    ) -> S3Result<String> {
+        let etag = md5_hex(&stored.md5);
+        let part = PartRecord {
+            piece,
+            etag: etag.clone(),
+            modified_ms: now_ms(),
+        };
+        let replaced = self
+            .store
+            .put_part(PartRow {
+                upload_id: upload_id.to_string(),
+                part_number: i64::from(part_number),
+                record_json: serde_json::to_string(&part).map_err(internal)?,
+            })
+            .await;
+        let replaced = match replaced {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&stored.path).await;
+                return Err(store_err(e));
+            }
+        };
+        if let Some(old) = replaced
+            && let Ok(old) = serde_json::from_str::<PartRecord>(&old.record_json)
+        {
+            let _ = tokio::fs::remove_file(self.body_path(bucket, &old.piece.file)).await;
+        }
+        Ok(etag)
+    }
+
+    /// The plaintext data key of a multipart upload.
+    async fn upload_data_key(
+        &self,
+        ctx: &CallContext,
+        bucket: &str,
+        key: &str,
+        upload: &UploadRecord,
+    ) -> S3Result<Zeroizing<Vec<u8>>> {
+        let object = ObjectRecord {
+            version_id: upload.version_id.clone(),
+            file: String::new(),
+            size: 0,
+            content_type: None,
+            metadata: BTreeMap::new(),
+            sse: upload.sse.clone(),
+            checksums: BTreeMap::new(),
+            parts: Vec::new(),
+        };
+        self.data_key(ctx, bucket, key, &object).await
+    }
+
     async fn save_bucket(&self, name: &str, record: &BucketRecord) -> S3Result<()> {
         let json = serde_json::to_string(record).map_err(internal)?;
         if self
@@ -2256,6 +2381,29 @@ impl Conditions<'_> {
         }
         Ok(())
     }
+}
+
+/// `bytes=first-last` of UploadPartCopy, inclusive, within the source object.
+fn parse_copy_range(text: &str, size: u64) -> S3Result<std::ops::Range<u64>> {
+    let invalid = || {
+        s3_error!(
+            InvalidArgument,
+            "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy"
+        )
+    };
+    let (first, last) = text
+        .strip_prefix("bytes=")
+        .and_then(|r| r.split_once('-'))
+        .ok_or_else(invalid)?;
+    let first: u64 = first.parse().map_err(|_| invalid())?;
+    let last: u64 = last.parse().map_err(|_| invalid())?;
+    if first > last || last >= size {
+        return Err(s3_error!(
+            InvalidRange,
+            "The requested range is not satisfiable"
+        ));
+    }
+    Ok(first..last + 1)
 }
 
 fn no_such_upload() -> S3Error {
