@@ -380,6 +380,39 @@ class S3(unittest.TestCase):
         aliases = [a["AliasName"] for a in self.kms.list_aliases()["Aliases"]]
         self.assertIn("alias/aws/s3", aliases)
 
+    def test_content_headers_and_cli_context(self):
+        self.s3.create_bucket(Bucket="headers")
+        self.s3.put_object(Bucket="headers", Key="page", Body=b"<p>hi</p>",
+                           ContentType="text/html", CacheControl="max-age=60",
+                           ContentDisposition="inline", ContentEncoding="identity",
+                           ContentLanguage="en")
+        for response in (self.s3.get_object(Bucket="headers", Key="page"),
+                         self.s3.head_object(Bucket="headers", Key="page")):
+            self.assertEqual(response["ContentType"], "text/html")
+            self.assertEqual(response["CacheControl"], "max-age=60")
+            self.assertEqual(response["ContentDisposition"], "inline")
+            self.assertEqual(response["ContentEncoding"], "identity")
+            self.assertEqual(response["ContentLanguage"], "en")
+        key = self.kms.create_key(Description="cli context")["KeyMetadata"]
+        context = base64.b64encode(json.dumps({"project": "keytrail"}).encode()).decode()
+        with tempfile.NamedTemporaryFile() as f:
+            f.write(b"context from the CLI")
+            f.flush()
+            out = subprocess.run(
+                ["aws", "s3api", "put-object", "--bucket", "headers", "--key", "ctx",
+                 "--body", f.name, "--server-side-encryption", "aws:kms",
+                 "--ssekms-key-id", key["KeyId"], "--ssekms-encryption-context", context,
+                 "--output", "json"], env=self.server.env(), capture_output=True, text=True)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        stored = json.loads(base64.b64decode(json.loads(out.stdout)["SSEKMSEncryptionContext"]))
+        self.assertEqual(stored["project"], "keytrail")
+        self.assertEqual(self.s3.get_object(Bucket="headers", Key="ctx")["Body"].read(),
+                         b"context from the CLI")
+        # A key scheduled for deletion can no longer open its objects.
+        self.kms.schedule_key_deletion(KeyId=key["KeyId"], PendingWindowInDays=7)
+        self.assertEqual(error(lambda: self.s3.get_object(Bucket="headers", Key="ctx")),
+                         "KMS.KMSInvalidStateException")
+
     def test_copy_and_delete_objects(self):
         self.s3.create_bucket(Bucket="copies")
         key = self.kms.create_key(Description="copy target")["KeyMetadata"]

@@ -32,7 +32,8 @@ use zeroize::Zeroizing;
 
 use crate::body::{BodyKey, SEGMENT_LEN};
 use crate::record::{
-    BucketRecord, DefaultEncryption, ObjectRecord, PartRecord, Piece, Sse, UploadRecord,
+    BucketRecord, ContentHeaders, DefaultEncryption, ObjectRecord, PartRecord, Piece, Sse,
+    UploadRecord,
 };
 
 const S3_SERVICE: &str = "s3.amazonaws.com";
@@ -1041,6 +1042,12 @@ impl S3 for S3Engine {
             (stored.size, stored.md5, stored.computed, stored.path);
         let etag = md5_hex(&digest);
         let record = ObjectRecord {
+            headers: ContentHeaders {
+                cache_control: input.cache_control.clone(),
+                content_disposition: input.content_disposition.clone(),
+                content_encoding: input.content_encoding.clone(),
+                content_language: input.content_language.clone(),
+            },
             version_id: version_id.clone(),
             file: file_name,
             size,
@@ -1440,6 +1447,16 @@ impl S3 for S3Engine {
         } else {
             md5_hex(&stored.md5)
         };
+        let headers = if replace {
+            ContentHeaders {
+                cache_control: input.cache_control.clone(),
+                content_disposition: input.content_disposition.clone(),
+                content_encoding: input.content_encoding.clone(),
+                content_language: input.content_language.clone(),
+            }
+        } else {
+            source.headers.clone()
+        };
         let record = ObjectRecord {
             version_id,
             file: file_name,
@@ -1449,6 +1466,7 @@ impl S3 for S3Engine {
             sse: sse_record,
             checksums: source.checksums.clone(),
             parts: Vec::new(),
+            headers,
         };
         let modified = now_ms();
         let row = ObjectRow {
@@ -1510,6 +1528,12 @@ impl S3 for S3Engine {
         let upload_id = uuid::Uuid::new_v4().simple().to_string();
         let record = UploadRecord {
             version_id,
+            headers: ContentHeaders {
+                cache_control: input.cache_control.clone(),
+                content_disposition: input.content_disposition.clone(),
+                content_encoding: input.content_encoding.clone(),
+                content_language: input.content_language.clone(),
+            },
             content_type: input.content_type.map(|c| c.to_string()),
             metadata: input
                 .metadata
@@ -1793,6 +1817,7 @@ impl S3 for S3Engine {
             sse: upload.sse.clone(),
             checksums: BTreeMap::new(),
             parts: chosen.iter().map(|(_, p)| p.piece.clone()).collect(),
+            headers: upload.headers.clone(),
         };
         let row = ObjectRow {
             bucket: input.bucket.clone(),
@@ -1980,6 +2005,10 @@ impl S3 for S3Engine {
             body: Some(body),
             content_length: Some(i64::try_from(len).unwrap_or(i64::MAX)),
             content_type: record.content_type.clone(),
+            cache_control: record.headers.cache_control.clone(),
+            content_disposition: record.headers.content_disposition.clone(),
+            content_encoding: record.headers.content_encoding.clone(),
+            content_language: record.headers.content_language.clone(),
             e_tag: Some(ETag::Strong(row.etag.clone())),
             last_modified: Some(timestamp(row.modified_at_ms)),
             metadata: (!record.metadata.is_empty())
@@ -2042,6 +2071,10 @@ impl S3 for S3Engine {
         let mut output = HeadObjectOutput {
             content_length: Some(row.size),
             content_type: record.content_type.clone(),
+            cache_control: record.headers.cache_control.clone(),
+            content_disposition: record.headers.content_disposition.clone(),
+            content_encoding: record.headers.content_encoding.clone(),
+            content_language: record.headers.content_language.clone(),
             e_tag: Some(ETag::Strong(row.etag.clone())),
             last_modified: Some(timestamp(row.modified_at_ms)),
             metadata: (!record.metadata.is_empty())
@@ -2306,6 +2339,7 @@ impl S3Engine {
             sse: upload.sse.clone(),
             checksums: BTreeMap::new(),
             parts: Vec::new(),
+            headers: ContentHeaders::default(),
         };
         self.data_key(ctx, bucket, key, &object).await
     }

@@ -21,6 +21,18 @@ pub struct ObjectRecord {
     /// The parts of an object made by a multipart upload, in order; empty otherwise.
     #[serde(default)]
     pub parts: Vec<Piece>,
+    #[serde(default)]
+    pub headers: ContentHeaders,
+}
+
+/// The representation headers S3 stores with an object and returns on GET and HEAD.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContentHeaders {
+    pub cache_control: Option<String>,
+    pub content_disposition: Option<String>,
+    pub content_encoding: Option<String>,
+    pub content_language: Option<String>,
 }
 
 /// One stored body: a file of sealed segments under the object's data key.
@@ -72,6 +84,8 @@ pub struct UploadRecord {
     /// The version the completed object will have (SSE-S3 keys are bound to it).
     pub version_id: String,
     pub content_type: Option<String>,
+    #[serde(default)]
+    pub headers: ContentHeaders,
     pub metadata: BTreeMap<String, String>,
     pub sse: Sse,
 }
