@@ -315,6 +315,60 @@ impl S3Engine {
         })
     }
 
+    /// GenerateDataKey as the caller, through the KMS dispatcher: (plaintext, key ARN, blob).
+    async fn kms_data_key(
+        &self,
+        ctx: &CallContext,
+        key_id: &str,
+        context: &BTreeMap<String, String>,
+    ) -> S3Result<(Zeroizing<Vec<u8>>, String, Vec<u8>)> {
+        let generated = self
+            .kms
+            .execute(
+                ctx,
+                &GenerateDataKeyRequest {
+                    key_id: Some(key_id.to_string()),
+                    encryption_context: Some(context.clone()),
+                    key_spec: Some("AES_256".into()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(kms_error)?;
+        let plaintext = generated
+            .plaintext
+            .ok_or_else(|| internal("GenerateDataKey returned no plaintext"))?;
+        let blob = generated
+            .ciphertext_blob
+            .ok_or_else(|| internal("GenerateDataKey returned no ciphertext"))?;
+        Ok((plaintext.0, generated.key_id.unwrap_or_default(), blob.0))
+    }
+
+    /// Decrypt as the caller, through the KMS dispatcher.
+    async fn kms_decrypt(
+        &self,
+        ctx: &CallContext,
+        blob: Vec<u8>,
+        context: &BTreeMap<String, String>,
+    ) -> S3Result<Zeroizing<Vec<u8>>> {
+        let decrypted = self
+            .kms
+            .execute(
+                ctx,
+                &DecryptRequest {
+                    ciphertext_blob: Some(Blob(blob)),
+                    encryption_context: Some(context.clone()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(kms_error)?;
+        decrypted
+            .plaintext
+            .map(|p| p.0)
+            .ok_or_else(|| internal("Decrypt returned no plaintext"))
+    }
+
     /// Creates the account's `aws/s3` key on first use (journaled as the CreateKey it is).
     async fn ensure_managed_key(&self, ctx: &CallContext, key_id: &str) -> S3Result<()> {
         if key_id != AWS_MANAGED_S3_KEY || self.kms.symmetric_key_arn(ctx, key_id).await.is_ok() {
@@ -380,34 +434,15 @@ impl S3Engine {
                 let (bucket_key, key_arn, blob) = match cached {
                     Some(entry) => entry,
                     None => {
-                        let generated = self
-                            .kms
-                            .execute(
-                                ctx,
-                                &GenerateDataKeyRequest {
-                                    key_id: Some(key_id.clone()),
-                                    encryption_context: Some(bucket_context.clone()),
-                                    key_spec: Some("AES_256".into()),
-                                    ..Default::default()
-                                },
-                            )
-                            .await
-                            .map_err(kms_error)?;
-                        let plaintext = generated
-                            .plaintext
-                            .ok_or_else(|| internal("GenerateDataKey returned no plaintext"))?;
-                        let blob = generated
-                            .ciphertext_blob
-                            .ok_or_else(|| internal("GenerateDataKey returned no ciphertext"))?
-                            .0;
-                        let key_arn = generated.key_id.unwrap_or_default();
+                        let (plaintext, key_arn, blob) =
+                            self.kms_data_key(ctx, key_id, &bucket_context).await?;
                         self.bucket_keys.remember(
                             cache_key,
-                            plaintext.0.clone(),
+                            plaintext.clone(),
                             key_arn.clone(),
                             blob.clone(),
                         );
-                        (plaintext.0, key_arn, blob)
+                        (plaintext, key_arn, blob)
                     }
                 };
                 let data_key = derive_object_key(&bucket_key, version)?;
@@ -426,30 +461,12 @@ impl S3Engine {
             } => {
                 let mut full = context.clone();
                 full.insert("aws:s3:arn".into(), object_arn(bucket, key));
-                let generated = self
-                    .kms
-                    .execute(
-                        ctx,
-                        &GenerateDataKeyRequest {
-                            key_id: Some(key_id.clone()),
-                            encryption_context: Some(full.clone()),
-                            key_spec: Some("AES_256".into()),
-                            ..Default::default()
-                        },
-                    )
-                    .await
-                    .map_err(kms_error)?;
-                let plaintext = generated
-                    .plaintext
-                    .ok_or_else(|| internal("GenerateDataKey returned no plaintext"))?;
-                let blob = generated
-                    .ciphertext_blob
-                    .ok_or_else(|| internal("GenerateDataKey returned no ciphertext"))?;
+                let (plaintext, key_arn, blob) = self.kms_data_key(ctx, key_id, &full).await?;
                 Ok((
-                    plaintext.0,
+                    plaintext,
                     Sse::Kms {
-                        key_arn: generated.key_id.unwrap_or_default(),
-                        ciphertext_blob: base64::engine::general_purpose::STANDARD.encode(blob.0),
+                        key_arn,
+                        ciphertext_blob: base64::engine::general_purpose::STANDARD.encode(blob),
                         context: full,
                         bucket_key: false,
                     },
@@ -492,22 +509,7 @@ impl S3Engine {
                 let bucket_key = match self.bucket_keys.opened(&cache_key) {
                     Some(k) => k,
                     None => {
-                        let decrypted = self
-                            .kms
-                            .execute(
-                                ctx,
-                                &DecryptRequest {
-                                    ciphertext_blob: Some(Blob(blob)),
-                                    encryption_context: Some(context.clone()),
-                                    ..Default::default()
-                                },
-                            )
-                            .await
-                            .map_err(kms_error)?;
-                        let plaintext = decrypted
-                            .plaintext
-                            .map(|p| p.0)
-                            .ok_or_else(|| internal("Decrypt returned no plaintext"))?;
+                        let plaintext = self.kms_decrypt(ctx, blob, context).await?;
                         self.bucket_keys
                             .remember_opened(cache_key, plaintext.clone());
                         plaintext
@@ -521,22 +523,7 @@ impl S3Engine {
                 ..
             } => {
                 let blob = b64.decode(ciphertext_blob).map_err(internal)?;
-                let decrypted = self
-                    .kms
-                    .execute(
-                        ctx,
-                        &DecryptRequest {
-                            ciphertext_blob: Some(Blob(blob)),
-                            encryption_context: Some(context.clone()),
-                            ..Default::default()
-                        },
-                    )
-                    .await
-                    .map_err(kms_error)?;
-                decrypted
-                    .plaintext
-                    .map(|p| p.0)
-                    .ok_or_else(|| internal("Decrypt returned no plaintext"))
+                self.kms_decrypt(ctx, blob, context).await
             }
         }
     }
