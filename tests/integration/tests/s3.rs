@@ -19,6 +19,12 @@ fn code<E: ProvideErrorMetadata, R: std::fmt::Debug>(
     }
 }
 
+async fn read_object(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<u8> {
+    let got = s3.get_object().bucket(bucket).key(key).send().await;
+    let got = got.unwrap_or_else(|e| panic!("GetObject {bucket}/{key}: {e:?}"));
+    got.body.collect().await.unwrap().into_bytes().to_vec()
+}
+
 #[tokio::test]
 async fn sdk_uploads_with_signed_chunks_and_trailers() {
     let server = TestServer::start();
@@ -232,4 +238,341 @@ fn sign_streaming(url: &str, headers: &[(&str, &str)]) -> Vec<(String, String)> 
         all.push((name.to_string(), value.to_string()));
     }
     all
+}
+
+/// Buckets, listings, copies, conditionals and the error of each, as the Rust SDK sees them.
+#[tokio::test]
+async fn sdk_bucket_and_object_paths_and_their_errors() {
+    let server = TestServer::start();
+    let s3 = s3_client(&server.url, ROOT_KEY, ROOT_SECRET);
+    s3.create_bucket().bucket("paths").send().await.unwrap();
+    assert_eq!(
+        code(s3.create_bucket().bucket("paths").send().await),
+        "BucketAlreadyOwnedByYou"
+    );
+    assert_eq!(
+        code(s3.create_bucket().bucket("Not_Valid").send().await),
+        "InvalidBucketName"
+    );
+    assert_eq!(
+        code(s3.head_bucket().bucket("nowhere").send().await),
+        "NotFound",
+        "HEAD has no body, so the SDK sees the status"
+    );
+    assert_eq!(
+        code(s3.put_object().bucket("nowhere").key("k").send().await),
+        "NoSuchBucket"
+    );
+    let names: Vec<String> = s3
+        .list_buckets()
+        .send()
+        .await
+        .unwrap()
+        .buckets()
+        .iter()
+        .filter_map(|b| b.name().map(str::to_string))
+        .collect();
+    assert_eq!(names, ["paths"]);
+
+    for key in ["a/1", "a/2", "a/3", "b/1", "top"] {
+        s3.put_object()
+            .bucket("paths")
+            .key(key)
+            .body(ByteStream::from(key.as_bytes().to_vec()))
+            .send()
+            .await
+            .unwrap();
+    }
+    let folders = s3
+        .list_objects_v2()
+        .bucket("paths")
+        .delimiter("/")
+        .send()
+        .await
+        .unwrap();
+    let prefixes: Vec<&str> = folders
+        .common_prefixes()
+        .iter()
+        .filter_map(|p| p.prefix())
+        .collect();
+    assert_eq!(prefixes, ["a/", "b/"]);
+    let top: Vec<&str> = folders.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(top, ["top"]);
+    // Two keys a page: the continuation token carries the listing to its end, once each.
+    let mut seen = Vec::new();
+    let mut token = None;
+    loop {
+        let page = s3
+            .list_objects_v2()
+            .bucket("paths")
+            .prefix("a/")
+            .max_keys(2)
+            .set_continuation_token(token)
+            .send()
+            .await
+            .unwrap();
+        seen.extend(
+            page.contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_string)),
+        );
+        token = page.next_continuation_token().map(str::to_string);
+        if !page.is_truncated().unwrap_or(false) {
+            break;
+        }
+    }
+    assert_eq!(seen, ["a/1", "a/2", "a/3"]);
+
+    let head = s3
+        .head_object()
+        .bucket("paths")
+        .key("top")
+        .send()
+        .await
+        .unwrap();
+    let etag = head.e_tag().unwrap().to_string();
+    assert_eq!(head.content_length(), Some(3));
+    let not_modified = s3
+        .get_object()
+        .bucket("paths")
+        .key("top")
+        .if_none_match(&etag)
+        .send()
+        .await;
+    let status = not_modified
+        .err()
+        .and_then(|e| e.raw_response().map(|r| r.status().as_u16()));
+    assert_eq!(status, Some(304), "304 carries no body, so no code either");
+    let wrong_etag = s3
+        .get_object()
+        .bucket("paths")
+        .key("top")
+        .if_match("\"00000000000000000000000000000000\"")
+        .send()
+        .await;
+    assert_eq!(code(wrong_etag), "PreconditionFailed");
+    let ranged = s3
+        .get_object()
+        .bucket("paths")
+        .key("top")
+        .range("bytes=1-")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ranged.content_range(), Some("bytes 1-2/3"));
+    assert_eq!(
+        ranged.body.collect().await.unwrap().into_bytes().as_ref(),
+        b"op"
+    );
+    let beyond = s3
+        .get_object()
+        .bucket("paths")
+        .key("top")
+        .range("bytes=10-20")
+        .send()
+        .await;
+    assert_eq!(code(beyond), "InvalidRange");
+
+    let copied = s3
+        .copy_object()
+        .bucket("paths")
+        .key("copied")
+        .copy_source("paths/a/2")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        copied
+            .copy_object_result()
+            .and_then(|r| r.e_tag())
+            .is_some()
+    );
+    assert_eq!(read_object(&s3, "paths", "copied").await, b"a/2");
+    assert_eq!(
+        code(
+            s3.copy_object()
+                .bucket("paths")
+                .key("x")
+                .copy_source("paths/missing")
+                .send()
+                .await
+        ),
+        "NoSuchKey"
+    );
+
+    let batch = aws_sdk_s3::types::Delete::builder()
+        .objects(
+            aws_sdk_s3::types::ObjectIdentifier::builder()
+                .key("a/1")
+                .build()
+                .unwrap(),
+        )
+        .objects(
+            aws_sdk_s3::types::ObjectIdentifier::builder()
+                .key("never-was")
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let deleted = s3
+        .delete_objects()
+        .bucket("paths")
+        .delete(batch)
+        .send()
+        .await
+        .unwrap();
+    let mut gone: Vec<&str> = deleted.deleted().iter().filter_map(|d| d.key()).collect();
+    gone.sort();
+    assert_eq!(
+        gone,
+        ["a/1", "never-was"],
+        "deleting a missing key succeeds"
+    );
+    assert_eq!(
+        code(s3.head_object().bucket("paths").key("a/1").send().await),
+        "NotFound"
+    );
+}
+
+/// SSE-KMS refusals come back as `KMS.<code>`, and a refused upload stores nothing.
+#[tokio::test]
+async fn sdk_sse_kms_refusals_and_multipart_errors() {
+    let server = TestServer::start();
+    let s3 = s3_client(&server.url, ROOT_KEY, ROOT_SECRET);
+    let kms = kms_client(&server.url, ROOT_KEY, ROOT_SECRET);
+    s3.create_bucket().bucket("refusals").send().await.unwrap();
+    let disabled = kms.create_key().send().await.unwrap();
+    let disabled_id = disabled.key_metadata().unwrap().key_id().to_string();
+    kms.disable_key().key_id(&disabled_id).send().await.unwrap();
+    let signing = kms
+        .create_key()
+        .key_usage(aws_sdk_kms::types::KeyUsageType::SignVerify)
+        .key_spec(aws_sdk_kms::types::KeySpec::EccNistP256)
+        .send()
+        .await
+        .unwrap();
+    let signing_id = signing.key_metadata().unwrap().key_id().to_string();
+    for (key_id, expected) in [
+        (disabled_id.as_str(), "KMS.DisabledException"),
+        (signing_id.as_str(), "KMS.InvalidKeyUsageException"),
+        ("alias/none", "KMS.NotFoundException"),
+    ] {
+        let refused = s3
+            .put_object()
+            .bucket("refusals")
+            .key("secret")
+            .server_side_encryption(ServerSideEncryption::AwsKms)
+            .ssekms_key_id(key_id)
+            .body(ByteStream::from_static(b"data"))
+            .send()
+            .await;
+        assert_eq!(code(refused), expected, "{key_id}");
+    }
+    assert_eq!(
+        code(
+            s3.head_object()
+                .bucket("refusals")
+                .key("secret")
+                .send()
+                .await
+        ),
+        "NotFound"
+    );
+
+    // An object readable now is unreadable once its key is disabled: S3 must call Decrypt.
+    let key = kms.create_key().send().await.unwrap();
+    let key_id = key.key_metadata().unwrap().key_id().to_string();
+    s3.put_object()
+        .bucket("refusals")
+        .key("sealed")
+        .server_side_encryption(ServerSideEncryption::AwsKms)
+        .ssekms_key_id(&key_id)
+        .body(ByteStream::from_static(b"sealed data"))
+        .send()
+        .await
+        .unwrap();
+    kms.disable_key().key_id(&key_id).send().await.unwrap();
+    assert_eq!(
+        code(
+            s3.get_object()
+                .bucket("refusals")
+                .key("sealed")
+                .send()
+                .await
+        ),
+        "KMS.DisabledException"
+    );
+    kms.enable_key().key_id(&key_id).send().await.unwrap();
+    assert_eq!(read_object(&s3, "refusals", "sealed").await, b"sealed data");
+
+    let upload = s3
+        .create_multipart_upload()
+        .bucket("refusals")
+        .key("multi")
+        .send()
+        .await
+        .unwrap();
+    let upload_id = upload.upload_id().unwrap().to_string();
+    let mut parts = Vec::new();
+    for number in [1, 2] {
+        let out = s3
+            .upload_part()
+            .bucket("refusals")
+            .key("multi")
+            .upload_id(&upload_id)
+            .part_number(number)
+            .body(ByteStream::from(vec![number as u8; 1024]))
+            .send()
+            .await
+            .unwrap();
+        parts.push(
+            CompletedPart::builder()
+                .part_number(number)
+                .e_tag(out.e_tag().unwrap())
+                .build(),
+        );
+    }
+    let complete = |parts: Vec<CompletedPart>| {
+        s3.complete_multipart_upload()
+            .bucket("refusals")
+            .key("multi")
+            .upload_id(&upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+    };
+    assert_eq!(
+        code(complete(parts.clone()).await),
+        "EntityTooSmall",
+        "every part but the last must be at least 5 MiB"
+    );
+    let wrong_etag = vec![
+        CompletedPart::builder()
+            .part_number(1)
+            .e_tag("\"00000000000000000000000000000000\"")
+            .build(),
+    ];
+    assert_eq!(code(complete(wrong_etag).await), "InvalidPart");
+    s3.abort_multipart_upload()
+        .bucket("refusals")
+        .key("multi")
+        .upload_id(&upload_id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(code(complete(parts).await), "NoSuchUpload");
+    assert_eq!(
+        code(
+            s3.head_object()
+                .bucket("refusals")
+                .key("multi")
+                .send()
+                .await
+        ),
+        "NotFound"
+    );
 }
