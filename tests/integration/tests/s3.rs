@@ -576,3 +576,224 @@ async fn sdk_sse_kms_refusals_and_multipart_errors() {
         "NotFound"
     );
 }
+
+/// Default encryption, policy, tagging and ACL of a bucket, and the multipart listings.
+#[tokio::test]
+async fn sdk_bucket_configuration_and_multipart_listings() {
+    use aws_sdk_s3::types::{
+        ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration, ServerSideEncryptionRule,
+        Tag, Tagging,
+    };
+    let server = TestServer::start();
+    let s3 = s3_client(&server.url, ROOT_KEY, ROOT_SECRET);
+    let kms = kms_client(&server.url, ROOT_KEY, ROOT_SECRET);
+    s3.create_bucket().bucket("config").send().await.unwrap();
+    let default_rule = |s3: &aws_sdk_s3::Client| {
+        let s3 = s3.clone();
+        async move {
+            let got = s3.get_bucket_encryption().bucket("config").send().await;
+            let got = got.unwrap();
+            let rules = got.server_side_encryption_configuration().unwrap().rules();
+            rules[0]
+                .apply_server_side_encryption_by_default()
+                .unwrap()
+                .clone()
+        }
+    };
+    assert_eq!(
+        default_rule(&s3).await.sse_algorithm(),
+        &ServerSideEncryption::Aes256,
+        "a new bucket encrypts with SSE-S3"
+    );
+    let key = kms.create_key().send().await.unwrap();
+    let key_id = key.key_metadata().unwrap().key_id().to_string();
+    let key_arn = key.key_metadata().unwrap().arn().unwrap().to_string();
+    let kms_default = |key_id: &str| {
+        ServerSideEncryptionConfiguration::builder()
+            .rules(
+                ServerSideEncryptionRule::builder()
+                    .apply_server_side_encryption_by_default(
+                        ServerSideEncryptionByDefault::builder()
+                            .sse_algorithm(ServerSideEncryption::AwsKms)
+                            .kms_master_key_id(key_id)
+                            .build()
+                            .unwrap(),
+                    )
+                    .build(),
+            )
+            .build()
+            .unwrap()
+    };
+    s3.put_bucket_encryption()
+        .bucket("config")
+        .server_side_encryption_configuration(kms_default(&key_id))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        default_rule(&s3).await.kms_master_key_id(),
+        Some(key_arn.as_str()),
+        "the key is stored as its ARN"
+    );
+    let put = s3
+        .put_object()
+        .bucket("config")
+        .key("by-default")
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.ssekms_key_id(), Some(key_arn.as_str()));
+    assert_eq!(
+        code(
+            s3.put_bucket_encryption()
+                .bucket("config")
+                .server_side_encryption_configuration(kms_default("alias/none"))
+                .send()
+                .await
+        ),
+        "KMS.NotFoundException"
+    );
+    s3.delete_bucket_encryption()
+        .bucket("config")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        default_rule(&s3).await.sse_algorithm(),
+        &ServerSideEncryption::Aes256
+    );
+
+    assert_eq!(
+        code(s3.get_bucket_policy().bucket("config").send().await),
+        "NoSuchBucketPolicy"
+    );
+    assert_eq!(
+        code(
+            s3.put_bucket_policy()
+                .bucket("config")
+                .policy("not json")
+                .send()
+                .await
+        ),
+        "MalformedPolicy"
+    );
+    let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"cloudtrail.amazonaws.com"},"Action":"s3:PutObject","Resource":"arn:aws:s3:::config/*"}]}"#;
+    s3.put_bucket_policy()
+        .bucket("config")
+        .policy(policy)
+        .send()
+        .await
+        .unwrap();
+    let stored = s3
+        .get_bucket_policy()
+        .bucket("config")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stored.policy(), Some(policy));
+
+    let tagging = Tagging::builder()
+        .tag_set(Tag::builder().key("team").value("audit").build().unwrap())
+        .build()
+        .unwrap();
+    s3.put_bucket_tagging()
+        .bucket("config")
+        .tagging(tagging)
+        .send()
+        .await
+        .unwrap();
+    let tags = s3
+        .get_bucket_tagging()
+        .bucket("config")
+        .send()
+        .await
+        .unwrap();
+    let pairs: Vec<(&str, &str)> = tags
+        .tag_set()
+        .iter()
+        .map(|t| (t.key(), t.value()))
+        .collect();
+    assert_eq!(pairs, [("team", "audit")]);
+    s3.delete_bucket_tagging()
+        .bucket("config")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        code(s3.get_bucket_tagging().bucket("config").send().await),
+        "NoSuchTagSet"
+    );
+    let acl = s3.get_bucket_acl().bucket("config").send().await.unwrap();
+    assert_eq!(
+        acl.grants()[0].permission(),
+        Some(&aws_sdk_s3::types::Permission::FullControl)
+    );
+
+    let first = s3
+        .create_multipart_upload()
+        .bucket("config")
+        .key("listed")
+        .send()
+        .await
+        .unwrap();
+    let first_id = first.upload_id().unwrap().to_string();
+    s3.create_multipart_upload()
+        .bucket("config")
+        .key("other")
+        .send()
+        .await
+        .unwrap();
+    let uploads = s3
+        .list_multipart_uploads()
+        .bucket("config")
+        .send()
+        .await
+        .unwrap();
+    let mut keys: Vec<&str> = uploads.uploads().iter().filter_map(|u| u.key()).collect();
+    keys.sort();
+    assert_eq!(keys, ["listed", "other"]);
+    s3.upload_part_copy()
+        .bucket("config")
+        .key("listed")
+        .upload_id(&first_id)
+        .part_number(1)
+        .copy_source("config/by-default")
+        .send()
+        .await
+        .unwrap();
+    s3.upload_part()
+        .bucket("config")
+        .key("listed")
+        .upload_id(&first_id)
+        .part_number(3)
+        .body(ByteStream::from_static(b"third"))
+        .send()
+        .await
+        .unwrap();
+    let parts = s3
+        .list_parts()
+        .bucket("config")
+        .key("listed")
+        .upload_id(&first_id)
+        .send()
+        .await
+        .unwrap();
+    let listed: Vec<(Option<i32>, Option<i64>)> = parts
+        .parts()
+        .iter()
+        .map(|p| (p.part_number(), p.size()))
+        .collect();
+    assert_eq!(listed, [(Some(1), Some(1)), (Some(3), Some(5))]);
+    assert_eq!(
+        code(
+            s3.list_parts()
+                .bucket("config")
+                .key("listed")
+                .upload_id("no-such-upload")
+                .send()
+                .await
+        ),
+        "NoSuchUpload"
+    );
+}
