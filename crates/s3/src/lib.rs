@@ -241,8 +241,21 @@ impl S3Engine {
     }
 }
 
-fn bucket_record(bucket: &BucketRow) -> BucketRecord {
-    serde_json::from_str(&bucket.record_json).unwrap_or_default()
+/// The bucket and key a copy reads; access points and Outposts do not exist here.
+fn bucket_copy_source(source: &CopySource) -> S3Result<(&str, &str)> {
+    match source {
+        CopySource::Bucket { bucket, key, .. } => Ok((bucket, key)),
+        _ => Err(s3_error!(
+            NotImplemented,
+            "Copying from an access point or Outpost is not supported."
+        )),
+    }
+}
+
+/// A record that does not parse is an error, never a default: an edit saved on top of a
+/// default would silently drop the bucket's policy, encryption and tags.
+fn bucket_record(bucket: &BucketRow) -> S3Result<BucketRecord> {
+    serde_json::from_str(&bucket.record_json).map_err(internal)
 }
 
 #[async_trait::async_trait]
@@ -390,7 +403,7 @@ impl S3 for S3Engine {
                 ssekms_encryption_context: &input.ssekms_encryption_context,
                 bucket_key_enabled: input.bucket_key_enabled,
             },
-            bucket_record(&bucket).encryption.as_ref(),
+            bucket_record(&bucket)?.encryption.as_ref(),
         )?;
         let expected = ExpectedChecksums::new([
             &input.checksum_crc32,
@@ -521,13 +534,14 @@ impl S3 for S3Engine {
                 ));
             }
         };
-        let mut record = bucket_record(&bucket);
-        record.encryption = Some(DefaultEncryption {
-            algorithm,
-            kms_key_id,
-            bucket_key_enabled: rule.bucket_key_enabled.unwrap_or(false),
-        });
-        self.save_bucket(&bucket.name, &record).await?;
+        self.edit_bucket(&bucket, |record| {
+            record.encryption = Some(DefaultEncryption {
+                algorithm,
+                kms_key_id,
+                bucket_key_enabled: rule.bucket_key_enabled.unwrap_or(false),
+            });
+        })
+        .await?;
         Ok(S3Response::new(PutBucketEncryptionOutput::default()))
     }
 
@@ -538,7 +552,7 @@ impl S3 for S3Engine {
         let ctx = Self::ctx(&req)?;
         let bucket = self.owned_bucket(&ctx, &req.input.bucket).await?;
         // Every bucket encrypts with SSE-S3 unless told otherwise, as AWS since 2023.
-        let default = bucket_record(&bucket)
+        let default = bucket_record(&bucket)?
             .encryption
             .unwrap_or(DefaultEncryption {
                 algorithm: ServerSideEncryption::AES256.into(),
@@ -564,9 +578,10 @@ impl S3 for S3Engine {
     ) -> S3Result<S3Response<DeleteBucketEncryptionOutput>> {
         let ctx = Self::ctx(&req)?;
         let bucket = self.owned_bucket(&ctx, &req.input.bucket).await?;
-        let mut record = bucket_record(&bucket);
-        record.encryption = None;
-        self.save_bucket(&bucket.name, &record).await?;
+        self.edit_bucket(&bucket, |record| {
+            record.encryption = None;
+        })
+        .await?;
         Ok(S3Response::new(DeleteBucketEncryptionOutput::default()))
     }
 
@@ -578,9 +593,10 @@ impl S3 for S3Engine {
         let bucket = self.owned_bucket(&ctx, &req.input.bucket).await?;
         keytrail_kms::keys::validate_policy(&req.input.policy)
             .map_err(|e| S3Error::with_message(S3ErrorCode::MalformedPolicy, e.message()))?;
-        let mut record = bucket_record(&bucket);
-        record.policy = Some(req.input.policy);
-        self.save_bucket(&bucket.name, &record).await?;
+        self.edit_bucket(&bucket, |record| {
+            record.policy = Some(req.input.policy);
+        })
+        .await?;
         Ok(S3Response::new(PutBucketPolicyOutput::default()))
     }
 
@@ -590,7 +606,7 @@ impl S3 for S3Engine {
     ) -> S3Result<S3Response<GetBucketPolicyOutput>> {
         let ctx = Self::ctx(&req)?;
         let bucket = self.owned_bucket(&ctx, &req.input.bucket).await?;
-        let policy = bucket_record(&bucket)
+        let policy = bucket_record(&bucket)?
             .policy
             .ok_or_else(|| s3_error!(NoSuchBucketPolicy, "The bucket policy does not exist"))?;
         Ok(S3Response::new(GetBucketPolicyOutput {
@@ -604,9 +620,10 @@ impl S3 for S3Engine {
     ) -> S3Result<S3Response<DeleteBucketPolicyOutput>> {
         let ctx = Self::ctx(&req)?;
         let bucket = self.owned_bucket(&ctx, &req.input.bucket).await?;
-        let mut record = bucket_record(&bucket);
-        record.policy = None;
-        self.save_bucket(&bucket.name, &record).await?;
+        self.edit_bucket(&bucket, |record| {
+            record.policy = None;
+        })
+        .await?;
         Ok(S3Response::new(DeleteBucketPolicyOutput::default()))
     }
 
@@ -641,9 +658,10 @@ impl S3 for S3Engine {
                 "Bucket tag count cannot be greater than 50"
             ));
         }
-        let mut record = bucket_record(&bucket);
-        record.tags = Some(tags);
-        self.save_bucket(&bucket.name, &record).await?;
+        self.edit_bucket(&bucket, |record| {
+            record.tags = Some(tags);
+        })
+        .await?;
         Ok(S3Response::new(PutBucketTaggingOutput::default()))
     }
 
@@ -653,7 +671,7 @@ impl S3 for S3Engine {
     ) -> S3Result<S3Response<GetBucketTaggingOutput>> {
         let ctx = Self::ctx(&req)?;
         let bucket = self.owned_bucket(&ctx, &req.input.bucket).await?;
-        let tags = bucket_record(&bucket)
+        let tags = bucket_record(&bucket)?
             .tags
             .ok_or_else(|| s3_error!(NoSuchTagSet, "The TagSet does not exist"))?;
         Ok(S3Response::new(GetBucketTaggingOutput {
@@ -673,9 +691,10 @@ impl S3 for S3Engine {
     ) -> S3Result<S3Response<DeleteBucketTaggingOutput>> {
         let ctx = Self::ctx(&req)?;
         let bucket = self.owned_bucket(&ctx, &req.input.bucket).await?;
-        let mut record = bucket_record(&bucket);
-        record.tags = None;
-        self.save_bucket(&bucket.name, &record).await?;
+        self.edit_bucket(&bucket, |record| {
+            record.tags = None;
+        })
+        .await?;
         Ok(S3Response::new(DeleteBucketTaggingOutput::default()))
     }
 
@@ -747,17 +766,7 @@ impl S3 for S3Engine {
     ) -> S3Result<S3Response<CopyObjectOutput>> {
         let ctx = Self::ctx(&req)?;
         let input = req.input;
-        let CopySource::Bucket {
-            bucket: source_bucket,
-            key: source_key,
-            ..
-        } = &input.copy_source
-        else {
-            return Err(s3_error!(
-                NotImplemented,
-                "Copying from an access point is not supported."
-            ));
-        };
+        let (source_bucket, source_key) = bucket_copy_source(&input.copy_source)?;
         let (source_row, source) = self.find_object(&ctx, source_bucket, source_key).await?;
         let bucket = self.owned_bucket(&ctx, &input.bucket).await?;
         let sse = parse_sse(
@@ -767,15 +776,15 @@ impl S3 for S3Engine {
                 ssekms_encryption_context: &input.ssekms_encryption_context,
                 bucket_key_enabled: input.bucket_key_enabled,
             },
-            bucket_record(&bucket).encryption.as_ref(),
+            bucket_record(&bucket)?.encryption.as_ref(),
         )?;
         let replace = input
             .metadata_directive
             .as_ref()
             .is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
         if !replace
-            && source_bucket.as_ref() == input.bucket
-            && source_key.as_ref() == input.key
+            && source_bucket == input.bucket
+            && source_key == input.key
             && input.server_side_encryption.is_none()
         {
             return Err(s3_error!(
@@ -904,7 +913,7 @@ impl S3 for S3Engine {
                 ssekms_encryption_context: &input.ssekms_encryption_context,
                 bucket_key_enabled: input.bucket_key_enabled,
             },
-            bucket_record(&bucket).encryption.as_ref(),
+            bucket_record(&bucket)?.encryption.as_ref(),
         )?;
         let version_id = uuid::Uuid::new_v4().to_string();
         let (data_key, sse_record) = self
@@ -1041,17 +1050,7 @@ impl S3 for S3Engine {
                 "Part number must be an integer between 1 and 10000, inclusive"
             ));
         }
-        let CopySource::Bucket {
-            bucket: source_bucket,
-            key: source_key,
-            ..
-        } = &input.copy_source
-        else {
-            return Err(s3_error!(
-                NotImplemented,
-                "Copying from an access point is not supported."
-            ));
-        };
+        let (source_bucket, source_key) = bucket_copy_source(&input.copy_source)?;
         let (_, source) = self.find_object(&ctx, source_bucket, source_key).await?;
         let range = match &input.copy_source_range {
             None => 0..source.size,
@@ -1637,11 +1636,18 @@ impl S3Engine {
         Ok(etag)
     }
 
-    async fn save_bucket(&self, name: &str, record: &BucketRecord) -> S3Result<()> {
-        let json = serde_json::to_string(record).map_err(internal)?;
+    /// Read-modify-write of a bucket's record (default encryption, policy, tags).
+    async fn edit_bucket(
+        &self,
+        bucket: &BucketRow,
+        edit: impl FnOnce(&mut BucketRecord),
+    ) -> S3Result<()> {
+        let mut record = bucket_record(bucket)?;
+        edit(&mut record);
+        let json = serde_json::to_string(&record).map_err(internal)?;
         if self
             .store
-            .update_bucket_record(name, json)
+            .update_bucket_record(&bucket.name, json)
             .await
             .map_err(store_err)?
         {
