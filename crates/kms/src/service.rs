@@ -383,21 +383,28 @@ impl Kms {
 
     /// Cryptographic operations need an Enabled key (§2.6).
     pub(crate) fn usable_for_crypto(key: &LoadedKey) -> KmsResult<()> {
-        match key.record.state {
+        Self::record_enabled(&key.record, &key.arn)
+    }
+
+    /// Enabled, or the error AWS gives for the state the key is in.
+    pub(crate) fn record_enabled(record: &KeyRecord, arn: &str) -> KmsResult<()> {
+        match record.state {
             KeyState::Enabled => Ok(()),
-            KeyState::Disabled => Err(KmsError::Disabled(format!("{} is disabled.", key.arn))),
-            KeyState::PendingDeletion => Err(KmsError::InvalidState(format!(
-                "{} is pending deletion.",
-                key.arn
-            ))),
+            KeyState::Disabled => Err(KmsError::Disabled(format!("{arn} is disabled."))),
+            KeyState::PendingDeletion => Self::record_not_pending_deletion(record, arn),
         }
     }
 
     pub(crate) fn not_pending_deletion(key: &LoadedKey) -> KmsResult<()> {
-        if key.record.state == KeyState::PendingDeletion {
+        Self::record_not_pending_deletion(&key.record, &key.arn)
+    }
+
+    /// The same rule on the record an `update_key` change sees, which may be newer than the
+    /// key the request resolved.
+    pub(crate) fn record_not_pending_deletion(record: &KeyRecord, arn: &str) -> KmsResult<()> {
+        if record.state == KeyState::PendingDeletion {
             return Err(KmsError::InvalidState(format!(
-                "{} is pending deletion.",
-                key.arn
+                "{arn} is pending deletion."
             )));
         }
         Ok(())
@@ -486,21 +493,7 @@ impl Kms {
     where
         F: FnOnce(&mut KeyRecord, &str) -> KmsResult<()>,
     {
-        let _guard = self.mutations.lock().await;
-        let key_ref = Self::key_ref(&key.record);
-        let current = self
-            .cached(&key_ref)
-            .ok_or_else(|| Self::not_found(&key.arn))?;
-        let mut record = current.record.clone();
-        change(&mut record, &current.arn)?;
-        self.store.put_kms_key(Self::row(&record)?, None).await?;
-        let updated = Arc::new(LoadedKey {
-            record,
-            arn: current.arn.clone(),
-            materials: Arc::clone(&current.materials),
-        });
-        self.cache(key_ref, Some(Arc::clone(&updated)));
-        Ok(updated)
+        self.change_key(key, None, change).await
     }
 
     /// Adds a backing key and makes it current.
@@ -513,25 +506,47 @@ impl Kms {
     where
         F: FnOnce(&mut KeyRecord, &str) -> KmsResult<()>,
     {
+        self.change_key(key, Some(rotation_type), check).await
+    }
+
+    /// Applies `change` to the newest record under the mutation lock, with a new backing key
+    /// when `rotation_type` is given, then stores it and refreshes the cache.
+    async fn change_key<F>(
+        &self,
+        key: &LoadedKey,
+        rotation_type: Option<&str>,
+        change: F,
+    ) -> KmsResult<Arc<LoadedKey>>
+    where
+        F: FnOnce(&mut KeyRecord, &str) -> KmsResult<()>,
+    {
         let _guard = self.mutations.lock().await;
         let key_ref = Self::key_ref(&key.record);
         let current = self
             .cached(&key_ref)
             .ok_or_else(|| Self::not_found(&key.arn))?;
         let mut record = current.record.clone();
-        check(&mut record, &current.arn)?;
-        let (row, loaded) =
-            self.new_material(&current.arn, &record.key_spec, Some(rotation_type))?;
-        record.current_material_id = row.material_id.clone();
+        change(&mut record, &current.arn)?;
+        let mut materials = Arc::clone(&current.materials);
+        let new_material = match rotation_type {
+            None => None,
+            Some(rotation_type) => {
+                let (row, loaded) =
+                    self.new_material(&current.arn, &record.key_spec, Some(rotation_type))?;
+                record.current_material_id = row.material_id.clone();
+                let mut grown: Vec<Arc<LoadedMaterial>> = materials.iter().cloned().collect();
+                grown.push(Arc::new(loaded));
+                materials = Arc::new(grown);
+                Some(row)
+            }
+        };
         self.store
-            .put_kms_key(Self::row(&record)?, Some(row))
+            .put_kms_key(Self::row(&record)?, new_material)
             .await?;
-        let mut materials: Vec<Arc<LoadedMaterial>> = current.materials.iter().cloned().collect();
-        materials.push(Arc::new(loaded));
         let updated = Arc::new(LoadedKey {
             record,
             arn: current.arn.clone(),
-            materials: Arc::new(materials),
+            materials,
         });
         self.cache(key_ref, Some(Arc::clone(&updated)));
         Ok(updated)

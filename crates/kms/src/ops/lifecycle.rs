@@ -189,12 +189,7 @@ impl KmsOperation for UpdateKeyDescriptionRequest {
         let key = kms.resolve(ctx, key_id, false).await?;
         note_key(notes, &key);
         kms.update_key(&key, |r, _| {
-            if r.state == KeyState::PendingDeletion {
-                return Err(KmsError::InvalidState(format!(
-                    "{} is pending deletion.",
-                    r.arn()
-                )));
-            }
+            Kms::record_not_pending_deletion(r, &r.arn())?;
             r.description = description.clone();
             Ok(())
         })
@@ -219,11 +214,7 @@ impl KmsOperation for EnableKeyRequest {
         let key = kms.resolve(ctx, key_id, false).await?;
         note_key(notes, &key);
         kms.update_key(&key, |r, arn| {
-            if r.state == KeyState::PendingDeletion {
-                return Err(KmsError::InvalidState(format!(
-                    "{arn} is pending deletion."
-                )));
-            }
+            Kms::record_not_pending_deletion(r, arn)?;
             r.state = KeyState::Enabled;
             Ok(())
         })
@@ -248,11 +239,7 @@ impl KmsOperation for DisableKeyRequest {
         let key = kms.resolve(ctx, key_id, false).await?;
         note_key(notes, &key);
         kms.update_key(&key, |r, arn| {
-            if r.state == KeyState::PendingDeletion {
-                return Err(KmsError::InvalidState(format!(
-                    "{arn} is pending deletion."
-                )));
-            }
+            Kms::record_not_pending_deletion(r, arn)?;
             r.state = KeyState::Disabled;
             Ok(())
         })
@@ -280,11 +267,7 @@ impl KmsOperation for ScheduleKeyDeletionRequest {
         note_key(notes, &key);
         let updated = kms
             .update_key(&key, |r, arn| {
-                if r.state == KeyState::PendingDeletion {
-                    return Err(KmsError::InvalidState(format!(
-                        "{arn} is pending deletion."
-                    )));
-                }
+                Kms::record_not_pending_deletion(r, arn)?;
                 r.state = KeyState::PendingDeletion;
                 r.deletion_ms = Some(now_ms() + days * DAY_MS);
                 r.pending_window_days = Some(days);

@@ -16,13 +16,7 @@ pub(super) fn rotation_supported(r: &KeyRecord, arn: &str) -> KmsResult<()> {
 
 pub(super) fn rotation_state_check(r: &KeyRecord, arn: &str) -> KmsResult<()> {
     rotation_supported(r, arn)?;
-    match r.state {
-        KeyState::Enabled => Ok(()),
-        KeyState::Disabled => Err(KmsError::Disabled(format!("{arn} is disabled."))),
-        KeyState::PendingDeletion => Err(KmsError::InvalidState(format!(
-            "{arn} is pending deletion."
-        ))),
-    }
+    Kms::record_enabled(r, arn)
 }
 
 #[async_trait::async_trait]

@@ -19,11 +19,7 @@ impl KmsOperation for TagResourceRequest {
         let key = kms.resolve(ctx, key_id, false).await?;
         note_key(notes, &key);
         kms.update_key(&key, |r, arn| {
-            if r.state == KeyState::PendingDeletion {
-                return Err(KmsError::InvalidState(format!(
-                    "{arn} is pending deletion."
-                )));
-            }
+            Kms::record_not_pending_deletion(r, arn)?;
             merge_tags(&mut r.tags, tags)
         })
         .await?;
@@ -51,11 +47,7 @@ impl KmsOperation for UntagResourceRequest {
         let key = kms.resolve(ctx, key_id, false).await?;
         note_key(notes, &key);
         kms.update_key(&key, |r, arn| {
-            if r.state == KeyState::PendingDeletion {
-                return Err(KmsError::InvalidState(format!(
-                    "{arn} is pending deletion."
-                )));
-            }
+            Kms::record_not_pending_deletion(r, arn)?;
             r.tags.retain(|(k, _)| !keys.contains(k));
             Ok(())
         })
