@@ -6,6 +6,8 @@ import signal
 import subprocess
 import tempfile
 
+import boto3
+
 BIN = os.environ.get("KEYTRAIL_BIN", "target/debug/keytrail")
 
 CONFIG = """
@@ -46,6 +48,12 @@ class KeytrailServer:
         if self.url is None:
             raise RuntimeError("keytrail did not start: " + open(self.log.name).read())
         self.port = int(self.url.rsplit(":", 1)[1])
+
+    def client(self, service, key="test", secret="test", **options):
+        """A boto3 client for this server, with the root test credentials unless told."""
+        return boto3.session.Session().client(
+            service, endpoint_url=self.url, region_name="us-east-1",
+            aws_access_key_id=key, aws_secret_access_key=secret, **options)
 
     def env(self, key="test", secret="test", url=None):
         env = dict(os.environ)

@@ -22,9 +22,7 @@ class Kms(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.server = KeytrailServer()
-        cls.kms = boto3.session.Session().client(
-            "kms", endpoint_url=cls.server.url, region_name="us-east-1",
-            aws_access_key_id="test", aws_secret_access_key="test")
+        cls.kms = cls.server.client("kms")
 
     @classmethod
     def tearDownClass(cls):

@@ -7,7 +7,6 @@ import json
 import subprocess
 import unittest
 
-import boto3
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, utils
 
@@ -33,9 +32,7 @@ class AsymmetricOffline(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.server = KeytrailServer()
-        cls.kms = boto3.session.Session().client(
-            "kms", endpoint_url=cls.server.url, region_name="us-east-1",
-            aws_access_key_id="test", aws_secret_access_key="test")
+        cls.kms = cls.server.client("kms")
 
     @classmethod
     def tearDownClass(cls):

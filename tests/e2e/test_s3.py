@@ -16,11 +16,8 @@ from keytrail_server import KeytrailServer
 
 
 def s3_client(server):
-    return boto3.session.Session().client(
-        "s3", endpoint_url=server.url, region_name="us-east-1", aws_access_key_id="test",
-        aws_secret_access_key="test",
-        config=botocore.config.Config(retries={"total_max_attempts": 1},
-                                      s3={"addressing_style": "path"}))
+    return server.client("s3", config=botocore.config.Config(
+        retries={"total_max_attempts": 1}, s3={"addressing_style": "path"}))
 
 
 def error(call):
@@ -36,9 +33,7 @@ class S3(unittest.TestCase):
     def setUpClass(cls):
         cls.server = KeytrailServer()
         cls.s3 = s3_client(cls.server)
-        cls.kms = boto3.session.Session().client(
-            "kms", endpoint_url=cls.server.url, region_name="us-east-1",
-            aws_access_key_id="test", aws_secret_access_key="test")
+        cls.kms = cls.server.client("kms")
 
     @classmethod
     def tearDownClass(cls):
@@ -463,9 +458,7 @@ class S3Restart(unittest.TestCase):
         server = KeytrailServer()
         try:
             s3 = s3_client(server)
-            kms = boto3.session.Session().client(
-                "kms", endpoint_url=server.url, region_name="us-east-1",
-                aws_access_key_id="test", aws_secret_access_key="test")
+            kms = server.client("kms")
             key = kms.create_key()["KeyMetadata"]["KeyId"]
             s3.create_bucket(Bucket="durable")
             s3.put_object(Bucket="durable", Key="s3", Body=b"sse-s3 body")
