@@ -1,0 +1,136 @@
+//! What a request looks like to a policy: who calls, which action on which resource, and the
+//! values of the condition keys.
+
+use std::collections::BTreeMap;
+
+/// The principal making a request, as the policy language distinguishes principals.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// The account's root user.
+    Root { account: String },
+    /// An IAM user: `arn:aws:iam::<account>:user[/path]/<name>`.
+    User { account: String, arn: String },
+    /// A session of a role: `role_arn` is the role's IAM ARN, `session_arn` the
+    /// `arn:aws:sts::<account>:assumed-role/<role>/<session>` it is known by.
+    AssumedRole {
+        account: String,
+        role_arn: String,
+        session_arn: String,
+    },
+    /// An AWS service principal such as `cloudtrail.amazonaws.com`.
+    Service { name: String },
+    /// No credentials at all.
+    Anonymous,
+}
+
+impl Caller {
+    pub fn account(&self) -> Option<&str> {
+        match self {
+            Caller::Root { account }
+            | Caller::User { account, .. }
+            | Caller::AssumedRole { account, .. } => Some(account),
+            Caller::Service { .. } | Caller::Anonymous => None,
+        }
+    }
+
+    /// The ARN AWS uses for `aws:PrincipalArn` (the role, not the session, for a role session).
+    pub fn principal_arn(&self) -> Option<String> {
+        match self {
+            Caller::Root { account } => Some(format!("arn:aws:iam::{account}:root")),
+            Caller::User { arn, .. } => Some(arn.clone()),
+            Caller::AssumedRole { role_arn, .. } => Some(role_arn.clone()),
+            Caller::Service { .. } | Caller::Anonymous => None,
+        }
+    }
+
+    /// The ARN that names the caller in messages (`User: <arn> is not authorized ...`).
+    pub fn display_arn(&self) -> String {
+        match self {
+            Caller::Root { account } => format!("arn:aws:iam::{account}:root"),
+            Caller::User { arn, .. } => arn.clone(),
+            Caller::AssumedRole { session_arn, .. } => session_arn.clone(),
+            Caller::Service { name } => name.clone(),
+            Caller::Anonymous => "anonymous".to_string(),
+        }
+    }
+}
+
+/// One request as policies see it. Condition key names are case-insensitive in AWS, so they are
+/// stored lower-cased; values keep their case.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    pub caller: Caller,
+    /// `service:Operation`, e.g. `kms:GenerateDataKey`.
+    pub action: String,
+    /// The ARN of the resource acted on.
+    pub resource: String,
+    keys: BTreeMap<String, Vec<String>>,
+}
+
+impl RequestContext {
+    /// A context with the principal keys every request carries (`aws:PrincipalArn`,
+    /// `aws:PrincipalAccount`, `aws:PrincipalType`, `aws:username` where they apply; the caller
+    /// adds `aws:userid` and the service keys).
+    pub fn new(caller: Caller, action: impl Into<String>, resource: impl Into<String>) -> Self {
+        let mut context = Self {
+            caller,
+            action: action.into(),
+            resource: resource.into(),
+            keys: BTreeMap::new(),
+        };
+        if let Some(arn) = context.caller.principal_arn() {
+            context.set("aws:PrincipalArn", arn);
+        }
+        if let Some(account) = context.caller.account().map(str::to_string) {
+            context.set("aws:PrincipalAccount", account);
+        }
+        let principal_type = match &context.caller {
+            Caller::Root { .. } => Some("Account"),
+            Caller::User { .. } => Some("User"),
+            Caller::AssumedRole { .. } => Some("AssumedRole"),
+            Caller::Service { .. } => None,
+            Caller::Anonymous => Some("Anonymous"),
+        };
+        if let Some(principal_type) = principal_type {
+            context.set("aws:PrincipalType", principal_type);
+        }
+        match context.caller.clone() {
+            Caller::User { arn, .. } => {
+                if let Some(name) = arn.rsplit('/').next() {
+                    context.set("aws:username", name);
+                }
+            }
+            Caller::Service { name } => context.set("aws:PrincipalServiceName", name),
+            _ => {}
+        }
+        context
+    }
+
+    /// Sets a single-valued key, replacing what was there.
+    pub fn set(&mut self, key: &str, value: impl Into<String>) {
+        self.keys
+            .insert(key.to_ascii_lowercase(), vec![value.into()]);
+    }
+
+    /// Sets a multi-valued key (such as `kms:EncryptionContextKeys`).
+    pub fn set_values(&mut self, key: &str, values: Vec<String>) {
+        self.keys.insert(key.to_ascii_lowercase(), values);
+    }
+
+    pub fn with(mut self, key: &str, value: impl Into<String>) -> Self {
+        self.set(key, value);
+        self
+    }
+
+    pub fn values(&self, key: &str) -> Option<&[String]> {
+        self.keys.get(&key.to_ascii_lowercase()).map(Vec::as_slice)
+    }
+
+    /// The value of a single-valued key (a policy variable needs exactly one).
+    pub fn single_value(&self, key: &str) -> Option<&str> {
+        match self.values(key) {
+            Some([one]) => Some(one),
+            _ => None,
+        }
+    }
+}
