@@ -1,5 +1,6 @@
 //! Identities: accounts (12-digit ids), their root principals, IAM users and access keys, and the
-//! STS identity operations.
+//! STS identity operations, the IAM API over them, and authorization: the caller's identity
+//! policies combined with a resource's policy by the policy engine.
 //!
 //! Secrets are stored only wrapped under the root key (bound to their access key id) and handed
 //! out in zeroizing buffers for signature verification. Lookups are cached for a few seconds:
@@ -9,6 +10,12 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
+
+mod access;
+mod management;
+
+pub use access::{caller_of, denial_message, request_context};
+pub use management::{AccessKeyMetadata, IamApiError, IamApiResult, user_arn};
 
 use keytrail_audit::{Principal, PrincipalKind};
 use keytrail_crypto::{CryptoError, RootKey, random_string};
@@ -117,12 +124,16 @@ pub fn validate_account_id(account_id: &str) -> IamResult<()> {
     }
 }
 
-pub fn validate_user_name(name: &str) -> IamResult<()> {
-    let ok = (1..=64).contains(&name.len())
+/// IAM's names (users, roles, policies): `[\w+=,.@-]+` up to `max` characters.
+pub(crate) fn is_iam_name(name: &str, max: usize) -> bool {
+    (1..=max).contains(&name.len())
         && name
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b));
-    if ok {
+            .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b))
+}
+
+pub fn validate_user_name(name: &str) -> IamResult<()> {
+    if is_iam_name(name, 64) {
         Ok(())
     } else {
         Err(IamError::InvalidUserName(name.to_string()))
@@ -139,7 +150,7 @@ fn validate_access_key_id(id: &str) -> IamResult<()> {
     }
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     i64::try_from((time::OffsetDateTime::now_utc().unix_timestamp_nanos()) / 1_000_000).unwrap_or(0)
 }
 
@@ -150,6 +161,7 @@ pub struct Identities {
     store: Arc<dyn Store>,
     root_key: Arc<RootKey>,
     cache: RwLock<HashMap<String, CacheEntry>>,
+    policy_cache: RwLock<HashMap<(String, &'static str, String), access::PolicyCacheEntry>>,
 }
 
 impl std::fmt::Debug for Identities {
@@ -164,6 +176,7 @@ impl Identities {
             store,
             root_key,
             cache: RwLock::new(HashMap::new()),
+            policy_cache: RwLock::new(HashMap::new()),
         }
     }
 

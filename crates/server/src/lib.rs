@@ -9,6 +9,7 @@
 mod call;
 pub mod config;
 mod errors;
+mod iam_wire;
 mod json;
 mod kms_wire;
 mod limits;

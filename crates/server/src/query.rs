@@ -1,4 +1,4 @@
-//! The query protocol (`Action=...` form posts): STS now, IAM with the authorization issue.
+//! The query protocol (`Action=...` form posts): STS and IAM.
 
 use axum::body::Body;
 use bytes::Bytes;
@@ -12,7 +12,7 @@ use crate::errors::{ApiError, query_error, set_header, xml_escape};
 use crate::sigauth::{ErrorStyle, authenticate};
 
 const STS_NAMESPACE: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
-const IAM_NAMESPACE: &str = "https://iam.amazonaws.com/doc/2010-05-08/";
+use crate::iam_wire::{self, IAM_NAMESPACE};
 
 /// Query-protocol requests are `POST /` with a form body, or `GET /?Action=...`; S3 has no
 /// operation of either shape.
@@ -125,6 +125,25 @@ pub async fn handle(
 
     let principal = auth.principal.clone();
     let ctx = call_context(parts, &request_id, auth.region, auth.principal);
+    let read_only = ["Get", "List"].iter().any(|p| action.starts_with(p));
+    if service == "iam"
+        && let Some(result) = iam_wire::dispatch(&state.identities, &ctx, &action, &params).await
+    {
+        let mut outcome = CallOutcome::management(event_source, &action, read_only)
+            .with_error(result.as_ref().err());
+        if let Ok(done) = &result {
+            outcome.request_parameters = Some(done.request_parameters.clone());
+            outcome.response_elements = done.response_elements.clone();
+        }
+        let response = match (journal(state, &ctx, outcome).await, result) {
+            (Err(e), _) | (Ok(()), Err(e)) => query_error(&e, &request_id, namespace),
+            (Ok(()), Ok(done)) => xml_response(
+                iam_wire::response_document(&action, &done.result_xml, &request_id),
+                &request_id,
+            ),
+        };
+        return (service, op_label, response);
+    }
     let result = match (service, action.as_str()) {
         ("sts", "GetCallerIdentity") => {
             let id = get_caller_identity(&principal);
@@ -149,17 +168,18 @@ pub async fn handle(
             ))
         }
     };
-    let read_only = ["Get", "List"].iter().any(|p| action.starts_with(p));
     let outcome =
         CallOutcome::management(event_source, &action, read_only).with_error(result.as_ref().err());
     let response = match (journal(state, &ctx, outcome).await, result) {
         (Err(e), _) | (Ok(()), Err(e)) => query_error(&e, &request_id, namespace),
-        (Ok(()), Ok(xml)) => {
-            let mut resp = Response::new(Body::from(xml));
-            set_header(&mut resp, "content-type", "text/xml");
-            set_header(&mut resp, "x-amzn-requestid", &request_id);
-            resp
-        }
+        (Ok(()), Ok(xml)) => xml_response(xml, &request_id),
     };
     (service, op_label, response)
+}
+
+fn xml_response(xml: String, request_id: &str) -> Response<Body> {
+    let mut resp = Response::new(Body::from(xml));
+    set_header(&mut resp, "content-type", "text/xml");
+    set_header(&mut resp, "x-amzn-requestid", request_id);
+    resp
 }

@@ -20,6 +20,8 @@ pub enum StoreError {
     AlreadyExists { what: String },
     #[error("{what} does not exist")]
     NotFound { what: String },
+    #[error("{what} cannot be deleted: {reason}")]
+    InUse { what: String, reason: String },
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -50,6 +52,33 @@ pub struct UserRecord {
     /// `AIDA...`, stable for the life of the user.
     pub user_id: String,
     pub created_at_ms: i64,
+}
+
+/// Who an inline IAM policy belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PolicyOwner {
+    User,
+    Role,
+}
+
+impl PolicyOwner {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PolicyOwner::User => "user",
+            PolicyOwner::Role => "role",
+        }
+    }
+}
+
+/// An inline policy document of a user or role, stored as written (validated above the store).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyDocumentRow {
+    pub account_id: String,
+    pub owner: PolicyOwner,
+    pub owner_name: String,
+    pub policy_name: String,
+    pub document: String,
+    pub updated_at_ms: i64,
 }
 
 /// An access key. The secret is stored only wrapped under the root key; this crate never sees
@@ -190,6 +219,28 @@ pub trait Store: Send + Sync + 'static {
     /// Creates the user, or fails with [`StoreError::AlreadyExists`].
     async fn create_user(&self, user: UserRecord) -> StoreResult<()>;
     async fn get_user(&self, account_id: &str, user_name: &str) -> StoreResult<Option<UserRecord>>;
+    async fn list_users(&self, account_id: &str) -> StoreResult<Vec<UserRecord>>;
+    /// Deletes a user that has no access keys and no policies left (else
+    /// [`StoreError::InUse`]); returns whether it existed.
+    async fn delete_user(&self, account_id: &str, user_name: &str) -> StoreResult<bool>;
+    /// Creates or replaces an inline policy.
+    async fn put_policy_document(&self, row: PolicyDocumentRow) -> StoreResult<()>;
+    async fn list_policy_documents(
+        &self,
+        account_id: &str,
+        owner: PolicyOwner,
+        owner_name: &str,
+    ) -> StoreResult<Vec<PolicyDocumentRow>>;
+    /// Returns whether the policy existed.
+    async fn delete_policy_document(
+        &self,
+        account_id: &str,
+        owner: PolicyOwner,
+        owner_name: &str,
+        policy_name: &str,
+    ) -> StoreResult<bool>;
+    /// Sets an access key `Active` or `Inactive`; returns whether the key exists.
+    async fn set_access_key_status(&self, access_key_id: &str, status: &str) -> StoreResult<bool>;
     async fn insert_access_key(&self, key: AccessKeyRecord) -> StoreResult<()>;
     async fn get_access_key(&self, access_key_id: &str) -> StoreResult<Option<AccessKeyRecord>>;
     async fn list_access_keys(&self) -> StoreResult<Vec<AccessKeyRecord>>;

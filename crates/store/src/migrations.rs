@@ -105,4 +105,16 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         PRIMARY KEY (upload_id, part_number)
     );",
     ),
+    (
+        5,
+        "CREATE TABLE iam_policies (
+        account_id TEXT NOT NULL,
+        owner_type TEXT NOT NULL,
+        owner_name TEXT NOT NULL,
+        policy_name TEXT NOT NULL,
+        document TEXT NOT NULL,
+        updated_at_ms BIGINT NOT NULL,
+        PRIMARY KEY (account_id, owner_type, owner_name, policy_name)
+    );",
+    ),
 ];

@@ -20,8 +20,8 @@ use tokio::sync::oneshot;
 use crate::migrations::MIGRATIONS;
 use crate::{
     AccessKeyRecord, AccountRecord, AliasRow, BucketRow, DeleteBucketOutcome, EventRow,
-    KeyMaterialRow, KmsKeyRow, ObjectRow, PartRow, Store, StoreError, StoreResult, UploadRow,
-    UserRecord,
+    KeyMaterialRow, KmsKeyRow, ObjectRow, PartRow, PolicyDocumentRow, PolicyOwner, Store,
+    StoreError, StoreResult, UploadRow, UserRecord,
 };
 
 /// Upper bound of requests folded into one transaction; keeps commit latency bounded.
@@ -33,6 +33,21 @@ enum WriteOp {
     CreateUser(UserRecord),
     InsertAccessKey(AccessKeyRecord),
     DeleteAccessKey(String),
+    SetAccessKeyStatus {
+        access_key_id: String,
+        status: String,
+    },
+    DeleteUser {
+        account_id: String,
+        user_name: String,
+    },
+    PutPolicyDocument(PolicyDocumentRow),
+    DeletePolicyDocument {
+        account_id: String,
+        owner: PolicyOwner,
+        owner_name: String,
+        policy_name: String,
+    },
     AppendEvents(Vec<EventRow>),
     CreateBucket(BucketRow),
     UpdateBucket {
@@ -367,6 +382,81 @@ fn apply_op(conn: &Connection, op: &WriteOp) -> StoreResult<WriteOutcome> {
                 other => other,
             })?;
             Ok(WriteOutcome::Done)
+        }
+        WriteOp::SetAccessKeyStatus {
+            access_key_id,
+            status,
+        } => {
+            let n = conn.execute(
+                "UPDATE access_keys SET status = ?2 WHERE access_key_id = ?1",
+                params![access_key_id, status],
+            )?;
+            Ok(WriteOutcome::Deleted(n > 0))
+        }
+        WriteOp::DeleteUser {
+            account_id,
+            user_name,
+        } => {
+            let what = || format!("user {user_name}");
+            let keys: i64 = conn.query_row(
+                "SELECT COUNT(*) FROM access_keys WHERE account_id = ?1 AND user_name = ?2",
+                params![account_id, user_name],
+                |r| r.get(0),
+            )?;
+            if keys > 0 {
+                return Err(StoreError::InUse {
+                    what: what(),
+                    reason: "it still has access keys".into(),
+                });
+            }
+            let policies: i64 = conn.query_row(
+                "SELECT COUNT(*) FROM iam_policies
+                 WHERE account_id = ?1 AND owner_type = 'user' AND owner_name = ?2",
+                params![account_id, user_name],
+                |r| r.get(0),
+            )?;
+            if policies > 0 {
+                return Err(StoreError::InUse {
+                    what: what(),
+                    reason: "it still has policies".into(),
+                });
+            }
+            let n = conn.execute(
+                "DELETE FROM iam_users WHERE account_id = ?1 AND user_name = ?2",
+                params![account_id, user_name],
+            )?;
+            Ok(WriteOutcome::Deleted(n > 0))
+        }
+        WriteOp::PutPolicyDocument(p) => {
+            conn.execute(
+                "INSERT INTO iam_policies
+                 (account_id, owner_type, owner_name, policy_name, document, updated_at_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (account_id, owner_type, owner_name, policy_name)
+                 DO UPDATE SET document = excluded.document, updated_at_ms = excluded.updated_at_ms",
+                params![
+                    p.account_id,
+                    p.owner.as_str(),
+                    p.owner_name,
+                    p.policy_name,
+                    p.document,
+                    p.updated_at_ms
+                ],
+            )?;
+            Ok(WriteOutcome::Done)
+        }
+        WriteOp::DeletePolicyDocument {
+            account_id,
+            owner,
+            owner_name,
+            policy_name,
+        } => {
+            let n = conn.execute(
+                "DELETE FROM iam_policies
+                 WHERE account_id = ?1 AND owner_type = ?2 AND owner_name = ?3 AND policy_name = ?4",
+                params![account_id, owner.as_str(), owner_name, policy_name],
+            )?;
+            Ok(WriteOutcome::Deleted(n > 0))
         }
         WriteOp::DeleteAccessKey(id) => {
             let n = conn.execute(
@@ -768,6 +858,92 @@ impl Store for SqliteStore {
             .optional()?)
         })
         .await
+    }
+
+    async fn list_users(&self, account_id: &str) -> StoreResult<Vec<UserRecord>> {
+        let account_id = account_id.to_string();
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT account_id, user_name, user_id, created_at_ms FROM iam_users
+                 WHERE account_id = ?1 ORDER BY user_name",
+            )?;
+            let rows = stmt.query_map(params![account_id], |r| {
+                Ok(UserRecord {
+                    account_id: r.get(0)?,
+                    user_name: r.get(1)?,
+                    user_id: r.get(2)?,
+                    created_at_ms: r.get(3)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    async fn delete_user(&self, account_id: &str, user_name: &str) -> StoreResult<bool> {
+        let op = WriteOp::DeleteUser {
+            account_id: account_id.to_string(),
+            user_name: user_name.to_string(),
+        };
+        Ok(matches!(self.write(op).await?, WriteOutcome::Deleted(true)))
+    }
+
+    async fn put_policy_document(&self, row: PolicyDocumentRow) -> StoreResult<()> {
+        self.write(WriteOp::PutPolicyDocument(row))
+            .await
+            .map(|_| ())
+    }
+
+    async fn list_policy_documents(
+        &self,
+        account_id: &str,
+        owner: PolicyOwner,
+        owner_name: &str,
+    ) -> StoreResult<Vec<PolicyDocumentRow>> {
+        let (account_id, owner_name) = (account_id.to_string(), owner_name.to_string());
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT account_id, owner_name, policy_name, document, updated_at_ms
+                 FROM iam_policies WHERE account_id = ?1 AND owner_type = ?2 AND owner_name = ?3
+                 ORDER BY policy_name",
+            )?;
+            let rows = stmt.query_map(params![account_id, owner.as_str(), owner_name], |r| {
+                Ok(PolicyDocumentRow {
+                    account_id: r.get(0)?,
+                    owner,
+                    owner_name: r.get(1)?,
+                    policy_name: r.get(2)?,
+                    document: r.get(3)?,
+                    updated_at_ms: r.get(4)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    async fn delete_policy_document(
+        &self,
+        account_id: &str,
+        owner: PolicyOwner,
+        owner_name: &str,
+        policy_name: &str,
+    ) -> StoreResult<bool> {
+        let op = WriteOp::DeletePolicyDocument {
+            account_id: account_id.to_string(),
+            owner,
+            owner_name: owner_name.to_string(),
+            policy_name: policy_name.to_string(),
+        };
+        Ok(matches!(self.write(op).await?, WriteOutcome::Deleted(true)))
+    }
+
+    async fn set_access_key_status(&self, access_key_id: &str, status: &str) -> StoreResult<bool> {
+        let op = WriteOp::SetAccessKeyStatus {
+            access_key_id: access_key_id.to_string(),
+            status: status.to_string(),
+        };
+        Ok(matches!(self.write(op).await?, WriteOutcome::Deleted(true)))
     }
 
     async fn insert_access_key(&self, key: AccessKeyRecord) -> StoreResult<()> {

@@ -28,6 +28,44 @@ user_name = "alice"
 "#;
 
 /// The keytrail binary built by `cargo build -p keytrail` in the same target directory.
+/// The error code of a call expected to fail, from any of the SDK's service clients.
+pub fn error_code<E, R>(
+    result: Result<
+        R,
+        aws_smithy_runtime_api::client::result::SdkError<E, aws_smithy_runtime_api::http::Response>,
+    >,
+) -> String
+where
+    E: aws_sdk_kms::error::ProvideErrorMetadata,
+    R: std::fmt::Debug,
+{
+    match result {
+        Ok(r) => panic!("expected an error, got {r:?}"),
+        Err(e) => aws_sdk_kms::error::ProvideErrorMetadata::code(&e)
+            .unwrap_or("<no code>")
+            .to_string(),
+    }
+}
+
+/// The request id of a failed call, to find its event.
+pub fn failed_request_id<E, R>(
+    result: &Result<
+        R,
+        aws_smithy_runtime_api::client::result::SdkError<E, aws_smithy_runtime_api::http::Response>,
+    >,
+) -> String
+where
+    E: aws_sdk_kms::operation::RequestId,
+{
+    use aws_sdk_kms::operation::RequestId;
+    result
+        .as_ref()
+        .err()
+        .and_then(|e| e.request_id())
+        .expect("a request id on the error")
+        .to_string()
+}
+
 pub fn keytrail_bin() -> PathBuf {
     if let Ok(path) = std::env::var("KEYTRAIL_BIN") {
         return PathBuf::from(path);
@@ -196,6 +234,18 @@ pub fn kms_client(url: &str, key: &str, secret: &str) -> aws_sdk_kms::Client {
         .retry_config(aws_sdk_kms::config::retry::RetryConfig::disabled())
         .build();
     aws_sdk_kms::Client::from_conf(config)
+}
+
+pub fn iam_client(url: &str, key: &str, secret: &str) -> aws_sdk_iam::Client {
+    let credentials = aws_credential_types::Credentials::new(key, secret, None, None, "test");
+    let config = aws_sdk_iam::config::Builder::new()
+        .behavior_version(aws_sdk_iam::config::BehaviorVersion::latest())
+        .region(aws_sdk_iam::config::Region::new("us-east-1"))
+        .credentials_provider(credentials)
+        .endpoint_url(url)
+        .retry_config(aws_sdk_iam::config::retry::RetryConfig::disabled())
+        .build();
+    aws_sdk_iam::Client::from_conf(config)
 }
 
 pub fn s3_client(url: &str, key: &str, secret: &str) -> aws_sdk_s3::Client {
