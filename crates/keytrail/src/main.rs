@@ -195,6 +195,7 @@ async fn serve(settings: Settings, root_key_file: Option<&Path>) -> Result<()> {
     let kms = Arc::new(Kms::new(
         Arc::clone(&opened.store),
         Arc::clone(&opened.root_key),
+        Arc::clone(&opened.identities),
         Journal::new(Arc::clone(&opened.store)),
     ));
     kms.check_root_key().await.context(

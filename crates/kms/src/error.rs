@@ -4,6 +4,8 @@
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KmsError {
     #[error("{0}")]
+    AccessDenied(String),
+    #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
     Disabled(String),
@@ -48,6 +50,7 @@ pub enum KmsError {
 impl KmsError {
     pub fn code(&self) -> &'static str {
         match self {
+            KmsError::AccessDenied(_) => "AccessDeniedException",
             KmsError::NotFound(_) => "NotFoundException",
             KmsError::Disabled(_) => "DisabledException",
             KmsError::InvalidState(_) => "KMSInvalidStateException",

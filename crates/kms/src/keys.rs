@@ -182,9 +182,9 @@ pub fn default_policy(account_id: &str) -> String {
 /// The documented key-policy quota; the model allows longer strings.
 pub const MAX_POLICY_BYTES: usize = 32 * 1024;
 
-/// Checks that a key policy is a policy document: JSON with statements that each have an
-/// Effect of Allow or Deny and an action. Enforcement arrives with the authorization issue.
-pub fn validate_policy(policy: &str) -> KmsResult<()> {
+/// Parses a key policy with the policy language's write-time rules (every statement needs a
+/// Principal and a Resource; operators, principals and ARNs are checked).
+pub fn validate_policy(policy: &str) -> KmsResult<keytrail_policy::Policy> {
     if policy.is_empty() {
         return Err(KmsError::constraint(
             "policy",
@@ -197,39 +197,17 @@ pub fn validate_policy(policy: &str) -> KmsResult<()> {
             "The key policy exceeds the maximum size of {MAX_POLICY_BYTES} bytes."
         )));
     }
-    let malformed = |why: &str| KmsError::MalformedPolicyDocument(why.to_string());
-    let doc: serde_json::Value =
-        serde_json::from_str(policy).map_err(|_| malformed("The policy is not valid JSON."))?;
-    let Some(doc) = doc.as_object() else {
-        return Err(malformed("The policy must be a JSON object."));
-    };
-    let statements = match doc.get("Statement") {
-        Some(serde_json::Value::Array(list)) if !list.is_empty() => list.clone(),
-        Some(s @ serde_json::Value::Object(_)) => vec![s.clone()],
-        _ => return Err(malformed("The policy must contain at least one Statement.")),
-    };
-    for statement in &statements {
-        let Some(statement) = statement.as_object() else {
-            return Err(malformed("Each Statement must be a JSON object."));
-        };
-        match statement.get("Effect").and_then(|e| e.as_str()) {
-            Some("Allow") | Some("Deny") => {}
-            _ => {
-                return Err(malformed(
-                    "Each Statement needs an Effect of Allow or Deny.",
-                ));
-            }
-        }
-        if !statement.contains_key("Action") && !statement.contains_key("NotAction") {
-            return Err(malformed("Each Statement needs an Action or NotAction."));
-        }
-        if !statement.contains_key("Principal") && !statement.contains_key("NotPrincipal") {
-            return Err(malformed(
-                "Each Statement of a key policy needs a Principal or NotPrincipal.",
-            ));
-        }
-    }
-    Ok(())
+    keytrail_policy::Policy::parse(policy, keytrail_policy::PolicyKind::Resource)
+        .map_err(|e| KmsError::MalformedPolicyDocument(e.message().to_string()))
+}
+
+/// The policy AWS gives an AWS managed key of a service: any principal of the account may use
+/// it through that service, and the account may read its metadata.
+pub fn aws_managed_policy(account_id: &str, region: &str, service: &str) -> String {
+    format!(
+        "{{\n  \"Version\" : \"2012-10-17\",\n  \"Id\" : \"auto-{service}-2\",\n  \"Statement\" : [ {{\n    \"Sid\" : \"Allow access through {upper} for all principals in the account that are authorized to use {upper}\",\n    \"Effect\" : \"Allow\",\n    \"Principal\" : {{\n      \"AWS\" : \"*\"\n    }},\n    \"Action\" : [ \"kms:Encrypt\", \"kms:Decrypt\", \"kms:ReEncrypt*\", \"kms:GenerateDataKey*\", \"kms:DescribeKey\" ],\n    \"Resource\" : \"*\",\n    \"Condition\" : {{\n      \"StringEquals\" : {{\n        \"kms:CallerAccount\" : \"{account_id}\",\n        \"kms:ViaService\" : \"{service}.{region}.amazonaws.com\"\n      }}\n    }}\n  }}, {{\n    \"Sid\" : \"Allow direct access to key metadata to the account\",\n    \"Effect\" : \"Allow\",\n    \"Principal\" : {{\n      \"AWS\" : \"arn:aws:iam::{account_id}:root\"\n    }},\n    \"Action\" : [ \"kms:Describe*\", \"kms:Get*\", \"kms:List*\" ],\n    \"Resource\" : \"*\"\n  }} ]\n}}",
+        upper = service.to_uppercase()
+    )
 }
 
 #[cfg(test)]
@@ -318,9 +296,16 @@ mod tests {
             validate_policy(&"x".repeat(MAX_POLICY_BYTES + 1)),
             Err(KmsError::LimitExceeded(_))
         ));
+        // A key policy's Resource is required (and is "*").
+        assert!(matches!(
+            validate_policy(r#"{"Statement":{"Effect":"Deny","Action":"kms:*","Principal":"*"}}"#),
+            Err(KmsError::MalformedPolicyDocument(_))
+        ));
         assert!(
-            validate_policy(r#"{"Statement":{"Effect":"Deny","Action":"kms:*","Principal":"*"}}"#)
-                .is_ok()
+            validate_policy(
+                r#"{"Statement":{"Effect":"Deny","Action":"kms:*","Principal":"*","Resource":"*"}}"#
+            )
+            .is_ok()
         );
     }
 }

@@ -4,8 +4,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
-use keytrail_audit::{CallContext, EventCategory, EventRecord, Journal, Resource};
+use keytrail_audit::{CallContext, EventCategory, EventRecord, Journal, PrincipalKind, Resource};
 use keytrail_crypto::RootKey;
+use keytrail_iam::Identities;
+use keytrail_policy::{Decision, Policy, PolicyKind, ResourceAuthority};
 use keytrail_store::{AliasRow, KeyMaterialRow, KmsKeyRow, Store};
 use serde::Serialize;
 use zeroize::Zeroizing;
@@ -26,14 +28,33 @@ pub(crate) struct LoadedMaterial {
     pub rotation_type: Option<String>,
 }
 
-/// A key with its backing keys, as cached.
+/// A key with its backing keys and its parsed key policy, as cached.
 pub(crate) struct LoadedKey {
     pub record: KeyRecord,
     pub arn: String,
     pub materials: Arc<Vec<Arc<LoadedMaterial>>>,
+    /// `None` when the stored policy no longer parses: such a key allows nothing (fail closed).
+    pub policy: Option<Arc<Policy>>,
 }
 
 impl LoadedKey {
+    pub fn new(record: KeyRecord, materials: Arc<Vec<Arc<LoadedMaterial>>>) -> Self {
+        let arn = record.arn();
+        let policy = match Policy::parse(&record.policy, PolicyKind::Resource) {
+            Ok(policy) => Some(Arc::new(policy)),
+            Err(e) => {
+                tracing::error!(key = %arn, error = %e, "stored key policy does not parse; the key allows nothing");
+                None
+            }
+        };
+        Self {
+            record,
+            arn,
+            materials,
+            policy,
+        }
+    }
+
     pub fn current(&self) -> KmsResult<&LoadedMaterial> {
         self.materials
             .iter()
@@ -73,18 +94,55 @@ pub trait KmsOperation: Serialize + Send + Sync {
     const READ_ONLY: bool;
     type Output: Serialize + Send;
 
+    /// The request's own condition keys (`kms:EncryptionContext:...`, `kms:KeySpec`, ...).
+    fn condition_keys(&self) -> Vec<(String, Vec<String>)> {
+        Vec::new()
+    }
+
     async fn run(
         &self,
         kms: &Kms,
-        ctx: &CallContext,
+        ctx: &KmsCall<'_>,
         notes: &mut AuditNotes,
     ) -> KmsResult<Self::Output>;
+}
+
+/// One KMS call as its operation sees it: the invocation, and what authorizing it needs. Every
+/// key an operation resolves is authorized for the operation's action; an operation that
+/// succeeds without any authorization is a bug the dispatcher refuses to let through.
+pub struct KmsCall<'a> {
+    pub ctx: &'a CallContext,
+    action: String,
+    condition_keys: Vec<(String, Vec<String>)>,
+    authorized: std::sync::atomic::AtomicBool,
+}
+
+impl std::ops::Deref for KmsCall<'_> {
+    type Target = CallContext;
+
+    fn deref(&self) -> &CallContext {
+        self.ctx
+    }
+}
+
+impl KmsCall<'_> {
+    pub fn action(&self) -> &str {
+        &self.action
+    }
+
+    /// For operations AWS performs on a caller's behalf without a permission of its own (a
+    /// service creating its AWS managed key).
+    pub(crate) fn authorized_by_service(&self) {
+        self.authorized
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// The KMS service of one keytrail process.
 pub struct Kms {
     store: Arc<dyn Store>,
     root_key: Arc<RootKey>,
+    identities: Arc<Identities>,
     journal: Journal,
     keys: RwLock<HashMap<KeyRef, Arc<LoadedKey>>>,
     aliases: RwLock<HashMap<(String, String), AliasMap>>,
@@ -96,6 +154,11 @@ impl std::fmt::Debug for Kms {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Kms")
     }
+}
+
+fn identity_failure(e: keytrail_iam::IamError) -> KmsError {
+    tracing::error!(error = %e, "identity policies could not be read");
+    KmsError::Internal("The request failed because of an internal error.".into())
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -112,10 +175,16 @@ fn material_aad(arn: &str, material_id_hex: &str) -> Vec<u8> {
 }
 
 impl Kms {
-    pub fn new(store: Arc<dyn Store>, root_key: Arc<RootKey>, journal: Journal) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        root_key: Arc<RootKey>,
+        identities: Arc<Identities>,
+        journal: Journal,
+    ) -> Self {
         Self {
             store,
             root_key,
+            identities,
             journal,
             keys: RwLock::new(HashMap::new()),
             aliases: RwLock::new(HashMap::new()),
@@ -145,7 +214,22 @@ impl Kms {
         request: &O,
     ) -> KmsResult<O::Output> {
         let mut notes = AuditNotes::default();
-        let result = request.run(self, ctx, &mut notes).await;
+        let call = KmsCall {
+            ctx,
+            action: format!("kms:{}", O::NAME),
+            condition_keys: request.condition_keys(),
+            authorized: std::sync::atomic::AtomicBool::new(false),
+        };
+        let mut result = request.run(self, &call, &mut notes).await;
+        if result.is_ok() && !call.authorized.load(std::sync::atomic::Ordering::Relaxed) {
+            tracing::error!(
+                operation = O::NAME,
+                "KMS operation completed without authorization"
+            );
+            result = Err(KmsError::Internal(
+                "The request failed because of an internal error.".into(),
+            ));
+        }
         let mut record = EventRecord::new(
             ctx,
             EVENT_SOURCE,
@@ -248,11 +332,7 @@ impl Kms {
                             .map(Arc::new)
                     })
                     .collect::<KmsResult<Vec<_>>>()?;
-                let key = Arc::new(LoadedKey {
-                    record,
-                    arn,
-                    materials: Arc::new(materials),
-                });
+                let key = Arc::new(LoadedKey::new(record, Arc::new(materials)));
                 self.cache(key_ref.clone(), Some(Arc::clone(&key)));
                 key
             }
@@ -299,53 +379,259 @@ impl Kms {
         KmsError::NotFound(format!("Key '{arn}' does not exist"))
     }
 
-    /// Resolves a `KeyId` member in the caller's account and region. Aliases are accepted only
-    /// where AWS accepts them (`allow_alias`). Keys of other accounts need the authorization
-    /// issue's policy evaluation and are not found until then.
+    /// Resolves a `KeyId` member and authorizes the call's action on the key. Aliases are
+    /// accepted only where AWS accepts them (`allow_alias`); keys of other accounts by ARN.
     pub(crate) async fn resolve(
+        &self,
+        call: &KmsCall<'_>,
+        input: &str,
+        allow_alias: bool,
+    ) -> KmsResult<Arc<LoadedKey>> {
+        self.resolve_for(call, input, allow_alias, &call.action)
+            .await
+    }
+
+    /// [`Self::resolve`] for an action other than the operation's own (`kms:ReEncryptFrom`).
+    pub(crate) async fn resolve_for(
+        &self,
+        call: &KmsCall<'_>,
+        input: &str,
+        allow_alias: bool,
+        action: &str,
+    ) -> KmsResult<Arc<LoadedKey>> {
+        let key = self.lookup(call.ctx, input, allow_alias).await?;
+        let mut extra = Vec::new();
+        if parse_key_identifier(input).is_ok_and(|id| id.is_alias()) {
+            extra.push(("kms:RequestAlias".to_string(), vec![input.to_string()]));
+        }
+        self.authorize(call, Some(&key), action, extra).await?;
+        Ok(key)
+    }
+
+    /// Finds a key without authorizing anything: for lookups a service makes on its own
+    /// account (checking a bucket's configured key), never for a caller's operation.
+    pub(crate) async fn lookup(
         &self,
         ctx: &CallContext,
         input: &str,
         allow_alias: bool,
     ) -> KmsResult<Arc<LoadedKey>> {
-        let account = ctx.principal.account_id.as_str();
+        let caller_account = ctx.principal.account_id.as_str();
         let region = ctx.region.as_str();
         let identifier = parse_key_identifier(input)?;
         if identifier.is_alias() && !allow_alias {
             return Err(KmsError::NotFound(format!("Invalid keyId '{input}'")));
         }
-        let key_id = match identifier {
-            KeyIdentifier::KeyId(id) => id,
+        // Keys are regional: an ARN of another region names nothing here.
+        let (account, key_id) = match identifier {
+            KeyIdentifier::KeyId(id) => (caller_account.to_string(), id),
             KeyIdentifier::KeyArn {
                 region: r,
                 account_id: a,
                 key_id,
             } => {
-                if r != region || a != account {
+                if r != region {
                     return Err(Self::not_found(input));
                 }
-                key_id
+                (a, key_id)
             }
-            KeyIdentifier::AliasName(name) => self.alias_target(account, region, &name).await?,
+            KeyIdentifier::AliasName(name) => (
+                caller_account.to_string(),
+                self.alias_target(caller_account, region, &name).await?,
+            ),
             KeyIdentifier::AliasArn {
                 region: r,
                 account_id: a,
                 alias_name,
             } => {
-                if r != region || a != account {
+                if r != region {
                     return Err(KmsError::NotFound(format!("Alias {input} is not found.")));
                 }
-                self.alias_target(account, region, &alias_name).await?
+                let target = self.alias_target(&a, region, &alias_name).await?;
+                (a, target)
             }
         };
         let key_ref = KeyRef {
-            account_id: account.to_string(),
+            account_id: account.clone(),
             region: region.to_string(),
             key_id: key_id.clone(),
         };
         self.load(&key_ref)
             .await?
-            .ok_or_else(|| Self::not_found(&crate::keys::key_arn(region, account, &key_id)))
+            .ok_or_else(|| Self::not_found(&crate::keys::key_arn(region, &account, &key_id)))
+    }
+
+    /// Authorizes `action` on `key` (or, for operations on no key, on `*` by identity policies
+    /// alone): the key policy is the primary control, IAM policies count where it delegates to
+    /// the account (§2.11).
+    pub(crate) async fn authorize(
+        &self,
+        call: &KmsCall<'_>,
+        key: Option<&LoadedKey>,
+        action: &str,
+        extra_keys: Vec<(String, Vec<String>)>,
+    ) -> KmsResult<()> {
+        let resource = key.map_or("*", |k| k.arn.as_str());
+        self.authorize_on(call, key, resource, action, extra_keys)
+            .await
+    }
+
+    /// Authorizes `action` on a resource that has no policy of its own (an alias), by the
+    /// caller's identity policies.
+    pub(crate) async fn authorize_resource(
+        &self,
+        call: &KmsCall<'_>,
+        resource: &str,
+        action: &str,
+    ) -> KmsResult<()> {
+        self.authorize_on(call, None, resource, action, Vec::new())
+            .await
+    }
+
+    async fn authorize_on(
+        &self,
+        call: &KmsCall<'_>,
+        key: Option<&LoadedKey>,
+        resource: &str,
+        action: &str,
+        extra_keys: Vec<(String, Vec<String>)>,
+    ) -> KmsResult<()> {
+        let request =
+            Self::policy_request(call, key.map(|k| &k.record), resource, action, extra_keys);
+        let decision = match key {
+            Some(key) => {
+                self.decide(
+                    call,
+                    &request,
+                    key.policy.as_deref(),
+                    &key.record.account_id,
+                )
+                .await?
+            }
+            None => self.decide_by_identity(call, &request).await?,
+        };
+        match decision {
+            Decision::Allow => {
+                call.authorized
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                Ok(())
+            }
+            denied => Err(KmsError::AccessDenied(keytrail_iam::denial_message(
+                &request,
+                &denied,
+                key.is_some(),
+            ))),
+        }
+    }
+
+    /// The request as key policies see it: the global keys plus KMS's own (§2.11).
+    fn policy_request(
+        call: &KmsCall<'_>,
+        key: Option<&KeyRecord>,
+        resource: &str,
+        action: &str,
+        extra_keys: Vec<(String, Vec<String>)>,
+    ) -> keytrail_policy::RequestContext {
+        let mut request = keytrail_iam::request_context(call.ctx, action, resource);
+        if !matches!(call.principal.kind, PrincipalKind::AwsService { .. }) {
+            request.set("kms:CallerAccount", call.principal.account_id.clone());
+        }
+        if let Some(service) = &call.invoked_by {
+            let name = service.strip_suffix(".amazonaws.com").unwrap_or(service);
+            request.set(
+                "kms:ViaService",
+                format!("{name}.{}.amazonaws.com", call.region),
+            );
+        }
+        if let Some(key) = key {
+            request.set("kms:KeySpec", key.key_spec.clone());
+            request.set("kms:KeyUsage", key.key_usage.clone());
+            request.set("kms:KeyOrigin", key.origin.clone());
+        }
+        for (name, values) in call.condition_keys.iter().cloned().chain(extra_keys) {
+            request.set_values(&name, values);
+        }
+        request
+    }
+
+    /// A key's policy (`None`: it allows nothing) combined with the caller's identity policies.
+    async fn decide(
+        &self,
+        call: &KmsCall<'_>,
+        request: &keytrail_policy::RequestContext,
+        policy: Option<&Policy>,
+        owner: &str,
+    ) -> KmsResult<Decision> {
+        let nothing;
+        let policy = match policy {
+            Some(policy) => policy,
+            None => {
+                nothing = Policy {
+                    version: keytrail_policy::Version::V2012,
+                    id: None,
+                    statements: Vec::new(),
+                };
+                &nothing
+            }
+        };
+        self.identities
+            .decide(
+                call.ctx,
+                request,
+                Some(policy),
+                owner,
+                ResourceAuthority::Required,
+                false,
+            )
+            .await
+            .map_err(identity_failure)
+    }
+
+    async fn decide_by_identity(
+        &self,
+        call: &KmsCall<'_>,
+        request: &keytrail_policy::RequestContext,
+    ) -> KmsResult<Decision> {
+        self.identities
+            .decide(
+                call.ctx,
+                request,
+                None,
+                &call.principal.account_id,
+                ResourceAuthority::Optional,
+                false,
+            )
+            .await
+            .map_err(identity_failure)
+    }
+
+    /// The lockout safety check of CreateKey and PutKeyPolicy: unless the caller bypasses it,
+    /// a new policy must still let the caller change the policy later.
+    pub(crate) async fn check_policy_lockout(
+        &self,
+        call: &KmsCall<'_>,
+        record: &KeyRecord,
+        policy: &Policy,
+    ) -> KmsResult<()> {
+        let request = Self::policy_request(
+            call,
+            Some(record),
+            &record.arn(),
+            "kms:PutKeyPolicy",
+            Vec::new(),
+        );
+        if self
+            .decide(call, &request, Some(policy), &record.account_id)
+            .await?
+            .is_allowed()
+        {
+            Ok(())
+        } else {
+            Err(KmsError::MalformedPolicyDocument(
+                "The new key policy will not allow you to update the key policy in the future."
+                    .into(),
+            ))
+        }
     }
 
     async fn alias_target(&self, account: &str, region: &str, name: &str) -> KmsResult<String> {
@@ -369,7 +655,7 @@ impl Kms {
     /// CloudTrail trails): the key's ARN if it exists and is a symmetric encryption key.
     /// Only symmetric keys can protect S3 objects and CloudTrail logs (§2.4, the seed).
     pub async fn symmetric_key_arn(&self, ctx: &CallContext, key_id: &str) -> KmsResult<String> {
-        let key = self.resolve(ctx, key_id, true).await?;
+        let key = self.lookup(ctx, key_id, true).await?;
         if key.record.key_spec != crate::asymmetric::SYMMETRIC_DEFAULT {
             return Err(KmsError::InvalidKeyUsage(format!(
                 "{} is a {} key; only symmetric encryption keys are supported for server-side encryption.",
@@ -466,11 +752,7 @@ impl Kms {
         self.store
             .put_kms_key(Self::row(&record)?, Some(row))
             .await?;
-        let key = Arc::new(LoadedKey {
-            arn,
-            materials: Arc::new(vec![Arc::new(loaded)]),
-            record,
-        });
+        let key = Arc::new(LoadedKey::new(record, Arc::new(vec![Arc::new(loaded)])));
         self.cache(Self::key_ref(&key.record), Some(Arc::clone(&key)));
         Ok(key)
     }
@@ -543,11 +825,7 @@ impl Kms {
         self.store
             .put_kms_key(Self::row(&record)?, new_material)
             .await?;
-        let updated = Arc::new(LoadedKey {
-            record,
-            arn: current.arn.clone(),
-            materials,
-        });
+        let updated = Arc::new(LoadedKey::new(record, materials));
         self.cache(key_ref, Some(Arc::clone(&updated)));
         Ok(updated)
     }

@@ -26,9 +26,15 @@ fn ctx() -> CallContext {
 
 fn kms(dir: &std::path::Path) -> (Kms, Arc<dyn Store>) {
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.join("k.db")).unwrap());
+    let root_key = Arc::new(RootKey::ephemeral().unwrap());
+    let identities = Arc::new(keytrail_iam::Identities::new(
+        Arc::clone(&store),
+        Arc::clone(&root_key),
+    ));
     let kms = Kms::new(
         Arc::clone(&store),
-        Arc::new(RootKey::ephemeral().unwrap()),
+        root_key,
+        identities,
         Journal::new(Arc::clone(&store)),
     );
     (kms, store)
@@ -63,7 +69,7 @@ async fn scheduled_key(kms: &Kms, alias: &str) -> String {
 
 /// Moves the key's deletion date into the past, as if its waiting period had run out.
 async fn expire(kms: &Kms, id: &str) {
-    let key = kms.resolve(&ctx(), id, false).await.unwrap();
+    let key = kms.lookup(&ctx(), id, false).await.unwrap();
     kms.update_key(&key, |r, _| {
         r.deletion_ms = Some(now_ms() - 1);
         Ok(())
@@ -158,7 +164,7 @@ async fn due_automatic_rotation_runs_in_the_sweep() {
     )
     .await
     .unwrap();
-    let key = kms.resolve(&ctx(), &id, false).await.unwrap();
+    let key = kms.lookup(&ctx(), &id, false).await.unwrap();
     let before = key.record.current_material_id.clone();
     kms.update_key(&key, |r, _| {
         r.next_rotation_ms = Some(now_ms() - 1);
@@ -167,7 +173,7 @@ async fn due_automatic_rotation_runs_in_the_sweep() {
     .await
     .unwrap();
     kms.sweep().await.unwrap();
-    let key = kms.resolve(&ctx(), &id, false).await.unwrap();
+    let key = kms.lookup(&ctx(), &id, false).await.unwrap();
     assert_ne!(key.record.current_material_id, before);
     assert_eq!(key.materials.len(), 2);
     assert_eq!(key.materials[1].rotation_type.as_deref(), Some("AUTOMATIC"));

@@ -4,13 +4,20 @@ use super::*;
 
 pub(super) async fn alias_target_key(
     kms: &Kms,
-    ctx: &CallContext,
+    ctx: &KmsCall<'_>,
     target: &Option<String>,
 ) -> KmsResult<std::sync::Arc<LoadedKey>> {
     let target = key_id_member(target, "targetKeyId")?;
     let key = kms.resolve(ctx, target, false).await?;
     Kms::not_pending_deletion(&key)?;
     Ok(key)
+}
+
+/// Alias actions need permission on the alias itself (from IAM policies: an alias has no
+/// policy of its own) besides the key's.
+async fn authorize_alias(kms: &Kms, ctx: &KmsCall<'_>, name: &str) -> KmsResult<()> {
+    let arn = alias_arn(&ctx.region, &ctx.principal.account_id, name);
+    kms.authorize_resource(ctx, &arn, ctx.action()).await
 }
 
 pub(super) fn alias_resource(ctx: &CallContext, name: &str) -> Resource {
@@ -30,12 +37,13 @@ impl KmsOperation for CreateAliasRequest {
     async fn run(
         &self,
         kms: &Kms,
-        ctx: &CallContext,
+        ctx: &KmsCall<'_>,
         notes: &mut AuditNotes,
     ) -> KmsResult<Self::Output> {
         let name = required(&self.alias_name, "aliasName")?;
         validate_alias_name(name)?;
         notes.extra_resources.push(alias_resource(ctx, name));
+        authorize_alias(kms, ctx, name).await?;
         let key = alias_target_key(kms, ctx, &self.target_key_id).await?;
         note_key(notes, &key);
         let existing = kms
@@ -74,12 +82,13 @@ impl KmsOperation for UpdateAliasRequest {
     async fn run(
         &self,
         kms: &Kms,
-        ctx: &CallContext,
+        ctx: &KmsCall<'_>,
         notes: &mut AuditNotes,
     ) -> KmsResult<Self::Output> {
         let name = required(&self.alias_name, "aliasName")?;
         validate_alias_name(name)?;
         notes.extra_resources.push(alias_resource(ctx, name));
+        authorize_alias(kms, ctx, name).await?;
         let key = alias_target_key(kms, ctx, &self.target_key_id).await?;
         note_key(notes, &key);
         kms.update_alias_row(AliasRow {
@@ -104,12 +113,20 @@ impl KmsOperation for DeleteAliasRequest {
     async fn run(
         &self,
         kms: &Kms,
-        ctx: &CallContext,
+        ctx: &KmsCall<'_>,
         notes: &mut AuditNotes,
     ) -> KmsResult<Self::Output> {
         let name = required(&self.alias_name, "aliasName")?;
         length("aliasName", name, 1, 256)?;
         notes.extra_resources.push(alias_resource(ctx, name));
+        authorize_alias(kms, ctx, name).await?;
+        if let Some(alias) = kms
+            .aliases_of(&ctx.principal.account_id, &ctx.region)
+            .await?
+            .get(name.as_str())
+        {
+            kms.resolve(ctx, &alias.target_key_id, false).await?;
+        }
         kms.delete_alias_row(&ctx.principal.account_id, &ctx.region, name)
             .await?;
         Ok(EmptyResponse {})
@@ -125,10 +142,11 @@ impl KmsOperation for ListAliasesRequest {
     async fn run(
         &self,
         kms: &Kms,
-        ctx: &CallContext,
+        ctx: &KmsCall<'_>,
         notes: &mut AuditNotes,
     ) -> KmsResult<Self::Output> {
         let limit = limit(self.limit, 50)?;
+        kms.authorize(ctx, None, ctx.action(), Vec::new()).await?;
         let filter = match &self.key_id {
             Some(k) => {
                 length("keyId", k, 1, 2048)?;

@@ -24,7 +24,7 @@ impl KmsOperation for GetPublicKeyRequest {
     async fn run(
         &self,
         kms: &Kms,
-        ctx: &CallContext,
+        ctx: &KmsCall<'_>,
         notes: &mut AuditNotes,
     ) -> KmsResult<Self::Output> {
         let key_id = key_id_member(&self.key_id, "keyId")?;
@@ -70,7 +70,7 @@ pub(super) struct SigningInput<'a> {
 /// Checks shared by Sign and Verify; returns the key and the digest to sign or verify.
 pub(super) async fn signing_input(
     kms: &Kms,
-    ctx: &CallContext,
+    ctx: &KmsCall<'_>,
     notes: &mut AuditNotes,
     input: SigningInput<'_>,
 ) -> KmsResult<(std::sync::Arc<LoadedKey>, String, aws_lc_rs::digest::Digest)> {
@@ -109,7 +109,7 @@ impl KmsOperation for SignRequest {
     async fn run(
         &self,
         kms: &Kms,
-        ctx: &CallContext,
+        ctx: &KmsCall<'_>,
         notes: &mut AuditNotes,
     ) -> KmsResult<Self::Output> {
         let message = message_member(&self.message)?;
@@ -151,7 +151,7 @@ impl KmsOperation for VerifyRequest {
     async fn run(
         &self,
         kms: &Kms,
-        ctx: &CallContext,
+        ctx: &KmsCall<'_>,
         notes: &mut AuditNotes,
     ) -> KmsResult<Self::Output> {
         let message = message_member(&self.message)?;
@@ -198,7 +198,7 @@ impl KmsOperation for VerifyRequest {
 
 pub(super) async fn mac_key(
     kms: &Kms,
-    ctx: &CallContext,
+    ctx: &KmsCall<'_>,
     notes: &mut AuditNotes,
     key_id: &Option<String>,
     algorithm: &Option<String>,
@@ -228,7 +228,7 @@ impl KmsOperation for GenerateMacRequest {
     async fn run(
         &self,
         kms: &Kms,
-        ctx: &CallContext,
+        ctx: &KmsCall<'_>,
         notes: &mut AuditNotes,
     ) -> KmsResult<Self::Output> {
         let message = message_member(&self.message)?;
@@ -266,7 +266,7 @@ impl KmsOperation for VerifyMacRequest {
     async fn run(
         &self,
         kms: &Kms,
-        ctx: &CallContext,
+        ctx: &KmsCall<'_>,
         notes: &mut AuditNotes,
     ) -> KmsResult<Self::Output> {
         let message = message_member(&self.message)?;
@@ -309,7 +309,7 @@ pub(super) struct DataKeyPair {
 
 pub(super) async fn generate_data_key_pair(
     kms: &Kms,
-    ctx: &CallContext,
+    ctx: &KmsCall<'_>,
     notes: &mut AuditNotes,
     key_id: &Option<String>,
     spec: &Option<String>,
@@ -342,10 +342,14 @@ impl KmsOperation for GenerateDataKeyPairRequest {
     const READ_ONLY: bool = true;
     type Output = GenerateDataKeyPairResponse;
 
+    fn condition_keys(&self) -> Vec<(String, Vec<String>)> {
+        context_condition_keys(&self.encryption_context)
+    }
+
     async fn run(
         &self,
         kms: &Kms,
-        ctx: &CallContext,
+        ctx: &KmsCall<'_>,
         notes: &mut AuditNotes,
     ) -> KmsResult<Self::Output> {
         grant_tokens(&self.grant_tokens)?;
@@ -377,10 +381,14 @@ impl KmsOperation for GenerateDataKeyPairWithoutPlaintextRequest {
     const READ_ONLY: bool = true;
     type Output = GenerateDataKeyPairWithoutPlaintextResponse;
 
+    fn condition_keys(&self) -> Vec<(String, Vec<String>)> {
+        context_condition_keys(&self.encryption_context)
+    }
+
     async fn run(
         &self,
         kms: &Kms,
-        ctx: &CallContext,
+        ctx: &KmsCall<'_>,
         notes: &mut AuditNotes,
     ) -> KmsResult<Self::Output> {
         grant_tokens(&self.grant_tokens)?;

@@ -27,6 +27,35 @@ pub(super) fn seal(
     Ok((blob, material.id_hex.clone()))
 }
 
+/// The permission that opening a ciphertext needs: `kms:Decrypt`, or `kms:ReEncryptFrom` when
+/// it is the source of a ReEncrypt.
+fn decrypt_action<'a>(call: &'a KmsCall<'_>) -> &'a str {
+    if call.action() == "kms:ReEncrypt" {
+        "kms:ReEncryptFrom"
+    } else {
+        call.action()
+    }
+}
+
+/// The `kms:EncryptionContext:<key>` and `kms:EncryptionContextKeys` condition keys of a
+/// request's encryption context.
+pub(crate) fn context_condition_keys(
+    context: &Option<EncryptionContextMap>,
+) -> Vec<(String, Vec<String>)> {
+    let Some(context) = context else {
+        return Vec::new();
+    };
+    let mut keys: Vec<(String, Vec<String>)> = context
+        .iter()
+        .map(|(k, v)| (format!("kms:EncryptionContext:{k}"), vec![v.clone()]))
+        .collect();
+    keys.push((
+        "kms:EncryptionContextKeys".into(),
+        context.keys().cloned().collect(),
+    ));
+    keys
+}
+
 pub(super) fn invalid_ciphertext() -> KmsError {
     KmsError::InvalidCiphertext(String::new())
 }
@@ -35,7 +64,7 @@ pub(super) fn invalid_ciphertext() -> KmsError {
 /// then the backing key, then AES-GCM with the context. Returns the key and the plaintext.
 pub(super) async fn open(
     kms: &Kms,
-    call: &CallContext,
+    call: &KmsCall<'_>,
     blob: &[u8],
     expected_key_id: Option<&str>,
     context: &EncryptionContext,
@@ -47,12 +76,15 @@ pub(super) async fn open(
 )> {
     let parsed = envelope::parse(blob).map_err(|_| invalid_ciphertext())?;
     let header = &parsed.header;
-    if header.account_id != call.principal.account_id || header.region != call.region {
+    if header.region != call.region {
         return Err(invalid_ciphertext());
     }
-    let blob_key_id = header.key_id_string();
+    // By ARN: a ciphertext of another account's key opens when that key's policy lets the
+    // caller in.
+    let blob_key =
+        crate::keys::key_arn(&header.region, &header.account_id, &header.key_id_string());
     let key = kms
-        .resolve(call, &blob_key_id, false)
+        .resolve_for(call, &blob_key, false, decrypt_action(call))
         .await
         .map_err(|e| match e {
             KmsError::NotFound(_) => invalid_ciphertext(),
@@ -60,7 +92,9 @@ pub(super) async fn open(
         })?;
     note_key(notes, &key);
     if let Some(expected) = expected_key_id {
-        let named = kms.resolve(call, expected, true).await?;
+        let named = kms
+            .resolve_for(call, expected, true, decrypt_action(call))
+            .await?;
         if named.record.key_id != key.record.key_id {
             return Err(KmsError::IncorrectKey(
                 "The key ID in the request does not identify a CMK that can perform this operation."
@@ -106,10 +140,14 @@ impl KmsOperation for EncryptRequest {
     const READ_ONLY: bool = true;
     type Output = EncryptResponse;
 
+    fn condition_keys(&self) -> Vec<(String, Vec<String>)> {
+        context_condition_keys(&self.encryption_context)
+    }
+
     async fn run(
         &self,
         kms: &Kms,
-        ctx: &CallContext,
+        ctx: &KmsCall<'_>,
         notes: &mut AuditNotes,
     ) -> KmsResult<Self::Output> {
         let key_id = key_id_member(&self.key_id, "keyId")?;
@@ -198,7 +236,7 @@ pub(super) struct AsymmetricInput<'a> {
 /// OAEP output and carry no key id, so AWS requires `KeyId` for them. `None` for symmetric.
 pub(super) async fn open_asymmetric(
     kms: &Kms,
-    call: &CallContext,
+    call: &KmsCall<'_>,
     input: AsymmetricInput<'_>,
     notes: &mut AuditNotes,
 ) -> KmsResult<
@@ -211,7 +249,9 @@ pub(super) async fn open_asymmetric(
     let Some(key_id) = input.key_id else {
         return Ok(None);
     };
-    let key = kms.resolve(call, key_id, true).await?;
+    let key = kms
+        .resolve_for(call, key_id, true, decrypt_action(call))
+        .await?;
     if key.record.key_spec == SYMMETRIC_DEFAULT {
         return Ok(None);
     }
@@ -246,10 +286,14 @@ impl KmsOperation for DecryptRequest {
     const READ_ONLY: bool = true;
     type Output = DecryptResponse;
 
+    fn condition_keys(&self) -> Vec<(String, Vec<String>)> {
+        context_condition_keys(&self.encryption_context)
+    }
+
     async fn run(
         &self,
         kms: &Kms,
-        ctx: &CallContext,
+        ctx: &KmsCall<'_>,
         notes: &mut AuditNotes,
     ) -> KmsResult<Self::Output> {
         let blob = ciphertext_member(&self.ciphertext_blob, "ciphertextBlob")?;
@@ -301,10 +345,14 @@ impl KmsOperation for ReEncryptRequest {
     const READ_ONLY: bool = true;
     type Output = ReEncryptResponse;
 
+    fn condition_keys(&self) -> Vec<(String, Vec<String>)> {
+        context_condition_keys(&self.source_encryption_context)
+    }
+
     async fn run(
         &self,
         kms: &Kms,
-        ctx: &CallContext,
+        ctx: &KmsCall<'_>,
         notes: &mut AuditNotes,
     ) -> KmsResult<Self::Output> {
         let blob = ciphertext_member(&self.ciphertext_blob, "ciphertextBlob")?;
@@ -345,7 +393,9 @@ impl KmsOperation for ReEncryptRequest {
                 (key, plaintext, alg, Some(material))
             }
         };
-        let dest = kms.resolve(ctx, destination, true).await?;
+        let dest = kms
+            .resolve_for(ctx, destination, true, "kms:ReEncryptTo")
+            .await?;
         notes.extra_resources.push(Resource {
             account_id: Some(ctx.principal.account_id.clone()),
             resource_type: "AWS::KMS::Key".into(),
@@ -408,7 +458,7 @@ pub(super) struct DataKey {
 
 pub(super) async fn generate_data_key(
     kms: &Kms,
-    ctx: &CallContext,
+    ctx: &KmsCall<'_>,
     notes: &mut AuditNotes,
     input: DataKeyInput<'_>,
 ) -> KmsResult<DataKey> {
@@ -439,10 +489,14 @@ impl KmsOperation for GenerateDataKeyRequest {
     const READ_ONLY: bool = true;
     type Output = GenerateDataKeyResponse;
 
+    fn condition_keys(&self) -> Vec<(String, Vec<String>)> {
+        context_condition_keys(&self.encryption_context)
+    }
+
     async fn run(
         &self,
         kms: &Kms,
-        ctx: &CallContext,
+        ctx: &KmsCall<'_>,
         notes: &mut AuditNotes,
     ) -> KmsResult<Self::Output> {
         let data_key = generate_data_key(
@@ -475,10 +529,14 @@ impl KmsOperation for GenerateDataKeyWithoutPlaintextRequest {
     const READ_ONLY: bool = true;
     type Output = GenerateDataKeyWithoutPlaintextResponse;
 
+    fn condition_keys(&self) -> Vec<(String, Vec<String>)> {
+        context_condition_keys(&self.encryption_context)
+    }
+
     async fn run(
         &self,
         kms: &Kms,
-        ctx: &CallContext,
+        ctx: &KmsCall<'_>,
         notes: &mut AuditNotes,
     ) -> KmsResult<Self::Output> {
         let data_key = generate_data_key(
@@ -512,12 +570,13 @@ impl KmsOperation for GenerateRandomRequest {
 
     async fn run(
         &self,
-        _kms: &Kms,
-        _ctx: &CallContext,
+        kms: &Kms,
+        ctx: &KmsCall<'_>,
         _notes: &mut AuditNotes,
     ) -> KmsResult<Self::Output> {
         let n = *required(&self.number_of_bytes, "numberOfBytes")?;
         range("numberOfBytes", n, 1, 1024)?;
+        kms.authorize(ctx, None, ctx.action(), Vec::new()).await?;
         if self.custom_key_store_id.is_some() {
             return Err(KmsError::UnsupportedOperation(
                 "Custom key stores are not supported by this keytrail version.".into(),

@@ -12,7 +12,7 @@ impl KmsOperation for CreateKeyRequest {
     async fn run(
         &self,
         kms: &Kms,
-        ctx: &CallContext,
+        ctx: &KmsCall<'_>,
         notes: &mut AuditNotes,
     ) -> KmsResult<Self::Output> {
         if let Some(d) = &self.description {
@@ -73,13 +73,12 @@ impl KmsOperation for CreateKeyRequest {
                 "Custom key stores are not supported by this keytrail version.".into(),
             ));
         }
+        let parsed_policy = self.policy.as_deref().map(validate_policy).transpose()?;
         let policy = match &self.policy {
-            Some(p) => {
-                validate_policy(p)?;
-                p.clone()
-            }
+            Some(p) => p.clone(),
             None => default_policy(&ctx.principal.account_id),
         };
+        kms.authorize(ctx, None, ctx.action(), Vec::new()).await?;
         let tags = validate_tags(self.tags.as_deref().unwrap_or_default())?;
         let mut merged = Vec::new();
         merge_tags(&mut merged, tags)?;
@@ -105,6 +104,11 @@ impl KmsOperation for CreateKeyRequest {
             current_material_id: String::new(),
             aws_managed: false,
         };
+        if let Some(parsed) = &parsed_policy
+            && self.bypass_policy_lockout_safety_check != Some(true)
+        {
+            kms.check_policy_lockout(ctx, &record, parsed).await?;
+        }
         let key = kms.insert_key(record).await?;
         note_key(notes, &key);
         let meta = metadata(&key.record);
@@ -126,7 +130,7 @@ impl KmsOperation for DescribeKeyRequest {
     async fn run(
         &self,
         kms: &Kms,
-        ctx: &CallContext,
+        ctx: &KmsCall<'_>,
         notes: &mut AuditNotes,
     ) -> KmsResult<Self::Output> {
         let key_id = key_id_member(&self.key_id, "keyId")?;
@@ -148,10 +152,11 @@ impl KmsOperation for ListKeysRequest {
     async fn run(
         &self,
         kms: &Kms,
-        ctx: &CallContext,
+        ctx: &KmsCall<'_>,
         _notes: &mut AuditNotes,
     ) -> KmsResult<Self::Output> {
         let limit = limit(self.limit, 100)?;
+        kms.authorize(ctx, None, ctx.action(), Vec::new()).await?;
         let rows = kms
             .list_key_rows(&ctx.principal.account_id, &ctx.region)
             .await?;
@@ -180,7 +185,7 @@ impl KmsOperation for UpdateKeyDescriptionRequest {
     async fn run(
         &self,
         kms: &Kms,
-        ctx: &CallContext,
+        ctx: &KmsCall<'_>,
         notes: &mut AuditNotes,
     ) -> KmsResult<Self::Output> {
         let key_id = key_id_member(&self.key_id, "keyId")?;
@@ -207,7 +212,7 @@ impl KmsOperation for EnableKeyRequest {
     async fn run(
         &self,
         kms: &Kms,
-        ctx: &CallContext,
+        ctx: &KmsCall<'_>,
         notes: &mut AuditNotes,
     ) -> KmsResult<Self::Output> {
         let key_id = key_id_member(&self.key_id, "keyId")?;
@@ -232,7 +237,7 @@ impl KmsOperation for DisableKeyRequest {
     async fn run(
         &self,
         kms: &Kms,
-        ctx: &CallContext,
+        ctx: &KmsCall<'_>,
         notes: &mut AuditNotes,
     ) -> KmsResult<Self::Output> {
         let key_id = key_id_member(&self.key_id, "keyId")?;
@@ -257,7 +262,7 @@ impl KmsOperation for ScheduleKeyDeletionRequest {
     async fn run(
         &self,
         kms: &Kms,
-        ctx: &CallContext,
+        ctx: &KmsCall<'_>,
         notes: &mut AuditNotes,
     ) -> KmsResult<Self::Output> {
         let key_id = key_id_member(&self.key_id, "keyId")?;
@@ -296,7 +301,7 @@ impl KmsOperation for CancelKeyDeletionRequest {
     async fn run(
         &self,
         kms: &Kms,
-        ctx: &CallContext,
+        ctx: &KmsCall<'_>,
         notes: &mut AuditNotes,
     ) -> KmsResult<Self::Output> {
         let key_id = key_id_member(&self.key_id, "keyId")?;

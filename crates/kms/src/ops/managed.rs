@@ -20,11 +20,13 @@ impl KmsOperation for CreateAwsManagedKey {
     async fn run(
         &self,
         kms: &Kms,
-        ctx: &CallContext,
+        ctx: &KmsCall<'_>,
         notes: &mut AuditNotes,
     ) -> KmsResult<Self::Output> {
+        // The service creates its key for the caller; the caller needs no permission for that.
+        ctx.authorized_by_service();
         let alias = format!("alias/aws/{}", self.service);
-        if let Ok(key) = kms.resolve(ctx, &alias, true).await {
+        if let Ok(key) = kms.lookup(ctx, &alias, true).await {
             note_key(notes, &key);
             return Ok(key.arn.clone());
         }
@@ -44,7 +46,7 @@ impl KmsOperation for CreateAwsManagedKey {
             state: KeyState::Enabled,
             deletion_ms: None,
             pending_window_days: None,
-            policy: default_policy(&ctx.principal.account_id),
+            policy: aws_managed_policy(&ctx.principal.account_id, &ctx.region, &self.service),
             tags: Vec::new(),
             // AWS managed keys rotate every year and that cannot be changed.
             rotation_enabled: true,

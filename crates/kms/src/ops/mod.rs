@@ -21,10 +21,11 @@ use crate::asymmetric;
 use crate::envelope::{self, BlobHeader, EncryptionContext};
 use crate::error::{KmsError, KmsResult};
 use crate::keys::{
-    KeyRecord, KeyState, alias_arn, default_policy, validate_alias_name, validate_policy,
+    KeyRecord, KeyState, alias_arn, aws_managed_policy, default_policy, validate_alias_name,
+    validate_policy,
 };
 use crate::model::*;
-use crate::service::{AuditNotes, Kms, KmsOperation, LoadedKey, epoch_seconds, now_ms};
+use crate::service::{AuditNotes, Kms, KmsCall, KmsOperation, LoadedKey, epoch_seconds, now_ms};
 
 use crate::asymmetric::SYMMETRIC_DEFAULT;
 

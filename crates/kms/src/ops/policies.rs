@@ -33,7 +33,7 @@ impl KmsOperation for GetKeyPolicyRequest {
     async fn run(
         &self,
         kms: &Kms,
-        ctx: &CallContext,
+        ctx: &KmsCall<'_>,
         notes: &mut AuditNotes,
     ) -> KmsResult<Self::Output> {
         let key_id = key_id_member(&self.key_id, "keyId")?;
@@ -56,7 +56,7 @@ impl KmsOperation for PutKeyPolicyRequest {
     async fn run(
         &self,
         kms: &Kms,
-        ctx: &CallContext,
+        ctx: &KmsCall<'_>,
         notes: &mut AuditNotes,
     ) -> KmsResult<Self::Output> {
         let key_id = key_id_member(&self.key_id, "keyId")?;
@@ -64,9 +64,12 @@ impl KmsOperation for PutKeyPolicyRequest {
             policy_name(&self.policy_name)?;
         }
         let policy = required(&self.policy, "policy")?;
-        validate_policy(policy)?;
+        let parsed = validate_policy(policy)?;
         let key = kms.resolve(ctx, key_id, false).await?;
         note_key(notes, &key);
+        if self.bypass_policy_lockout_safety_check != Some(true) {
+            kms.check_policy_lockout(ctx, &key.record, &parsed).await?;
+        }
         kms.update_key(&key, |r, _| {
             r.policy = policy.clone();
             Ok(())
@@ -85,7 +88,7 @@ impl KmsOperation for ListKeyPoliciesRequest {
     async fn run(
         &self,
         kms: &Kms,
-        ctx: &CallContext,
+        ctx: &KmsCall<'_>,
         notes: &mut AuditNotes,
     ) -> KmsResult<Self::Output> {
         let key_id = key_id_member(&self.key_id, "keyId")?;

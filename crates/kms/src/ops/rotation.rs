@@ -28,7 +28,7 @@ impl KmsOperation for EnableKeyRotationRequest {
     async fn run(
         &self,
         kms: &Kms,
-        ctx: &CallContext,
+        ctx: &KmsCall<'_>,
         notes: &mut AuditNotes,
     ) -> KmsResult<Self::Output> {
         let key_id = key_id_member(&self.key_id, "keyId")?;
@@ -57,7 +57,7 @@ impl KmsOperation for DisableKeyRotationRequest {
     async fn run(
         &self,
         kms: &Kms,
-        ctx: &CallContext,
+        ctx: &KmsCall<'_>,
         notes: &mut AuditNotes,
     ) -> KmsResult<Self::Output> {
         let key_id = key_id_member(&self.key_id, "keyId")?;
@@ -83,7 +83,7 @@ impl KmsOperation for GetKeyRotationStatusRequest {
     async fn run(
         &self,
         kms: &Kms,
-        ctx: &CallContext,
+        ctx: &KmsCall<'_>,
         notes: &mut AuditNotes,
     ) -> KmsResult<Self::Output> {
         let key_id = key_id_member(&self.key_id, "keyId")?;
@@ -113,7 +113,7 @@ impl KmsOperation for RotateKeyOnDemandRequest {
     async fn run(
         &self,
         kms: &Kms,
-        ctx: &CallContext,
+        ctx: &KmsCall<'_>,
         notes: &mut AuditNotes,
     ) -> KmsResult<Self::Output> {
         let key_id = key_id_member(&self.key_id, "keyId")?;
@@ -147,7 +147,7 @@ impl KmsOperation for ListKeyRotationsRequest {
     async fn run(
         &self,
         kms: &Kms,
-        ctx: &CallContext,
+        ctx: &KmsCall<'_>,
         notes: &mut AuditNotes,
     ) -> KmsResult<Self::Output> {
         let key_id = key_id_member(&self.key_id, "keyId")?;
