@@ -201,12 +201,12 @@ impl Condition {
                 || self.qualifier == Some(SetQualifier::ForAllValues)
                 || (self.qualifier.is_none() && self.operator.is_negated());
         };
-        let policy_values: Vec<String> = self
+        let policy_values: Vec<std::borrow::Cow<'_, str>> = self
             .values
             .iter()
             .filter_map(|v| match version {
                 Version::V2012 => substitute_variables(v, request),
-                Version::V2008 => Some(v.clone()),
+                Version::V2008 => Some(std::borrow::Cow::Borrowed(v.as_str())),
             })
             .collect();
         let positive = self.operator.positive();

@@ -100,7 +100,7 @@ fn resource_matches(block: &PatternBlock, request: &RequestContext, version: Ver
     let hit = block.patterns.iter().any(|pattern| {
         let pattern = match version {
             Version::V2012 => substitute_variables(pattern, request),
-            Version::V2008 => Some(pattern.clone()),
+            Version::V2008 => Some(std::borrow::Cow::Borrowed(pattern.as_str())),
         };
         pattern.is_some_and(|pattern| wildcard_match(&pattern, &request.resource, false))
     });

@@ -7,6 +7,29 @@ use crate::context::RequestContext;
 /// `?` exactly one. Iterative with one backtrack point, so it is linear in practice and never
 /// recursive on hostile input.
 pub fn wildcard_match(pattern: &str, text: &str, ignore_case: bool) -> bool {
+    // Fast paths for what policies mostly hold: `*`, and names without wildcards. They run on
+    // every authorized request.
+    if pattern == "*" {
+        return true;
+    }
+    if !pattern.contains(['*', '?', LITERAL_STAR, LITERAL_QUESTION]) {
+        return if ignore_case {
+            pattern.eq_ignore_ascii_case(text)
+                || (!pattern.is_ascii() && pattern.to_lowercase() == text.to_lowercase())
+        } else {
+            pattern == text
+        };
+    }
+    if pattern.is_ascii() && text.is_ascii() {
+        let same = |a: u8, b: u8| {
+            if ignore_case {
+                a.eq_ignore_ascii_case(&b)
+            } else {
+                a == b
+            }
+        };
+        return glob(pattern.as_bytes(), text.as_bytes(), same);
+    }
     let pattern: Vec<char> = pattern.chars().collect();
     let text: Vec<char> = text.chars().collect();
     let same = |a: char, b: char| {
@@ -16,13 +39,51 @@ pub fn wildcard_match(pattern: &str, text: &str, ignore_case: bool) -> bool {
             a == b
         }
     };
+    glob(&pattern, &text, same)
+}
+
+/// What a pattern element means: `*`, `?`, or a character to compare.
+trait PatternUnit: Copy {
+    fn is_star(self) -> bool;
+    fn is_question(self) -> bool;
+    fn literal(self) -> Self;
+}
+
+impl PatternUnit for u8 {
+    fn is_star(self) -> bool {
+        self == b'*'
+    }
+    fn is_question(self) -> bool {
+        self == b'?'
+    }
+    fn literal(self) -> Self {
+        self
+    }
+}
+
+impl PatternUnit for char {
+    fn is_star(self) -> bool {
+        self == '*'
+    }
+    fn is_question(self) -> bool {
+        self == '?'
+    }
+    fn literal(self) -> Self {
+        unescape(self)
+    }
+}
+
+/// Iterative matching with one backtrack point: linear in practice, never recursive.
+fn glob<T: PatternUnit>(pattern: &[T], text: &[T], same: impl Fn(T, T) -> bool) -> bool {
     let (mut p, mut t) = (0usize, 0usize);
     let mut backtrack: Option<(usize, usize)> = None;
     while t < text.len() {
-        if p < pattern.len() && pattern[p] == '*' {
+        if p < pattern.len() && pattern[p].is_star() {
             backtrack = Some((p, t));
             p += 1;
-        } else if p < pattern.len() && (pattern[p] == '?' || same(unescape(pattern[p]), text[t])) {
+        } else if p < pattern.len()
+            && (pattern[p].is_question() || same(pattern[p].literal(), text[t]))
+        {
             p += 1;
             t += 1;
         } else if let Some((star, matched)) = backtrack {
@@ -33,7 +94,7 @@ pub fn wildcard_match(pattern: &str, text: &str, ignore_case: bool) -> bool {
             return false;
         }
     }
-    pattern[p..].iter().all(|&c| c == '*')
+    pattern[p..].iter().all(|c| c.is_star())
 }
 
 /// Characters a policy variable produced stand for themselves, never for a wildcard: they are
@@ -92,9 +153,12 @@ fn arn_parts(value: &str) -> Option<[&str; 6]> {
 /// and the escapes `${*}`, `${?}`, `${$}` with the literal character. `None` when a variable has
 /// no single value and no default: AWS then treats the element as not matching. What a
 /// variable produces is literal text, even a `*`.
-pub fn substitute_variables(value: &str, request: &RequestContext) -> Option<String> {
+pub fn substitute_variables<'a>(
+    value: &'a str,
+    request: &RequestContext,
+) -> Option<std::borrow::Cow<'a, str>> {
     if !value.contains("${") {
-        return Some(value.to_string());
+        return Some(std::borrow::Cow::Borrowed(value));
     }
     let mut out = String::with_capacity(value.len());
     let mut rest = value;
@@ -103,7 +167,7 @@ pub fn substitute_variables(value: &str, request: &RequestContext) -> Option<Str
         let after = &rest[start + 2..];
         let Some(end) = after.find('}') else {
             out.push_str(&rest[start..]);
-            return Some(out);
+            return Some(std::borrow::Cow::Owned(out));
         };
         let inner = after[..end].trim();
         match inner {
@@ -130,5 +194,5 @@ pub fn substitute_variables(value: &str, request: &RequestContext) -> Option<Str
         rest = &after[end + 1..];
     }
     out.push_str(rest);
-    Some(out)
+    Some(std::borrow::Cow::Owned(out))
 }
