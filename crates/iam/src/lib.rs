@@ -256,6 +256,23 @@ impl Identities {
         Ok(())
     }
 
+    /// Creates a user with a fresh `AIDA...` id in an existing account, or fails with
+    /// [`StoreError::AlreadyExists`].
+    pub(crate) async fn create_user(
+        &self,
+        account_id: &str,
+        user_name: &str,
+    ) -> IamResult<UserRecord> {
+        let user = UserRecord {
+            account_id: account_id.to_string(),
+            user_name: user_name.to_string(),
+            user_id: format!("AIDA{}", random_string(17, ID_ALPHABET)?),
+            created_at_ms: now_ms(),
+        };
+        self.store.create_user(user.clone()).await?;
+        Ok(user)
+    }
+
     /// Returns the user, creating it (and its account) when it does not exist.
     pub async fn ensure_user(&self, account_id: &str, user_name: &str) -> IamResult<UserRecord> {
         validate_user_name(user_name)?;
@@ -263,23 +280,17 @@ impl Identities {
         if let Some(user) = self.store.get_user(account_id, user_name).await? {
             return Ok(user);
         }
-        let user = UserRecord {
-            account_id: account_id.to_string(),
-            user_name: user_name.to_string(),
-            user_id: format!("AIDA{}", random_string(17, ID_ALPHABET)?),
-            created_at_ms: now_ms(),
-        };
-        match self.store.create_user(user.clone()).await {
-            Ok(()) => Ok(user),
+        match self.create_user(account_id, user_name).await {
+            Ok(user) => Ok(user),
             // Lost a race with another creator: theirs is the user.
-            Err(StoreError::AlreadyExists { .. }) => self
+            Err(IamError::Store(StoreError::AlreadyExists { .. })) => self
                 .store
                 .get_user(account_id, user_name)
                 .await?
                 .ok_or(IamError::Store(StoreError::NotFound {
                     what: format!("user {user_name}"),
                 })),
-            Err(e) => Err(e.into()),
+            Err(e) => Err(e),
         }
     }
 

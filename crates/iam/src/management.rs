@@ -109,6 +109,14 @@ pub fn user_arn(account_id: &str, user_name: &str) -> String {
     format!("arn:aws:iam::{account_id}:user/{user_name}")
 }
 
+/// The ARN access-key operations act on: the user's, or the root user's.
+fn key_owner_arn(account_id: &str, user_name: Option<&str>) -> String {
+    match user_name {
+        Some(name) => user_arn(account_id, name),
+        None => format!("arn:aws:iam::{account_id}:root"),
+    }
+}
+
 fn no_such_user(user_name: &str) -> IamApiError {
     IamApiError::NoSuchEntity(format!("The user with name {user_name} cannot be found."))
 }
@@ -187,14 +195,13 @@ impl Identities {
         let account = &ctx.principal.account_id;
         self.authorize_iam(ctx, "CreateUser", &user_arn(account, user_name))
             .await?;
-        if self.store.get_user(account, user_name).await?.is_some() {
-            return Err(IamApiError::EntityAlreadyExists(format!(
-                "User with name {user_name} already exists."
-            )));
-        }
-        match self.ensure_user(account, user_name).await {
-            Ok(user) => Ok(user),
-            Err(e) => Err(e.into()),
+        match self.create_user(account, user_name).await {
+            Err(IamError::Store(StoreError::AlreadyExists { .. })) => {
+                Err(IamApiError::EntityAlreadyExists(format!(
+                    "User with name {user_name} already exists."
+                )))
+            }
+            other => Ok(other?),
         }
     }
 
@@ -250,10 +257,7 @@ impl Identities {
     ) -> IamApiResult<NewAccessKey> {
         let account = ctx.principal.account_id.clone();
         let target = Self::target_user(ctx, user_name)?;
-        let resource = match &target {
-            Some(name) => user_arn(&account, name),
-            None => format!("arn:aws:iam::{account}:root"),
-        };
+        let resource = key_owner_arn(&account, target.as_deref());
         self.authorize_iam(ctx, "CreateAccessKey", &resource)
             .await?;
         if let Some(name) = &target {
@@ -261,11 +265,9 @@ impl Identities {
         }
         let existing = self
             .store
-            .list_access_keys()
+            .list_access_keys_of(&account, target.as_deref())
             .await?
-            .into_iter()
-            .filter(|k| k.account_id == account && k.user_name == target)
-            .count();
+            .len();
         if existing >= ACCESS_KEYS_PER_USER {
             return Err(IamApiError::LimitExceeded(format!(
                 "Cannot exceed quota for AccessKeysPerUser: {ACCESS_KEYS_PER_USER}"
@@ -284,13 +286,7 @@ impl Identities {
         if let Some(name) = user {
             self.existing_user(account, name).await?;
         }
-        Ok(self
-            .store
-            .list_access_keys()
-            .await?
-            .into_iter()
-            .filter(|k| k.account_id == account && k.user_name.as_deref() == user)
-            .collect())
+        Ok(self.store.list_access_keys_of(account, user).await?)
     }
 
     pub async fn api_list_access_keys(
@@ -300,10 +296,7 @@ impl Identities {
     ) -> IamApiResult<Vec<AccessKeyMetadata>> {
         let account = ctx.principal.account_id.clone();
         let target = Self::target_user(ctx, user_name)?;
-        let resource = match &target {
-            Some(name) => user_arn(&account, name),
-            None => format!("arn:aws:iam::{account}:root"),
-        };
+        let resource = key_owner_arn(&account, target.as_deref());
         self.authorize_iam(ctx, "ListAccessKeys", &resource).await?;
         Ok(self
             .keys_of(&account, target.as_deref())
@@ -323,10 +316,7 @@ impl Identities {
     ) -> IamApiResult<AccessKeyRecord> {
         let account = ctx.principal.account_id.clone();
         let target = Self::target_user(ctx, user_name)?;
-        let resource = match &target {
-            Some(name) => user_arn(&account, name),
-            None => format!("arn:aws:iam::{account}:root"),
-        };
+        let resource = key_owner_arn(&account, target.as_deref());
         self.authorize_iam(ctx, operation, &resource).await?;
         self.keys_of(&account, target.as_deref())
             .await?

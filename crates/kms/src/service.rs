@@ -399,9 +399,9 @@ impl Kms {
         allow_alias: bool,
         action: &str,
     ) -> KmsResult<Arc<LoadedKey>> {
-        let key = self.lookup(call.ctx, input, allow_alias).await?;
+        let (key, by_alias) = self.find(call.ctx, input, allow_alias).await?;
         let mut extra = Vec::new();
-        if parse_key_identifier(input).is_ok_and(|id| id.is_alias()) {
+        if by_alias {
             extra.push(("kms:RequestAlias".to_string(), vec![input.to_string()]));
         }
         self.authorize(call, Some(&key), action, extra).await?;
@@ -416,10 +416,21 @@ impl Kms {
         input: &str,
         allow_alias: bool,
     ) -> KmsResult<Arc<LoadedKey>> {
+        Ok(self.find(ctx, input, allow_alias).await?.0)
+    }
+
+    /// The key an identifier names, and whether it was named through an alias.
+    async fn find(
+        &self,
+        ctx: &CallContext,
+        input: &str,
+        allow_alias: bool,
+    ) -> KmsResult<(Arc<LoadedKey>, bool)> {
         let caller_account = ctx.principal.account_id.as_str();
         let region = ctx.region.as_str();
         let identifier = parse_key_identifier(input)?;
-        if identifier.is_alias() && !allow_alias {
+        let by_alias = identifier.is_alias();
+        if by_alias && !allow_alias {
             return Err(KmsError::NotFound(format!("Invalid keyId '{input}'")));
         }
         // Keys are regional: an ARN of another region names nothing here.
@@ -456,9 +467,11 @@ impl Kms {
             region: region.to_string(),
             key_id: key_id.clone(),
         };
-        self.load(&key_ref)
+        let key = self
+            .load(&key_ref)
             .await?
-            .ok_or_else(|| Self::not_found(&crate::keys::key_arn(region, &account, &key_id)))
+            .ok_or_else(|| Self::not_found(&crate::keys::key_arn(region, &account, &key_id)))?;
+        Ok((key, by_alias))
     }
 
     /// Authorizes `action` on `key` (or, for operations on no key, on `*` by identity policies
@@ -562,23 +575,17 @@ impl Kms {
         policy: Option<&Policy>,
         owner: &str,
     ) -> KmsResult<Decision> {
-        let nothing;
-        let policy = match policy {
-            Some(policy) => policy,
-            None => {
-                nothing = Policy {
-                    version: keytrail_policy::Version::V2012,
-                    id: None,
-                    statements: Vec::new(),
-                };
-                &nothing
-            }
+        /// What a key whose stored policy does not parse is held to: nothing is allowed.
+        static NOTHING_ALLOWED: Policy = Policy {
+            version: keytrail_policy::Version::V2012,
+            id: None,
+            statements: Vec::new(),
         };
         self.identities
             .decide(
                 call.ctx,
                 request,
-                Some(policy),
+                Some(policy.unwrap_or(&NOTHING_ALLOWED)),
                 owner,
                 ResourceAuthority::Required,
                 false,

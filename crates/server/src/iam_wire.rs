@@ -62,9 +62,10 @@ fn lower_first(name: &str) -> String {
     }
 }
 
-fn user_xml(user: &UserRecord) -> String {
+/// A user as `<element>` (`User` in a result, `member` in a list).
+fn user_xml(element: &str, user: &UserRecord) -> String {
     format!(
-        "<User><Path>/</Path><UserName>{}</UserName><UserId>{}</UserId><Arn>{}</Arn><CreateDate>{}</CreateDate></User>",
+        "<{element}><Path>/</Path><UserName>{}</UserName><UserId>{}</UserId><Arn>{}</Arn><CreateDate>{}</CreateDate></{element}>",
         xml_escape(&user.user_name),
         xml_escape(&user.user_id),
         xml_escape(&user_arn(&user.account_id, &user.user_name)),
@@ -141,7 +142,7 @@ async fn run(
                 .await
                 .map_err(api_error)?;
             IamOutcome {
-                result_xml: user_xml(&user),
+                result_xml: user_xml("User", &user),
                 request_parameters: json!({ "userName": name }),
                 response_elements: Some(json!({ "user": user_json(&user) })),
             }
@@ -152,23 +153,14 @@ async fn run(
                 .await
                 .map_err(api_error)?;
             IamOutcome {
-                result_xml: user_xml(&user),
+                result_xml: user_xml("User", &user),
                 request_parameters: json!({ "userName": user_param }),
                 response_elements: None,
             }
         }
         "ListUsers" => {
             let users = identities.api_list_users(ctx).await.map_err(api_error)?;
-            let xml: String = users
-                .iter()
-                .map(|u| {
-                    user_xml(u).replacen("<User>", "<member>", 1).replacen(
-                        "</User>",
-                        "</member>",
-                        1,
-                    )
-                })
-                .collect();
+            let xml: String = users.iter().map(|u| user_xml("member", u)).collect();
             IamOutcome {
                 result_xml: format!("<Users>{xml}</Users><IsTruncated>false</IsTruncated>"),
                 request_parameters: json!({}),

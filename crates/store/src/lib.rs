@@ -244,6 +244,12 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_access_key(&self, key: AccessKeyRecord) -> StoreResult<()>;
     async fn get_access_key(&self, access_key_id: &str) -> StoreResult<Option<AccessKeyRecord>>;
     async fn list_access_keys(&self) -> StoreResult<Vec<AccessKeyRecord>>;
+    /// The access keys of one user, or of the account's root user (`user_name` `None`).
+    async fn list_access_keys_of(
+        &self,
+        account_id: &str,
+        user_name: Option<&str>,
+    ) -> StoreResult<Vec<AccessKeyRecord>>;
     /// Returns whether a key was deleted.
     async fn delete_access_key(&self, access_key_id: &str) -> StoreResult<bool>;
     /// Appends events to the journal; they are on disk when this returns.

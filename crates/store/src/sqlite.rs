@@ -974,6 +974,24 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn list_access_keys_of(
+        &self,
+        account_id: &str,
+        user_name: Option<&str>,
+    ) -> StoreResult<Vec<AccessKeyRecord>> {
+        let (account_id, user_name) = (account_id.to_string(), user_name.map(str::to_string));
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {ACCESS_KEY_COLUMNS} FROM access_keys
+                 WHERE account_id = ?1 AND (user_name = ?2 OR (user_name IS NULL AND ?2 IS NULL))
+                 ORDER BY created_at_ms"
+            ))?;
+            let rows = stmt.query_map(params![account_id, user_name], access_key_from_row)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
     async fn delete_access_key(&self, access_key_id: &str) -> StoreResult<bool> {
         match self
             .write(WriteOp::DeleteAccessKey(access_key_id.to_string()))

@@ -4,21 +4,12 @@
 mod common;
 
 use aws_sdk_kms::Client;
-use aws_sdk_kms::error::ProvideErrorMetadata;
 use aws_sdk_kms::operation::RequestId;
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{DataKeySpec, KeyState, Tag};
 use common::*;
 
-fn code<E: ProvideErrorMetadata, R>(result: Result<R, aws_sdk_kms::error::SdkError<E>>) -> String
-where
-    R: std::fmt::Debug,
-{
-    match result {
-        Ok(r) => panic!("expected an error, got {r:?}"),
-        Err(e) => e.code().unwrap_or("<no code>").to_string(),
-    }
-}
+use error_code as code;
 
 fn ctx(pairs: &[(&str, &str)]) -> Option<std::collections::HashMap<String, String>> {
     Some(

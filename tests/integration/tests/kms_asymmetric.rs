@@ -4,7 +4,6 @@
 mod common;
 
 use aws_sdk_kms::Client;
-use aws_sdk_kms::error::ProvideErrorMetadata;
 use aws_sdk_kms::operation::RequestId;
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{
@@ -13,14 +12,7 @@ use aws_sdk_kms::types::{
 };
 use common::*;
 
-fn code<E: ProvideErrorMetadata, R: std::fmt::Debug>(
-    result: Result<R, aws_sdk_kms::error::SdkError<E>>,
-) -> String {
-    match result {
-        Ok(r) => panic!("expected an error, got {r:?}"),
-        Err(e) => e.code().unwrap_or("<no code>").to_string(),
-    }
-}
+use error_code as code;
 
 async fn create(kms: &Client, spec: KeySpec, usage: KeyUsageType) -> String {
     kms.create_key()

@@ -3,21 +3,13 @@
 
 mod common;
 
-use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
     ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, ServerSideEncryption,
 };
 use common::*;
 
-fn code<E: ProvideErrorMetadata, R: std::fmt::Debug>(
-    result: Result<R, aws_sdk_s3::error::SdkError<E>>,
-) -> String {
-    match result {
-        Ok(r) => panic!("expected an error, got {r:?}"),
-        Err(e) => e.code().unwrap_or("<no code>").to_string(),
-    }
-}
+use error_code as code;
 
 async fn read_object(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<u8> {
     let got = s3.get_object().bucket(bucket).key(key).send().await;

@@ -27,16 +27,6 @@ pub(super) fn seal(
     Ok((blob, material.id_hex.clone()))
 }
 
-/// The permission that opening a ciphertext needs: `kms:Decrypt`, or `kms:ReEncryptFrom` when
-/// it is the source of a ReEncrypt.
-fn decrypt_action<'a>(call: &'a KmsCall<'_>) -> &'a str {
-    if call.action() == "kms:ReEncrypt" {
-        "kms:ReEncryptFrom"
-    } else {
-        call.action()
-    }
-}
-
 /// The `kms:EncryptionContext:<key>` and `kms:EncryptionContextKeys` condition keys of a
 /// request's encryption context.
 pub(crate) fn context_condition_keys(
@@ -60,11 +50,12 @@ pub(super) fn invalid_ciphertext() -> KmsError {
     KmsError::InvalidCiphertext(String::new())
 }
 
-/// Opens a ciphertext blob: the key it names (checked against `expected_key_id` when given),
+/// Opens a ciphertext blob, authorized as `permission`: the key it names (checked against `expected_key_id` when given),
 /// then the backing key, then AES-GCM with the context. Returns the key and the plaintext.
 pub(super) async fn open(
     kms: &Kms,
     call: &KmsCall<'_>,
+    permission: &str,
     blob: &[u8],
     expected_key_id: Option<&str>,
     context: &EncryptionContext,
@@ -84,7 +75,7 @@ pub(super) async fn open(
     let blob_key =
         crate::keys::key_arn(&header.region, &header.account_id, &header.key_id_string());
     let key = kms
-        .resolve_for(call, &blob_key, false, decrypt_action(call))
+        .resolve_for(call, &blob_key, false, permission)
         .await
         .map_err(|e| match e {
             KmsError::NotFound(_) => invalid_ciphertext(),
@@ -92,9 +83,7 @@ pub(super) async fn open(
         })?;
     note_key(notes, &key);
     if let Some(expected) = expected_key_id {
-        let named = kms
-            .resolve_for(call, expected, true, decrypt_action(call))
-            .await?;
+        let named = kms.resolve_for(call, expected, true, permission).await?;
         if named.record.key_id != key.record.key_id {
             return Err(KmsError::IncorrectKey(
                 "The key ID in the request does not identify a CMK that can perform this operation."
@@ -230,6 +219,8 @@ pub(super) struct AsymmetricInput<'a> {
     algorithm: &'a Option<String>,
     context: &'a EncryptionContext,
     operation: &'static str,
+    /// `kms:Decrypt`, or `kms:ReEncryptFrom` for the source of a ReEncrypt.
+    permission: &'static str,
 }
 
 /// Decrypts with the key the request names when it is an RSA key: RSA ciphertexts are raw
@@ -250,7 +241,7 @@ pub(super) async fn open_asymmetric(
         return Ok(None);
     };
     let key = kms
-        .resolve_for(call, key_id, true, decrypt_action(call))
+        .resolve_for(call, key_id, true, input.permission)
         .await?;
     if key.record.key_spec == SYMMETRIC_DEFAULT {
         return Ok(None);
@@ -311,6 +302,7 @@ impl KmsOperation for DecryptRequest {
                 algorithm: &self.encryption_algorithm,
                 context: &enc_ctx,
                 operation: Self::NAME,
+                permission: "kms:Decrypt",
             },
             notes,
         )
@@ -324,8 +316,16 @@ impl KmsOperation for DecryptRequest {
                 key_material_id: None,
             });
         }
-        let (key, plaintext, material_id) =
-            open(kms, ctx, blob, self.key_id.as_deref(), &enc_ctx, notes).await?;
+        let (key, plaintext, material_id) = open(
+            kms,
+            ctx,
+            "kms:Decrypt",
+            blob,
+            self.key_id.as_deref(),
+            &enc_ctx,
+            notes,
+        )
+        .await?;
         let algorithm =
             symmetric_algorithm("encryptionAlgorithm", &self.encryption_algorithm, &key)?;
         dry_run(self.dry_run)?;
@@ -369,6 +369,7 @@ impl KmsOperation for ReEncryptRequest {
                 algorithm: &self.source_encryption_algorithm,
                 context: &source_ctx,
                 operation: Self::NAME,
+                permission: "kms:ReEncryptFrom",
             },
             notes,
         )
@@ -379,6 +380,7 @@ impl KmsOperation for ReEncryptRequest {
                 let (key, plaintext, material) = open(
                     kms,
                     ctx,
+                    "kms:ReEncryptFrom",
                     blob,
                     self.source_key_id.as_deref(),
                     &source_ctx,
