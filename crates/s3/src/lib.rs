@@ -241,6 +241,22 @@ impl S3Engine {
     }
 }
 
+/// AWS's documented size limit for a bucket policy.
+const MAX_BUCKET_POLICY_BYTES: usize = 20 * 1024;
+
+/// A bucket policy is a resource policy: Principal and Resource in every statement.
+fn validate_bucket_policy(policy: &str) -> S3Result<()> {
+    if policy.len() > MAX_BUCKET_POLICY_BYTES {
+        return Err(s3_error!(
+            MalformedPolicy,
+            "Policies must be smaller than 20 KB."
+        ));
+    }
+    keytrail_policy::Policy::parse(policy, keytrail_policy::PolicyKind::Resource)
+        .map(|_| ())
+        .map_err(|e| S3Error::with_message(S3ErrorCode::MalformedPolicy, e.message().to_string()))
+}
+
 /// The bucket and key a copy reads; access points and Outposts do not exist here.
 fn bucket_copy_source(source: &CopySource) -> S3Result<(&str, &str)> {
     match source {
@@ -591,8 +607,7 @@ impl S3 for S3Engine {
     ) -> S3Result<S3Response<PutBucketPolicyOutput>> {
         let ctx = Self::ctx(&req)?;
         let bucket = self.owned_bucket(&ctx, &req.input.bucket).await?;
-        keytrail_kms::keys::validate_policy(&req.input.policy)
-            .map_err(|e| S3Error::with_message(S3ErrorCode::MalformedPolicy, e.message()))?;
+        validate_bucket_policy(&req.input.policy)?;
         self.edit_bucket(&bucket, |record| {
             record.policy = Some(req.input.policy);
         })
