@@ -49,13 +49,14 @@ class KeytrailServer:
             raise RuntimeError("keytrail did not start: " + open(self.log.name).read())
         self.port = int(self.url.rsplit(":", 1)[1])
 
-    def client(self, service, key="test", secret="test", **options):
+    def client(self, service, key="test", secret="test", token=None, **options):
         """A boto3 client for this server, with the root test credentials unless told."""
         return boto3.session.Session().client(
             service, endpoint_url=self.url, region_name="us-east-1",
-            aws_access_key_id=key, aws_secret_access_key=secret, **options)
+            aws_access_key_id=key, aws_secret_access_key=secret, aws_session_token=token,
+            **options)
 
-    def env(self, key="test", secret="test", url=None):
+    def env(self, key="test", secret="test", url=None, token=None):
         env = dict(os.environ)
         for name in list(env):
             if name.startswith("AWS_"):
@@ -68,6 +69,8 @@ class KeytrailServer:
             "AWS_CONFIG_FILE": os.devnull,
             "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
         })
+        if token:
+            env["AWS_SESSION_TOKEN"] = token
         return env
 
     def events(self):

@@ -24,9 +24,10 @@ class Authorization(unittest.TestCase):
         cls.tmp.cleanup()
         assert cls.server.stop() == 0
 
-    def aws(self, *args, key="test", secret="test"):
+    def aws(self, *args, key="test", secret="test", token=None):
         out = subprocess.run(["aws", *args, "--output", "json"],
-                             env=self.server.env(key, secret), capture_output=True, text=True)
+                             env=self.server.env(key, secret, token=token),
+                             capture_output=True, text=True)
         return out.returncode, (json.loads(out.stdout) if out.stdout.strip() else None), out.stderr
 
     def ok(self, *args, **creds):
@@ -89,6 +90,67 @@ class Authorization(unittest.TestCase):
                    and e["userIdentity"].get("userName") == "carol"]
         self.assertEqual(sorted(e["eventName"] for e in denials),
                          ["CreateKey", "CreateUser", "Decrypt"])
+
+    def test_aws_cli_assumes_a_role_and_acts_with_its_policies(self):
+        self.ok("iam", "create-user", "--user-name", "erin")
+        key = self.ok("iam", "create-access-key", "--user-name", "erin")["AccessKey"]
+        erin = {"key": key["AccessKeyId"], "secret": key["SecretAccessKey"]}
+        trust = {"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::000000000000:root"},
+             "Action": "sts:AssumeRole"}]}
+        role = self.ok("iam", "create-role", "--role-name", "encryptor",
+                       "--assume-role-policy-document", json.dumps(trust))["Role"]
+        self.assertEqual(role["Arn"], "arn:aws:iam::000000000000:role/encryptor")
+        self.assertEqual(role["AssumeRolePolicyDocument"], trust)
+        assume = ("sts", "assume-role", "--role-arn", role["Arn"], "--role-session-name", "batch")
+
+        # The trust policy delegates to the account: erin's own policy must allow it too.
+        code, _, err = self.aws(*assume, **erin)
+        self.assertNotEqual(code, 0)
+        self.assertIn("AccessDenied", err)
+        self.ok("iam", "put-user-policy", "--user-name", "erin", "--policy-name", "assume",
+                "--policy-document", json.dumps({"Version": "2012-10-17", "Statement": [
+                    {"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": role["Arn"]}]}))
+        out = self.ok(*assume, **erin)
+        session = {"key": out["Credentials"]["AccessKeyId"],
+                   "secret": out["Credentials"]["SecretAccessKey"],
+                   "token": out["Credentials"]["SessionToken"]}
+        self.assertTrue(session["key"].startswith("ASIA"))
+        identity = self.ok("sts", "get-caller-identity", **session)
+        self.assertEqual(identity["Arn"],
+                         "arn:aws:sts::000000000000:assumed-role/encryptor/batch")
+
+        # Allowed and denied as the role's managed policy says.
+        policy = self.ok("iam", "create-policy", "--policy-name", "encrypt-only",
+                         "--policy-document", json.dumps({"Version": "2012-10-17", "Statement": [
+                             {"Effect": "Allow", "Action": ["kms:CreateKey", "kms:Encrypt"],
+                              "Resource": "*"}]}))["Policy"]
+        self.ok("iam", "attach-role-policy", "--role-name", "encryptor",
+                "--policy-arn", policy["Arn"])
+        self.assertEqual(
+            self.ok("iam", "list-attached-role-policies", "--role-name", "encryptor")
+            ["AttachedPolicies"], [{"PolicyName": "encrypt-only", "PolicyArn": policy["Arn"]}])
+        key_id = self.ok("kms", "create-key", **session)["KeyMetadata"]["KeyId"]
+        blob = self.ok("kms", "encrypt", "--key-id", key_id, "--plaintext", "hello",
+                       **session)["CiphertextBlob"]
+        path = os.path.join(self.tmp.name, "role-blob")
+        with open(path, "wb") as f:
+            f.write(base64.b64decode(blob))
+        code, _, err = self.aws("kms", "decrypt", "--ciphertext-blob", f"fileb://{path}",
+                                **session)
+        self.assertNotEqual(code, 0)
+        self.assertIn("AccessDeniedException", err)
+        self.assertIn("assumed-role/encryptor/batch is not authorized to perform: kms:Decrypt",
+                      err)
+        # boto3 with the same session reads the journal's view of who it is.
+        sts = self.server.client("sts", session["key"], session["secret"], session["token"])
+        self.assertEqual(sts.get_caller_identity()["UserId"],
+                         f"{role['RoleId']}:batch")
+        events = [e for e in self.server.events() if e["eventName"] == "Decrypt"
+                  and e.get("errorCode") == "AccessDeniedException"]
+        self.assertEqual(events[-1]["userIdentity"]["type"], "AssumedRole")
+        self.assertEqual(events[-1]["userIdentity"]["sessionContext"]["sessionIssuer"]["arn"],
+                         role["Arn"])
 
     def test_boto3_iam_errors(self):
         iam = self.server.client("iam")

@@ -92,7 +92,7 @@ pub fn denial_message(
 pub(crate) type PolicyCacheEntry = (Instant, Arc<Vec<Policy>>);
 
 impl Identities {
-    /// The inline policies of the user behind a principal (none for root and services).
+    /// The inline and attached policies of the user or role behind a principal (none for root and services).
     pub async fn identity_policies(&self, principal: &Principal) -> IamResult<Arc<Vec<Policy>>> {
         let (owner, name) = match &principal.kind {
             PrincipalKind::IamUser { user_name, .. } => (PolicyOwner::User, user_name.as_str()),
@@ -112,19 +112,28 @@ impl Identities {
         {
             return Ok(Arc::clone(policies));
         }
-        let rows = self
+        let inline = self
             .store
             .list_policy_documents(&principal.account_id, owner, name)
             .await?;
+        let attached = self
+            .store
+            .list_attached_policies(&principal.account_id, owner, name)
+            .await?;
+        let documents = inline
+            .iter()
+            .map(|row| (&row.policy_name, &row.document))
+            .chain(attached.iter().map(|row| (&row.policy_name, &row.document)));
         // Documents were validated when written; one that no longer parses (written by an older
         // version) is skipped loudly rather than failing every call of its owner.
-        let policies: Vec<Policy> = rows
-            .iter()
-            .filter_map(|row| match Policy::parse(&row.document, PolicyKind::Identity) {
-                Ok(policy) => Some(policy),
-                Err(e) => {
-                    tracing::warn!(policy = %row.policy_name, error = %e, "stored policy ignored");
-                    None
+        let policies: Vec<Policy> = documents
+            .filter_map(|(policy_name, document)| {
+                match Policy::parse(document, PolicyKind::Identity) {
+                    Ok(policy) => Some(policy),
+                    Err(e) => {
+                        tracing::warn!(policy = %policy_name, error = %e, "stored policy ignored");
+                        None
+                    }
                 }
             })
             .collect();

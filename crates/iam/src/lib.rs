@@ -1,5 +1,5 @@
-//! Identities: accounts (12-digit ids), their root principals, IAM users and access keys, and the
-//! STS identity operations, the IAM API over them, and authorization: the caller's identity
+//! Identities: accounts (12-digit ids), their root principals, IAM users, roles and access keys,
+//! STS sessions and identity operations, the IAM API over them (inline and managed policies), and authorization: the caller's identity
 //! policies combined with a resource's policy by the policy engine.
 //!
 //! Secrets are stored only wrapped under the root key (bound to their access key id) and handed
@@ -13,9 +13,15 @@ use std::time::{Duration, Instant};
 
 mod access;
 mod management;
+mod policies;
+mod roles;
+mod sessions;
 
 pub use access::{caller_of, denial_message, request_context};
 pub use management::{AccessKeyMetadata, IamApiError, IamApiResult, user_arn};
+pub use policies::{IamEntity, ManagedPolicy, managed_policy_arn};
+pub use roles::role_arn;
+pub use sessions::{Credential, SessionCredentials};
 
 use keytrail_audit::{Principal, PrincipalKind};
 use keytrail_crypto::{CryptoError, RootKey, random_string};
@@ -23,9 +29,10 @@ use keytrail_store::{AccessKeyRecord, AccountRecord, Store, StoreError, UserReco
 use zeroize::Zeroizing;
 
 /// Identifiers for access keys and users use IAM's alphabet: upper-case letters and 2–7.
-const ID_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-const SECRET_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-const CACHE_TTL: Duration = Duration::from_secs(5);
+pub(crate) const ID_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+pub(crate) const SECRET_ALPHABET: &[u8] =
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+pub(crate) const CACHE_TTL: Duration = Duration::from_secs(5);
 const NEGATIVE_CACHE_TTL: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
@@ -162,6 +169,8 @@ pub struct Identities {
     root_key: Arc<RootKey>,
     cache: RwLock<HashMap<String, CacheEntry>>,
     policy_cache: RwLock<HashMap<(String, &'static str, String), access::PolicyCacheEntry>>,
+    /// The current id of each role sessions were checked against, by (account, role name).
+    role_ids: RwLock<HashMap<(String, String), sessions::RoleIdEntry>>,
 }
 
 impl std::fmt::Debug for Identities {
@@ -177,6 +186,7 @@ impl Identities {
             root_key,
             cache: RwLock::new(HashMap::new()),
             policy_cache: RwLock::new(HashMap::new()),
+            role_ids: RwLock::new(HashMap::new()),
         }
     }
 

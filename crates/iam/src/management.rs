@@ -1,16 +1,14 @@
-//! The IAM API for users, their access keys and their inline policies, with IAM's rules and
+//! The IAM API for users and their access keys, with IAM's rules and
 //! error names. Every operation is authorized first: the account root may do anything in its
 //! account, a user what its policies allow (`iam:<Operation>` on the user's ARN).
 
 use keytrail_audit::{CallContext, PrincipalKind};
-use keytrail_policy::{Decision, Policy, PolicyKind, ResourceAuthority};
-use keytrail_store::{AccessKeyRecord, PolicyDocumentRow, PolicyOwner, StoreError, UserRecord};
+use keytrail_policy::{Decision, ResourceAuthority};
+use keytrail_store::{AccessKeyRecord, StoreError, UserRecord};
 
 use crate::access::{denial_message, request_context};
-use crate::{IamError, Identities, NewAccessKey, now_ms, validate_user_name};
+use crate::{IamError, Identities, NewAccessKey, validate_user_name};
 
-/// The aggregate size of a user's inline policies, not counting white space.
-const USER_INLINE_POLICY_LIMIT: usize = 2048;
 /// IAM allows two access keys per user.
 const ACCESS_KEYS_PER_USER: usize = 2;
 
@@ -30,6 +28,8 @@ pub enum IamApiError {
     #[error("{0}")]
     Validation(String),
     #[error("{0}")]
+    InvalidInput(String),
+    #[error("{0}")]
     AccessDenied(String),
     #[error("{0}")]
     ServiceFailure(String),
@@ -44,6 +44,7 @@ impl IamApiError {
             IamApiError::DeleteConflict(_) => "DeleteConflict",
             IamApiError::LimitExceeded(_) => "LimitExceeded",
             IamApiError::Validation(_) => "ValidationError",
+            IamApiError::InvalidInput(_) => "InvalidInput",
             IamApiError::AccessDenied(_) => "AccessDenied",
             IamApiError::ServiceFailure(_) => "ServiceFailure",
         }
@@ -55,7 +56,9 @@ impl IamApiError {
             IamApiError::EntityAlreadyExists(_)
             | IamApiError::DeleteConflict(_)
             | IamApiError::LimitExceeded(_) => 409,
-            IamApiError::MalformedPolicyDocument(_) | IamApiError::Validation(_) => 400,
+            IamApiError::MalformedPolicyDocument(_)
+            | IamApiError::Validation(_)
+            | IamApiError::InvalidInput(_) => 400,
             IamApiError::AccessDenied(_) => 403,
             IamApiError::ServiceFailure(_) => 500,
         }
@@ -84,6 +87,18 @@ impl From<StoreError> for IamApiError {
 }
 
 pub type IamApiResult<T> = Result<T, IamApiError>;
+
+/// IAM's refusal to delete a user, role or policy that something still hangs on.
+pub(crate) fn delete_conflict(reason: &str) -> IamApiError {
+    let first = if reason.contains("access keys") {
+        "delete access keys"
+    } else if reason.contains("attached") {
+        "detach all policies"
+    } else {
+        "delete policies"
+    };
+    IamApiError::DeleteConflict(format!("Cannot delete entity, must {first} first."))
+}
 
 /// An access key as ListAccessKeys shows it (never with its secret).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,34 +132,41 @@ fn key_owner_arn(account_id: &str, user_name: Option<&str>) -> String {
     }
 }
 
-fn no_such_user(user_name: &str) -> IamApiError {
+pub(crate) fn no_such_user(user_name: &str) -> IamApiError {
     IamApiError::NoSuchEntity(format!("The user with name {user_name} cannot be found."))
 }
 
-fn validate_policy_name(name: &str) -> IamApiResult<()> {
-    if crate::is_iam_name(name, 128) {
-        Ok(())
-    } else {
-        Err(IamApiError::Validation(format!(
-            "1 validation error detected: Value '{name}' at 'policyName' failed to satisfy \
-             constraint: Member must satisfy regular expression pattern: [\\w+=,.@-]+"
-        )))
-    }
-}
-
-fn size_without_whitespace(document: &str) -> usize {
-    document.chars().filter(|c| !c.is_whitespace()).count()
+/// IAM's validation error for a name that breaks `[\w+=,.@-]+` or its length.
+pub(crate) fn invalid_name(member: &str, value: &str) -> IamApiError {
+    IamApiError::Validation(format!(
+        "1 validation error detected: Value '{value}' at '{member}' failed to satisfy \
+         constraint: Member must satisfy regular expression pattern: [\\w+=,.@-]+"
+    ))
 }
 
 impl Identities {
     /// Authorizes an IAM operation on a resource of the caller's account.
-    async fn authorize_iam(
+    pub(crate) async fn authorize_iam(
         &self,
         ctx: &CallContext,
         operation: &str,
         resource: &str,
     ) -> IamApiResult<()> {
-        let request = request_context(ctx, &format!("iam:{operation}"), resource);
+        self.authorize_iam_with(ctx, operation, resource, &[]).await
+    }
+
+    /// [`Self::authorize_iam`] with service-specific condition keys (`iam:PolicyARN`, …).
+    pub(crate) async fn authorize_iam_with(
+        &self,
+        ctx: &CallContext,
+        operation: &str,
+        resource: &str,
+        condition_keys: &[(&str, &str)],
+    ) -> IamApiResult<()> {
+        let mut request = request_context(ctx, &format!("iam:{operation}"), resource);
+        for (key, value) in condition_keys {
+            request.set(key, (*value).to_string());
+        }
         let decision = self
             .decide(
                 ctx,
@@ -179,7 +201,11 @@ impl Identities {
         }
     }
 
-    async fn existing_user(&self, account_id: &str, user_name: &str) -> IamApiResult<UserRecord> {
+    pub(crate) async fn existing_user(
+        &self,
+        account_id: &str,
+        user_name: &str,
+    ) -> IamApiResult<UserRecord> {
         self.store
             .get_user(account_id, user_name)
             .await?
@@ -238,14 +264,7 @@ impl Identities {
         match self.store.delete_user(account, user_name).await {
             Ok(true) => Ok(()),
             Ok(false) => Err(no_such_user(user_name)),
-            Err(StoreError::InUse { reason, .. }) => Err(IamApiError::DeleteConflict(format!(
-                "Cannot delete entity, must {} first.",
-                if reason.contains("access keys") {
-                    "delete access keys"
-                } else {
-                    "delete policies"
-                }
-            ))),
+            Err(StoreError::InUse { reason, .. }) => Err(delete_conflict(&reason)),
             Err(e) => Err(e.into()),
         }
     }
@@ -363,117 +382,5 @@ impl Identities {
             .await?;
         self.delete_access_key(&key.access_key_id).await?;
         Ok(())
-    }
-
-    pub async fn api_put_user_policy(
-        &self,
-        ctx: &CallContext,
-        user_name: &str,
-        policy_name: &str,
-        document: &str,
-    ) -> IamApiResult<()> {
-        validate_user_name(user_name)?;
-        validate_policy_name(policy_name)?;
-        let account = ctx.principal.account_id.clone();
-        self.authorize_iam(ctx, "PutUserPolicy", &user_arn(&account, user_name))
-            .await?;
-        Policy::parse(document, PolicyKind::Identity)
-            .map_err(|e| IamApiError::MalformedPolicyDocument(e.message().to_string()))?;
-        self.existing_user(&account, user_name).await?;
-        let others: usize = self
-            .store
-            .list_policy_documents(&account, PolicyOwner::User, user_name)
-            .await?
-            .iter()
-            .filter(|p| p.policy_name != policy_name)
-            .map(|p| size_without_whitespace(&p.document))
-            .sum();
-        if others + size_without_whitespace(document) > USER_INLINE_POLICY_LIMIT {
-            return Err(IamApiError::LimitExceeded(format!(
-                "Maximum policy size of {USER_INLINE_POLICY_LIMIT} bytes exceeded for user {user_name}"
-            )));
-        }
-        self.store
-            .put_policy_document(PolicyDocumentRow {
-                account_id: account.clone(),
-                owner: PolicyOwner::User,
-                owner_name: user_name.to_string(),
-                policy_name: policy_name.to_string(),
-                document: document.to_string(),
-                updated_at_ms: now_ms(),
-            })
-            .await?;
-        self.forget_policies(&account, PolicyOwner::User, user_name);
-        Ok(())
-    }
-
-    pub async fn api_get_user_policy(
-        &self,
-        ctx: &CallContext,
-        user_name: &str,
-        policy_name: &str,
-    ) -> IamApiResult<String> {
-        validate_user_name(user_name)?;
-        validate_policy_name(policy_name)?;
-        let account = ctx.principal.account_id.clone();
-        self.authorize_iam(ctx, "GetUserPolicy", &user_arn(&account, user_name))
-            .await?;
-        self.existing_user(&account, user_name).await?;
-        self.store
-            .list_policy_documents(&account, PolicyOwner::User, user_name)
-            .await?
-            .into_iter()
-            .find(|p| p.policy_name == policy_name)
-            .map(|p| p.document)
-            .ok_or_else(|| {
-                IamApiError::NoSuchEntity(format!(
-                    "The user policy with name {policy_name} cannot be found."
-                ))
-            })
-    }
-
-    pub async fn api_list_user_policies(
-        &self,
-        ctx: &CallContext,
-        user_name: &str,
-    ) -> IamApiResult<Vec<String>> {
-        validate_user_name(user_name)?;
-        let account = ctx.principal.account_id.clone();
-        self.authorize_iam(ctx, "ListUserPolicies", &user_arn(&account, user_name))
-            .await?;
-        self.existing_user(&account, user_name).await?;
-        Ok(self
-            .store
-            .list_policy_documents(&account, PolicyOwner::User, user_name)
-            .await?
-            .into_iter()
-            .map(|p| p.policy_name)
-            .collect())
-    }
-
-    pub async fn api_delete_user_policy(
-        &self,
-        ctx: &CallContext,
-        user_name: &str,
-        policy_name: &str,
-    ) -> IamApiResult<()> {
-        validate_user_name(user_name)?;
-        validate_policy_name(policy_name)?;
-        let account = ctx.principal.account_id.clone();
-        self.authorize_iam(ctx, "DeleteUserPolicy", &user_arn(&account, user_name))
-            .await?;
-        self.existing_user(&account, user_name).await?;
-        let deleted = self
-            .store
-            .delete_policy_document(&account, PolicyOwner::User, user_name, policy_name)
-            .await?;
-        self.forget_policies(&account, PolicyOwner::User, user_name);
-        if deleted {
-            Ok(())
-        } else {
-            Err(IamApiError::NoSuchEntity(format!(
-                "The user policy with name {policy_name} cannot be found."
-            )))
-        }
     }
 }

@@ -3,8 +3,10 @@
 
 use http::StatusCode;
 use keytrail_audit::CallContext;
-use keytrail_iam::{AccessKeyMetadata, IamApiError, Identities, user_arn};
-use keytrail_store::UserRecord;
+use keytrail_iam::{
+    AccessKeyMetadata, IamApiError, IamEntity, Identities, ManagedPolicy, role_arn, user_arn,
+};
+use keytrail_store::{RoleRecord, UserRecord};
 use serde_json::json;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -21,7 +23,7 @@ pub struct IamOutcome {
     pub response_elements: Option<serde_json::Value>,
 }
 
-fn api_error(e: IamApiError) -> ApiError {
+pub(crate) fn api_error(e: IamApiError) -> ApiError {
     let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
     ApiError::new(e.code(), status, e.to_string())
 }
@@ -108,6 +110,91 @@ fn url_encode(document: &str) -> String {
         }
     }
     out
+}
+
+/// The user or role an action addresses: `UserName` for `...User...` actions, else `RoleName`.
+fn entity_of<'a>(action: &str, params: &'a [(String, String)]) -> Result<IamEntity<'a>, ApiError> {
+    if action.contains("User") {
+        Ok(IamEntity::User(required(params, "UserName")?))
+    } else {
+        Ok(IamEntity::Role(required(params, "RoleName")?))
+    }
+}
+
+fn entity_xml(entity: IamEntity<'_>) -> String {
+    match entity {
+        IamEntity::User(name) => format!("<UserName>{}</UserName>", xml_escape(name)),
+        IamEntity::Role(name) => format!("<RoleName>{}</RoleName>", xml_escape(name)),
+    }
+}
+
+/// The event's requestParameters: `userName`/`roleName` plus the operation's own.
+fn entity_parameters(entity: IamEntity<'_>, mut rest: serde_json::Value) -> serde_json::Value {
+    let key = match entity {
+        IamEntity::User(_) => "userName",
+        IamEntity::Role(_) => "roleName",
+    };
+    if let Some(map) = rest.as_object_mut() {
+        map.insert(key.into(), entity.name().into());
+    }
+    rest
+}
+
+fn integer(value: &str, member: &str) -> Result<i64, ApiError> {
+    value.parse().map_err(|_| {
+        ApiError::new(
+            "ValidationError",
+            StatusCode::BAD_REQUEST,
+            format!("1 validation error detected: Value '{value}' at '{member}' failed to satisfy constraint: Member must be a number"),
+        )
+    })
+}
+
+fn role_xml(element: &str, role: &RoleRecord) -> String {
+    let description = role
+        .description
+        .as_deref()
+        .map(|d| format!("<Description>{}</Description>", xml_escape(d)))
+        .unwrap_or_default();
+    format!(
+        "<{element}><Path>/</Path><RoleName>{}</RoleName><RoleId>{}</RoleId><Arn>{}</Arn><CreateDate>{}</CreateDate><AssumeRolePolicyDocument>{}</AssumeRolePolicyDocument>{description}<MaxSessionDuration>{}</MaxSessionDuration></{element}>",
+        xml_escape(&role.role_name),
+        xml_escape(&role.role_id),
+        xml_escape(&role_arn(&role.account_id, &role.role_name)),
+        iso(role.created_at_ms),
+        url_encode(&role.trust_policy),
+        role.max_session_duration_s
+    )
+}
+
+fn role_json(role: &RoleRecord) -> serde_json::Value {
+    json!({
+        "path": "/",
+        "roleName": role.role_name,
+        "roleId": role.role_id,
+        "arn": role_arn(&role.account_id, &role.role_name),
+        "createDate": iso(role.created_at_ms),
+        "assumeRolePolicyDocument": role.trust_policy,
+        "maxSessionDuration": role.max_session_duration_s,
+    })
+}
+
+fn managed_policy_xml(element: &str, policy: &ManagedPolicy) -> String {
+    let description = policy
+        .row
+        .description
+        .as_deref()
+        .map(|d| format!("<Description>{}</Description>", xml_escape(d)))
+        .unwrap_or_default();
+    format!(
+        "<{element}><PolicyName>{}</PolicyName><PolicyId>{}</PolicyId><Arn>{}</Arn><Path>/</Path><DefaultVersionId>v1</DefaultVersionId><AttachmentCount>{}</AttachmentCount><PermissionsBoundaryUsageCount>0</PermissionsBoundaryUsageCount><IsAttachable>true</IsAttachable>{description}<CreateDate>{}</CreateDate><UpdateDate>{}</UpdateDate></{element}>",
+        xml_escape(&policy.row.policy_name),
+        xml_escape(&policy.row.policy_id),
+        xml_escape(&policy.arn),
+        policy.row.attachment_count,
+        iso(policy.row.created_at_ms),
+        iso(policy.row.updated_at_ms)
+    )
 }
 
 fn members(names: &[String]) -> String {
@@ -248,42 +335,45 @@ async fn run(
                 response_elements: None,
             }
         }
-        "PutUserPolicy" => {
-            let name = required(params, "UserName")?;
+        "PutUserPolicy" | "PutRolePolicy" => {
+            let entity = entity_of(action, params)?;
             let policy_name = required(params, "PolicyName")?;
             let document = required(params, "PolicyDocument")?;
             identities
-                .api_put_user_policy(ctx, name, policy_name, document)
+                .api_put_inline_policy(ctx, entity, policy_name, document)
                 .await
                 .map_err(api_error)?;
             IamOutcome {
                 result_xml: String::new(),
-                request_parameters: json!({ "userName": name, "policyName": policy_name, "policyDocument": document }),
+                request_parameters: entity_parameters(
+                    entity,
+                    json!({ "policyName": policy_name, "policyDocument": document }),
+                ),
                 response_elements: None,
             }
         }
-        "GetUserPolicy" => {
-            let name = required(params, "UserName")?;
+        "GetUserPolicy" | "GetRolePolicy" => {
+            let entity = entity_of(action, params)?;
             let policy_name = required(params, "PolicyName")?;
             let document = identities
-                .api_get_user_policy(ctx, name, policy_name)
+                .api_get_inline_policy(ctx, entity, policy_name)
                 .await
                 .map_err(api_error)?;
             IamOutcome {
                 result_xml: format!(
-                    "<UserName>{}</UserName><PolicyName>{}</PolicyName><PolicyDocument>{}</PolicyDocument>",
-                    xml_escape(name),
+                    "{}<PolicyName>{}</PolicyName><PolicyDocument>{}</PolicyDocument>",
+                    entity_xml(entity),
                     xml_escape(policy_name),
                     url_encode(&document)
                 ),
-                request_parameters: json!({ "userName": name, "policyName": policy_name }),
+                request_parameters: entity_parameters(entity, json!({ "policyName": policy_name })),
                 response_elements: None,
             }
         }
-        "ListUserPolicies" => {
-            let name = required(params, "UserName")?;
+        "ListUserPolicies" | "ListRolePolicies" => {
+            let entity = entity_of(action, params)?;
             let names = identities
-                .api_list_user_policies(ctx, name)
+                .api_list_inline_policies(ctx, entity)
                 .await
                 .map_err(api_error)?;
             IamOutcome {
@@ -291,20 +381,211 @@ async fn run(
                     "<PolicyNames>{}</PolicyNames><IsTruncated>false</IsTruncated>",
                     members(&names)
                 ),
-                request_parameters: json!({ "userName": name }),
+                request_parameters: entity_parameters(entity, json!({})),
                 response_elements: None,
             }
         }
-        "DeleteUserPolicy" => {
-            let name = required(params, "UserName")?;
+        "DeleteUserPolicy" | "DeleteRolePolicy" => {
+            let entity = entity_of(action, params)?;
             let policy_name = required(params, "PolicyName")?;
             identities
-                .api_delete_user_policy(ctx, name, policy_name)
+                .api_delete_inline_policy(ctx, entity, policy_name)
                 .await
                 .map_err(api_error)?;
             IamOutcome {
                 result_xml: String::new(),
-                request_parameters: json!({ "userName": name, "policyName": policy_name }),
+                request_parameters: entity_parameters(entity, json!({ "policyName": policy_name })),
+                response_elements: None,
+            }
+        }
+        "CreateRole" => {
+            let name = required(params, "RoleName")?;
+            let trust = required(params, "AssumeRolePolicyDocument")?;
+            let description = param(params, "Description");
+            let max_session = param(params, "MaxSessionDuration")
+                .map(|v| integer(v, "maxSessionDuration"))
+                .transpose()?;
+            let role = identities
+                .api_create_role(ctx, name, trust, description, max_session)
+                .await
+                .map_err(api_error)?;
+            IamOutcome {
+                result_xml: role_xml("Role", &role),
+                request_parameters: json!({
+                    "roleName": name,
+                    "assumeRolePolicyDocument": trust,
+                    "description": description,
+                    "maxSessionDuration": max_session,
+                }),
+                response_elements: Some(json!({ "role": role_json(&role) })),
+            }
+        }
+        "GetRole" => {
+            let name = required(params, "RoleName")?;
+            let role = identities
+                .api_get_role(ctx, name)
+                .await
+                .map_err(api_error)?;
+            IamOutcome {
+                result_xml: role_xml("Role", &role),
+                request_parameters: json!({ "roleName": name }),
+                response_elements: None,
+            }
+        }
+        "ListRoles" => {
+            let roles = identities.api_list_roles(ctx).await.map_err(api_error)?;
+            let xml: String = roles.iter().map(|r| role_xml("member", r)).collect();
+            IamOutcome {
+                result_xml: format!("<Roles>{xml}</Roles><IsTruncated>false</IsTruncated>"),
+                request_parameters: json!({}),
+                response_elements: None,
+            }
+        }
+        "DeleteRole" => {
+            let name = required(params, "RoleName")?;
+            identities
+                .api_delete_role(ctx, name)
+                .await
+                .map_err(api_error)?;
+            IamOutcome {
+                result_xml: String::new(),
+                request_parameters: json!({ "roleName": name }),
+                response_elements: None,
+            }
+        }
+        "CreatePolicy" => {
+            let name = required(params, "PolicyName")?;
+            let document = required(params, "PolicyDocument")?;
+            let description = param(params, "Description");
+            let policy = identities
+                .api_create_policy(ctx, name, document, description)
+                .await
+                .map_err(api_error)?;
+            IamOutcome {
+                result_xml: managed_policy_xml("Policy", &policy),
+                request_parameters: json!({
+                    "policyName": name,
+                    "policyDocument": document,
+                    "description": description,
+                }),
+                response_elements: Some(json!({ "policy": {
+                    "policyName": policy.row.policy_name,
+                    "policyId": policy.row.policy_id,
+                    "arn": policy.arn,
+                    "path": "/",
+                    "defaultVersionId": "v1",
+                    "attachmentCount": 0,
+                    "isAttachable": true,
+                    "createDate": iso(policy.row.created_at_ms),
+                    "updateDate": iso(policy.row.updated_at_ms),
+                }})),
+            }
+        }
+        "GetPolicy" => {
+            let arn = required(params, "PolicyArn")?;
+            let policy = identities
+                .api_get_policy(ctx, arn)
+                .await
+                .map_err(api_error)?;
+            IamOutcome {
+                result_xml: managed_policy_xml("Policy", &policy),
+                request_parameters: json!({ "policyArn": arn }),
+                response_elements: None,
+            }
+        }
+        "GetPolicyVersion" => {
+            let arn = required(params, "PolicyArn")?;
+            let version = required(params, "VersionId")?;
+            let policy = identities
+                .api_get_policy_version(ctx, arn, version)
+                .await
+                .map_err(api_error)?;
+            IamOutcome {
+                result_xml: format!(
+                    "<PolicyVersion><Document>{}</Document><VersionId>v1</VersionId><IsDefaultVersion>true</IsDefaultVersion><CreateDate>{}</CreateDate></PolicyVersion>",
+                    url_encode(&policy.row.document),
+                    iso(policy.row.created_at_ms)
+                ),
+                request_parameters: json!({ "policyArn": arn, "versionId": version }),
+                response_elements: None,
+            }
+        }
+        "ListPolicies" => {
+            // Only customer managed policies exist here; `Scope=AWS` lists nothing.
+            let policies = if param(params, "Scope") == Some("AWS") {
+                Vec::new()
+            } else {
+                identities.api_list_policies(ctx).await.map_err(api_error)?
+            };
+            let xml: String = policies
+                .iter()
+                .map(|p| managed_policy_xml("member", p))
+                .collect();
+            IamOutcome {
+                result_xml: format!("<Policies>{xml}</Policies><IsTruncated>false</IsTruncated>"),
+                request_parameters: json!({ "scope": param(params, "Scope") }),
+                response_elements: None,
+            }
+        }
+        "DeletePolicy" => {
+            let arn = required(params, "PolicyArn")?;
+            identities
+                .api_delete_policy(ctx, arn)
+                .await
+                .map_err(api_error)?;
+            IamOutcome {
+                result_xml: String::new(),
+                request_parameters: json!({ "policyArn": arn }),
+                response_elements: None,
+            }
+        }
+        "AttachUserPolicy" | "AttachRolePolicy" => {
+            let entity = entity_of(action, params)?;
+            let arn = required(params, "PolicyArn")?;
+            identities
+                .api_attach_policy(ctx, entity, arn)
+                .await
+                .map_err(api_error)?;
+            IamOutcome {
+                result_xml: String::new(),
+                request_parameters: entity_parameters(entity, json!({ "policyArn": arn })),
+                response_elements: None,
+            }
+        }
+        "DetachUserPolicy" | "DetachRolePolicy" => {
+            let entity = entity_of(action, params)?;
+            let arn = required(params, "PolicyArn")?;
+            identities
+                .api_detach_policy(ctx, entity, arn)
+                .await
+                .map_err(api_error)?;
+            IamOutcome {
+                result_xml: String::new(),
+                request_parameters: entity_parameters(entity, json!({ "policyArn": arn })),
+                response_elements: None,
+            }
+        }
+        "ListAttachedUserPolicies" | "ListAttachedRolePolicies" => {
+            let entity = entity_of(action, params)?;
+            let policies = identities
+                .api_list_attached_policies(ctx, entity)
+                .await
+                .map_err(api_error)?;
+            let xml: String = policies
+                .iter()
+                .map(|p| {
+                    format!(
+                        "<member><PolicyName>{}</PolicyName><PolicyArn>{}</PolicyArn></member>",
+                        xml_escape(&p.row.policy_name),
+                        xml_escape(&p.arn)
+                    )
+                })
+                .collect();
+            IamOutcome {
+                result_xml: format!(
+                    "<AttachedPolicies>{xml}</AttachedPolicies><IsTruncated>false</IsTruncated>"
+                ),
+                request_parameters: entity_parameters(entity, json!({})),
                 response_elements: None,
             }
         }

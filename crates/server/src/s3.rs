@@ -10,7 +10,7 @@ use http::request::Parts;
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use keytrail_audit::{EventCategory, Principal, Resource};
-use keytrail_iam::Identities;
+use keytrail_iam::{Credential, Identities};
 use s3s::access::{S3Access, S3AccessContext};
 use s3s::auth::{S3Auth, SecretKey};
 use s3s::host::{S3Host, VirtualHost};
@@ -35,20 +35,58 @@ struct SecretLookup {
     identities: Arc<Identities>,
 }
 
+tokio::task_local! {
+    /// The session token of the S3 request being served: s3s asks for secrets by access key
+    /// alone, and temporary credentials need their token too.
+    static SESSION_TOKEN: Option<String>;
+}
+
+/// The credentials of an S3 request, with its session token if it has one.
+async fn resolve_s3_credential(
+    identities: &Identities,
+    access_key: &str,
+) -> S3Result<keytrail_iam::ResolvedKey> {
+    let token = SESSION_TOKEN.try_with(Clone::clone).ok().flatten();
+    match identities
+        .resolve_credential(access_key, token.as_deref())
+        .await
+    {
+        Ok(Credential::Known(key)) if key.active => Ok(key),
+        Ok(Credential::Known(_) | Credential::UnknownKey) => Err(s3_error!(
+            InvalidAccessKeyId,
+            "The AWS Access Key Id you provided does not exist in our records."
+        )),
+        Ok(Credential::InvalidToken) => Err(s3_error!(
+            InvalidToken,
+            "The provided token is malformed or otherwise invalid."
+        )),
+        Ok(Credential::ExpiredToken(_)) => {
+            Err(s3_error!(ExpiredToken, "The provided token has expired."))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "access key lookup failed");
+            Err(s3_error!(InternalError))
+        }
+    }
+}
+
+/// The session token of a request: the header, or the presigned URL's query parameter.
+fn session_token_of(parts: &Parts) -> Option<String> {
+    if let Some(v) = parts.headers.get("x-amz-security-token") {
+        return Some(String::from_utf8_lossy(v.as_bytes()).into_owned());
+    }
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(parts.uri.query()?).ok()?;
+    pairs
+        .into_iter()
+        .find(|(k, _)| k == "X-Amz-Security-Token")
+        .map(|(_, v)| v)
+}
+
 #[async_trait]
 impl S3Auth for SecretLookup {
     async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
-        match self.identities.resolve(access_key).await {
-            Ok(Some(key)) if key.active => Ok(SecretKey::from(key.secret.to_string())),
-            Ok(_) => Err(s3_error!(
-                InvalidAccessKeyId,
-                "The AWS Access Key Id you provided does not exist in our records."
-            )),
-            Err(e) => {
-                tracing::error!(error = %e, "access key lookup failed");
-                Err(s3_error!(InternalError))
-            }
-        }
+        let key = resolve_s3_credential(&self.identities, access_key).await?;
+        Ok(SecretKey::from(key.secret.to_string()))
     }
 }
 
@@ -74,10 +112,9 @@ impl S3Access for CallRecorder {
             // Anonymous access needs a bucket policy allowing it (authorization issue).
             return Err(s3_error!(AccessDenied, "Anonymous access is not allowed"));
         };
-        let principal = match self.identities.resolve(&credentials.access_key).await {
-            Ok(Some(key)) => key.principal,
-            _ => return Err(s3_error!(InvalidAccessKeyId)),
-        };
+        let principal = resolve_s3_credential(&self.identities, &credentials.access_key)
+            .await?
+            .principal;
         let (bucket, key) = match cx.s3_path() {
             S3Path::Root => (None, None),
             S3Path::Bucket { bucket } => (Some(bucket.to_string()), None),
@@ -386,7 +423,11 @@ pub async fn handle(
     let head = parts.clone();
     let is_head = parts.method == http::Method::HEAD;
     let request = Request::from_parts(parts, s3s::Body::http_body_unsync(body));
-    let response = match state.s3.call(request).await {
+    let session_token = session_token_of(&head);
+    let response = match SESSION_TOKEN
+        .scope(session_token.clone(), state.s3.call(request))
+        .await
+    {
         Ok(resp) => resp.map(Body::new),
         Err(e) => {
             tracing::error!(error = ?e, "s3 service failed");
@@ -429,13 +470,15 @@ pub async fn handle(
             let (bucket, key) = path_bucket_key(&head, domains);
             let operation = guess_operation(&head, bucket.as_deref(), key.as_deref()).to_string();
             let principal = match claimed_credential(&head) {
-                Some((access_key, _)) => state
+                Some((access_key, _)) => match state
                     .identities
-                    .resolve(&access_key)
+                    .resolve_credential(&access_key, session_token.as_deref())
                     .await
-                    .ok()
-                    .flatten()
-                    .map(|k| k.principal),
+                {
+                    Ok(Credential::Known(key)) => Some(key.principal),
+                    Ok(Credential::ExpiredToken(principal)) => Some(principal),
+                    _ => None,
+                },
                 None => None,
             };
             (operation, principal, bucket, key)

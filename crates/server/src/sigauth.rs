@@ -4,7 +4,7 @@
 use http::StatusCode;
 use http::request::Parts;
 use keytrail_audit::Principal;
-use keytrail_iam::Identities;
+use keytrail_iam::{Credential, Identities};
 use keytrail_sigv4::{self as sigv4, RequestParts, SigV4Error};
 use time::OffsetDateTime;
 
@@ -69,6 +69,16 @@ fn unknown_key(style: ErrorStyle) -> ApiError {
             message,
         ),
         ErrorStyle::Query => ApiError::new("InvalidClientTokenId", StatusCode::FORBIDDEN, message),
+    }
+}
+
+fn expired_token(style: ErrorStyle) -> ApiError {
+    let message = "The security token included in the request is expired";
+    match style {
+        ErrorStyle::Json => {
+            ApiError::new("ExpiredTokenException", StatusCode::BAD_REQUEST, message)
+        }
+        ErrorStyle::Query => ApiError::new("ExpiredToken", StatusCode::FORBIDDEN, message),
     }
 }
 
@@ -186,22 +196,31 @@ pub async fn authenticate(
     let auth = sigv4::parse_authorization(&authorization)
         .map_err(|e| fail(to_api_error(style, e), None, None))?;
 
-    let resolved = identities.resolve(&auth.access_key_id).await.map_err(|e| {
-        tracing::error!(error = %e, "access key lookup failed");
-        fail(ApiError::internal(), None, None)
-    })?;
-    let Some(resolved) = resolved else {
-        return Err(fail(unknown_key(style), None, None));
-    };
+    let session_token = parts
+        .headers
+        .get("x-amz-security-token")
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let credential = identities
+        .resolve_credential(&auth.access_key_id, session_token.as_deref())
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "access key lookup failed");
+            fail(ApiError::internal(), None, None)
+        })?;
     let region = valid_region(&auth.scope.region).then(|| auth.scope.region.clone());
+    let resolved = match credential {
+        Credential::Known(resolved) => resolved,
+        Credential::UnknownKey | Credential::InvalidToken => {
+            return Err(fail(unknown_key(style), None, None));
+        }
+        Credential::ExpiredToken(principal) => {
+            return Err(fail(expired_token(style), Some(principal), region));
+        }
+    };
     let principal = resolved.principal.clone();
     let fail_known = |error| fail(error, Some(principal.clone()), region.clone());
 
     if !resolved.active {
-        return Err(fail_known(unknown_key(style)));
-    }
-    if parts.headers.contains_key("x-amz-security-token") {
-        // Only long-term keys exist until STS sessions do; a token cannot be valid.
         return Err(fail_known(unknown_key(style)));
     }
     if auth.scope.service != service {

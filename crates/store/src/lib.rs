@@ -81,6 +81,35 @@ pub struct PolicyDocumentRow {
     pub updated_at_ms: i64,
 }
 
+/// An IAM role: who may assume it (the trust policy, validated above the store) and for how long.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleRecord {
+    pub account_id: String,
+    pub role_name: String,
+    /// `AROA...`
+    pub role_id: String,
+    pub trust_policy: String,
+    pub description: Option<String>,
+    pub max_session_duration_s: i64,
+    pub created_at_ms: i64,
+}
+
+/// A customer managed policy (`arn:aws:iam::<account>:policy/<name>`), attachable to users and
+/// roles.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManagedPolicyRow {
+    pub account_id: String,
+    pub policy_name: String,
+    /// `ANPA...`
+    pub policy_id: String,
+    pub document: String,
+    pub description: Option<String>,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+    /// How many users and roles it is attached to (filled in by reads).
+    pub attachment_count: i64,
+}
+
 /// An access key. The secret is stored only wrapped under the root key; this crate never sees
 /// it in plaintext.
 #[derive(Clone, PartialEq, Eq)]
@@ -240,6 +269,49 @@ pub trait Store: Send + Sync + 'static {
         policy_name: &str,
     ) -> StoreResult<bool>;
     /// Sets an access key `Active` or `Inactive`; returns whether the key exists.
+    /// Creates a role, or fails with [`StoreError::AlreadyExists`].
+    async fn create_role(&self, role: RoleRecord) -> StoreResult<()>;
+    async fn get_role(&self, account_id: &str, role_name: &str) -> StoreResult<Option<RoleRecord>>;
+    async fn list_roles(&self, account_id: &str) -> StoreResult<Vec<RoleRecord>>;
+    /// Deletes a role without inline or attached policies (else [`StoreError::InUse`]); returns
+    /// whether it existed.
+    async fn delete_role(&self, account_id: &str, role_name: &str) -> StoreResult<bool>;
+    /// Creates a managed policy, or fails with [`StoreError::AlreadyExists`].
+    async fn create_managed_policy(&self, policy: ManagedPolicyRow) -> StoreResult<()>;
+    async fn get_managed_policy(
+        &self,
+        account_id: &str,
+        policy_name: &str,
+    ) -> StoreResult<Option<ManagedPolicyRow>>;
+    async fn list_managed_policies(&self, account_id: &str) -> StoreResult<Vec<ManagedPolicyRow>>;
+    /// Deletes a managed policy attached to nobody (else [`StoreError::InUse`]); returns whether
+    /// it existed.
+    async fn delete_managed_policy(&self, account_id: &str, policy_name: &str)
+    -> StoreResult<bool>;
+    /// Attaches a managed policy to a user or role; attaching twice is not an error. Fails with
+    /// [`StoreError::NotFound`] when the policy does not exist.
+    async fn attach_policy(
+        &self,
+        account_id: &str,
+        owner: PolicyOwner,
+        owner_name: &str,
+        policy_name: &str,
+    ) -> StoreResult<()>;
+    /// Returns whether the policy was attached.
+    async fn detach_policy(
+        &self,
+        account_id: &str,
+        owner: PolicyOwner,
+        owner_name: &str,
+        policy_name: &str,
+    ) -> StoreResult<bool>;
+    /// The managed policies attached to a user or role.
+    async fn list_attached_policies(
+        &self,
+        account_id: &str,
+        owner: PolicyOwner,
+        owner_name: &str,
+    ) -> StoreResult<Vec<ManagedPolicyRow>>;
     async fn set_access_key_status(&self, access_key_id: &str, status: &str) -> StoreResult<bool>;
     async fn insert_access_key(&self, key: AccessKeyRecord) -> StoreResult<()>;
     async fn get_access_key(&self, access_key_id: &str) -> StoreResult<Option<AccessKeyRecord>>;

@@ -117,4 +117,35 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         PRIMARY KEY (account_id, owner_type, owner_name, policy_name)
     );",
     ),
+    (
+        6,
+        "CREATE TABLE iam_roles (
+        account_id TEXT NOT NULL REFERENCES accounts(account_id),
+        role_name TEXT NOT NULL,
+        role_id TEXT NOT NULL UNIQUE,
+        trust_policy TEXT NOT NULL,
+        description TEXT,
+        max_session_duration_s BIGINT NOT NULL,
+        created_at_ms BIGINT NOT NULL,
+        PRIMARY KEY (account_id, role_name)
+    );
+    CREATE TABLE iam_managed_policies (
+        account_id TEXT NOT NULL REFERENCES accounts(account_id),
+        policy_name TEXT NOT NULL,
+        policy_id TEXT NOT NULL UNIQUE,
+        document TEXT NOT NULL,
+        description TEXT,
+        created_at_ms BIGINT NOT NULL,
+        updated_at_ms BIGINT NOT NULL,
+        PRIMARY KEY (account_id, policy_name)
+    );
+    CREATE TABLE iam_attachments (
+        account_id TEXT NOT NULL,
+        owner_type TEXT NOT NULL,
+        owner_name TEXT NOT NULL,
+        policy_name TEXT NOT NULL,
+        PRIMARY KEY (account_id, owner_type, owner_name, policy_name)
+    );
+    CREATE INDEX iam_attachments_by_policy ON iam_attachments (account_id, policy_name);",
+    ),
 ];

@@ -20,8 +20,8 @@ use tokio::sync::oneshot;
 use crate::migrations::MIGRATIONS;
 use crate::{
     AccessKeyRecord, AccountRecord, AliasRow, BucketRow, DeleteBucketOutcome, EventRow,
-    KeyMaterialRow, KmsKeyRow, ObjectRow, PartRow, PolicyDocumentRow, PolicyOwner, Store,
-    StoreError, StoreResult, UploadRow, UserRecord,
+    KeyMaterialRow, KmsKeyRow, ManagedPolicyRow, ObjectRow, PartRow, PolicyDocumentRow,
+    PolicyOwner, RoleRecord, Store, StoreError, StoreResult, UploadRow, UserRecord,
 };
 
 /// Upper bound of requests folded into one transaction; keeps commit latency bounded.
@@ -48,6 +48,18 @@ enum WriteOp {
         owner_name: String,
         policy_name: String,
     },
+    CreateRole(RoleRecord),
+    DeleteRole {
+        account_id: String,
+        role_name: String,
+    },
+    CreateManagedPolicy(ManagedPolicyRow),
+    DeleteManagedPolicy {
+        account_id: String,
+        policy_name: String,
+    },
+    AttachPolicy(Attachment),
+    DetachPolicy(Attachment),
     AppendEvents(Vec<EventRow>),
     CreateBucket(BucketRow),
     UpdateBucket {
@@ -79,6 +91,90 @@ enum WriteOp {
         region: String,
         alias_name: String,
     },
+}
+
+struct Attachment {
+    account_id: String,
+    owner: PolicyOwner,
+    owner_name: String,
+    policy_name: String,
+}
+
+impl Attachment {
+    fn new(account_id: &str, owner: PolicyOwner, owner_name: &str, policy_name: &str) -> Self {
+        Self {
+            account_id: account_id.to_string(),
+            owner,
+            owner_name: owner_name.to_string(),
+            policy_name: policy_name.to_string(),
+        }
+    }
+}
+
+const ROLE_COLUMNS: &str = "account_id, role_name, role_id, trust_policy, description, \
+     max_session_duration_s, created_at_ms";
+
+fn role_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RoleRecord> {
+    Ok(RoleRecord {
+        account_id: r.get(0)?,
+        role_name: r.get(1)?,
+        role_id: r.get(2)?,
+        trust_policy: r.get(3)?,
+        description: r.get(4)?,
+        max_session_duration_s: r.get(5)?,
+        created_at_ms: r.get(6)?,
+    })
+}
+
+/// Managed-policy columns of `p`, with the attachment count computed alongside.
+const MANAGED_POLICY_COLUMNS: &str = "p.account_id, p.policy_name, p.policy_id, p.document, \
+     p.description, p.created_at_ms, p.updated_at_ms, \
+     (SELECT COUNT(*) FROM iam_attachments a \
+      WHERE a.account_id = p.account_id AND a.policy_name = p.policy_name)";
+
+fn managed_policy_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ManagedPolicyRow> {
+    Ok(ManagedPolicyRow {
+        account_id: r.get(0)?,
+        policy_name: r.get(1)?,
+        policy_id: r.get(2)?,
+        document: r.get(3)?,
+        description: r.get(4)?,
+        created_at_ms: r.get(5)?,
+        updated_at_ms: r.get(6)?,
+        attachment_count: r.get(7)?,
+    })
+}
+
+/// Fails with [`StoreError::InUse`] when a user or role still has inline or attached policies.
+fn ensure_no_policies(
+    conn: &Connection,
+    account_id: &str,
+    owner: PolicyOwner,
+    owner_name: &str,
+) -> StoreResult<()> {
+    let (inline, attached): (i64, i64) = conn.query_row(
+        "SELECT
+           (SELECT COUNT(*) FROM iam_policies
+            WHERE account_id = ?1 AND owner_type = ?2 AND owner_name = ?3),
+           (SELECT COUNT(*) FROM iam_attachments
+            WHERE account_id = ?1 AND owner_type = ?2 AND owner_name = ?3)",
+        params![account_id, owner.as_str(), owner_name],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let what = || format!("{} {owner_name}", owner.as_str());
+    if inline > 0 {
+        return Err(StoreError::InUse {
+            what: what(),
+            reason: "it still has policies".into(),
+        });
+    }
+    if attached > 0 {
+        return Err(StoreError::InUse {
+            what: what(),
+            reason: "it still has attached policies".into(),
+        });
+    }
+    Ok(())
 }
 
 enum WriteOutcome {
@@ -409,18 +505,7 @@ fn apply_op(conn: &Connection, op: &WriteOp) -> StoreResult<WriteOutcome> {
                     reason: "it still has access keys".into(),
                 });
             }
-            let policies: i64 = conn.query_row(
-                "SELECT COUNT(*) FROM iam_policies
-                 WHERE account_id = ?1 AND owner_type = 'user' AND owner_name = ?2",
-                params![account_id, user_name],
-                |r| r.get(0),
-            )?;
-            if policies > 0 {
-                return Err(StoreError::InUse {
-                    what: what(),
-                    reason: "it still has policies".into(),
-                });
-            }
+            ensure_no_policies(conn, account_id, PolicyOwner::User, user_name)?;
             let n = conn.execute(
                 "DELETE FROM iam_users WHERE account_id = ?1 AND user_name = ?2",
                 params![account_id, user_name],
@@ -455,6 +540,110 @@ fn apply_op(conn: &Connection, op: &WriteOp) -> StoreResult<WriteOutcome> {
                 "DELETE FROM iam_policies
                  WHERE account_id = ?1 AND owner_type = ?2 AND owner_name = ?3 AND policy_name = ?4",
                 params![account_id, owner.as_str(), owner_name, policy_name],
+            )?;
+            Ok(WriteOutcome::Deleted(n > 0))
+        }
+        WriteOp::CreateRole(r) => {
+            conn.execute(
+                &format!(
+                    "INSERT INTO iam_roles ({ROLE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+                ),
+                params![
+                    r.account_id,
+                    r.role_name,
+                    r.role_id,
+                    r.trust_policy,
+                    r.description,
+                    r.max_session_duration_s,
+                    r.created_at_ms
+                ],
+            )
+            .map_err(|e| match StoreError::from(e) {
+                StoreError::AlreadyExists { .. } => StoreError::AlreadyExists {
+                    what: format!("role {}", r.role_name),
+                },
+                other => other,
+            })?;
+            Ok(WriteOutcome::Done)
+        }
+        WriteOp::DeleteRole {
+            account_id,
+            role_name,
+        } => {
+            ensure_no_policies(conn, account_id, PolicyOwner::Role, role_name)?;
+            let n = conn.execute(
+                "DELETE FROM iam_roles WHERE account_id = ?1 AND role_name = ?2",
+                params![account_id, role_name],
+            )?;
+            Ok(WriteOutcome::Deleted(n > 0))
+        }
+        WriteOp::CreateManagedPolicy(p) => {
+            conn.execute(
+                "INSERT INTO iam_managed_policies (account_id, policy_name, policy_id, document,
+                 description, created_at_ms, updated_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    p.account_id,
+                    p.policy_name,
+                    p.policy_id,
+                    p.document,
+                    p.description,
+                    p.created_at_ms,
+                    p.updated_at_ms
+                ],
+            )
+            .map_err(|e| match StoreError::from(e) {
+                StoreError::AlreadyExists { .. } => StoreError::AlreadyExists {
+                    what: format!("policy {}", p.policy_name),
+                },
+                other => other,
+            })?;
+            Ok(WriteOutcome::Done)
+        }
+        WriteOp::DeleteManagedPolicy {
+            account_id,
+            policy_name,
+        } => {
+            let attached: i64 = conn.query_row(
+                "SELECT COUNT(*) FROM iam_attachments WHERE account_id = ?1 AND policy_name = ?2",
+                params![account_id, policy_name],
+                |r| r.get(0),
+            )?;
+            if attached > 0 {
+                return Err(StoreError::InUse {
+                    what: format!("policy {policy_name}"),
+                    reason: "it is still attached".into(),
+                });
+            }
+            let n = conn.execute(
+                "DELETE FROM iam_managed_policies WHERE account_id = ?1 AND policy_name = ?2",
+                params![account_id, policy_name],
+            )?;
+            Ok(WriteOutcome::Deleted(n > 0))
+        }
+        WriteOp::AttachPolicy(a) => {
+            let exists: i64 = conn.query_row(
+                "SELECT COUNT(*) FROM iam_managed_policies
+                 WHERE account_id = ?1 AND policy_name = ?2",
+                params![a.account_id, a.policy_name],
+                |r| r.get(0),
+            )?;
+            if exists == 0 {
+                return Err(StoreError::NotFound {
+                    what: format!("policy {}", a.policy_name),
+                });
+            }
+            conn.execute(
+                "INSERT INTO iam_attachments (account_id, owner_type, owner_name, policy_name)
+                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+                params![a.account_id, a.owner.as_str(), a.owner_name, a.policy_name],
+            )?;
+            Ok(WriteOutcome::Done)
+        }
+        WriteOp::DetachPolicy(a) => {
+            let n = conn.execute(
+                "DELETE FROM iam_attachments
+                 WHERE account_id = ?1 AND owner_type = ?2 AND owner_name = ?3 AND policy_name = ?4",
+                params![a.account_id, a.owner.as_str(), a.owner_name, a.policy_name],
             )?;
             Ok(WriteOutcome::Deleted(n > 0))
         }
@@ -936,6 +1125,142 @@ impl Store for SqliteStore {
             policy_name: policy_name.to_string(),
         };
         Ok(matches!(self.write(op).await?, WriteOutcome::Deleted(true)))
+    }
+
+    async fn create_role(&self, role: RoleRecord) -> StoreResult<()> {
+        self.write(WriteOp::CreateRole(role)).await.map(|_| ())
+    }
+
+    async fn get_role(&self, account_id: &str, role_name: &str) -> StoreResult<Option<RoleRecord>> {
+        let (account_id, role_name) = (account_id.to_string(), role_name.to_string());
+        self.read(move |c| {
+            Ok(c.query_row(
+                &format!(
+                    "SELECT {ROLE_COLUMNS} FROM iam_roles WHERE account_id = ?1 AND role_name = ?2"
+                ),
+                params![account_id, role_name],
+                role_from_row,
+            )
+            .optional()?)
+        })
+        .await
+    }
+
+    async fn list_roles(&self, account_id: &str) -> StoreResult<Vec<RoleRecord>> {
+        let account_id = account_id.to_string();
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {ROLE_COLUMNS} FROM iam_roles WHERE account_id = ?1 ORDER BY role_name"
+            ))?;
+            let rows = stmt.query_map(params![account_id], role_from_row)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    async fn delete_role(&self, account_id: &str, role_name: &str) -> StoreResult<bool> {
+        let op = WriteOp::DeleteRole {
+            account_id: account_id.to_string(),
+            role_name: role_name.to_string(),
+        };
+        Ok(matches!(self.write(op).await?, WriteOutcome::Deleted(true)))
+    }
+
+    async fn create_managed_policy(&self, policy: ManagedPolicyRow) -> StoreResult<()> {
+        self.write(WriteOp::CreateManagedPolicy(policy))
+            .await
+            .map(|_| ())
+    }
+
+    async fn get_managed_policy(
+        &self,
+        account_id: &str,
+        policy_name: &str,
+    ) -> StoreResult<Option<ManagedPolicyRow>> {
+        let (account_id, policy_name) = (account_id.to_string(), policy_name.to_string());
+        self.read(move |c| {
+            Ok(c.query_row(
+                &format!(
+                    "SELECT {MANAGED_POLICY_COLUMNS} FROM iam_managed_policies p
+                     WHERE p.account_id = ?1 AND p.policy_name = ?2"
+                ),
+                params![account_id, policy_name],
+                managed_policy_from_row,
+            )
+            .optional()?)
+        })
+        .await
+    }
+
+    async fn list_managed_policies(&self, account_id: &str) -> StoreResult<Vec<ManagedPolicyRow>> {
+        let account_id = account_id.to_string();
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {MANAGED_POLICY_COLUMNS} FROM iam_managed_policies p
+                 WHERE p.account_id = ?1 ORDER BY p.policy_name"
+            ))?;
+            let rows = stmt.query_map(params![account_id], managed_policy_from_row)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    async fn delete_managed_policy(
+        &self,
+        account_id: &str,
+        policy_name: &str,
+    ) -> StoreResult<bool> {
+        let op = WriteOp::DeleteManagedPolicy {
+            account_id: account_id.to_string(),
+            policy_name: policy_name.to_string(),
+        };
+        Ok(matches!(self.write(op).await?, WriteOutcome::Deleted(true)))
+    }
+
+    async fn attach_policy(
+        &self,
+        account_id: &str,
+        owner: PolicyOwner,
+        owner_name: &str,
+        policy_name: &str,
+    ) -> StoreResult<()> {
+        let op = WriteOp::AttachPolicy(Attachment::new(account_id, owner, owner_name, policy_name));
+        self.write(op).await.map(|_| ())
+    }
+
+    async fn detach_policy(
+        &self,
+        account_id: &str,
+        owner: PolicyOwner,
+        owner_name: &str,
+        policy_name: &str,
+    ) -> StoreResult<bool> {
+        let op = WriteOp::DetachPolicy(Attachment::new(account_id, owner, owner_name, policy_name));
+        Ok(matches!(self.write(op).await?, WriteOutcome::Deleted(true)))
+    }
+
+    async fn list_attached_policies(
+        &self,
+        account_id: &str,
+        owner: PolicyOwner,
+        owner_name: &str,
+    ) -> StoreResult<Vec<ManagedPolicyRow>> {
+        let (account_id, owner_name) = (account_id.to_string(), owner_name.to_string());
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {MANAGED_POLICY_COLUMNS} FROM iam_attachments t
+                 JOIN iam_managed_policies p
+                   ON p.account_id = t.account_id AND p.policy_name = t.policy_name
+                 WHERE t.account_id = ?1 AND t.owner_type = ?2 AND t.owner_name = ?3
+                 ORDER BY p.policy_name"
+            ))?;
+            let rows = stmt.query_map(
+                params![account_id, owner.as_str(), owner_name],
+                managed_policy_from_row,
+            )?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
     }
 
     async fn set_access_key_status(&self, access_key_id: &str, status: &str) -> StoreResult<bool> {

@@ -8,16 +8,6 @@ use aws_sdk_kms::error::ProvideErrorMetadata;
 use aws_sdk_kms::primitives::Blob;
 use common::*;
 
-/// The root user of alice's account, which manages her account's IAM users.
-const ROOT_111: &str = r#"
-[[credentials]]
-access_key_id = "AKIAROOT111122223333"
-secret_access_key = "root/Secret+Key11112222333300000000000000"
-account_id = "111122223333"
-"#;
-const ROOT_111_KEY: &str = "AKIAROOT111122223333";
-const ROOT_111_SECRET: &str = "root/Secret+Key11112222333300000000000000";
-
 fn start() -> TestServer {
     TestServer::start_with(&format!("{DECLARED_CREDENTIALS}{ROOT_111}"), &[])
 }

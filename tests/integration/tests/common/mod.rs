@@ -14,6 +14,19 @@ pub const ALICE_KEY: &str = "AKIAALICEEXAMPLE0001";
 pub const ALICE_SECRET: &str = "alice/Secret+Key0000000000000000000000000";
 pub const ALICE_ACCOUNT: &str = "111122223333";
 
+/// The root user of alice's account, which manages her account's IAM users and roles.
+#[allow(dead_code)]
+pub const ROOT_111: &str = r#"
+[[credentials]]
+access_key_id = "AKIAROOT111122223333"
+secret_access_key = "root/Secret+Key11112222333300000000000000"
+account_id = "111122223333"
+"#;
+#[allow(dead_code)]
+pub const ROOT_111_KEY: &str = "AKIAROOT111122223333";
+#[allow(dead_code)]
+pub const ROOT_111_SECRET: &str = "root/Secret+Key11112222333300000000000000";
+
 pub const DECLARED_CREDENTIALS: &str = r#"
 [[credentials]]
 access_key_id = "test"
@@ -224,8 +237,29 @@ impl Drop for TestServer {
     }
 }
 
+pub fn long_term(key: &str, secret: &str) -> aws_credential_types::Credentials {
+    aws_credential_types::Credentials::new(key, secret, None, None, "test")
+}
+
+/// The temporary credentials an AssumeRole returned, for another client.
+pub fn session(credentials: &aws_sdk_sts::types::Credentials) -> aws_credential_types::Credentials {
+    aws_credential_types::Credentials::new(
+        credentials.access_key_id(),
+        credentials.secret_access_key(),
+        Some(credentials.session_token().to_string()),
+        None,
+        "session",
+    )
+}
+
 pub fn kms_client(url: &str, key: &str, secret: &str) -> aws_sdk_kms::Client {
-    let credentials = aws_credential_types::Credentials::new(key, secret, None, None, "test");
+    kms_client_with(url, long_term(key, secret))
+}
+
+pub fn kms_client_with(
+    url: &str,
+    credentials: aws_credential_types::Credentials,
+) -> aws_sdk_kms::Client {
     let config = aws_sdk_kms::config::Builder::new()
         .behavior_version(aws_sdk_kms::config::BehaviorVersion::latest())
         .region(aws_sdk_kms::config::Region::new("us-east-1"))
@@ -237,7 +271,13 @@ pub fn kms_client(url: &str, key: &str, secret: &str) -> aws_sdk_kms::Client {
 }
 
 pub fn iam_client(url: &str, key: &str, secret: &str) -> aws_sdk_iam::Client {
-    let credentials = aws_credential_types::Credentials::new(key, secret, None, None, "test");
+    iam_client_with(url, long_term(key, secret))
+}
+
+pub fn iam_client_with(
+    url: &str,
+    credentials: aws_credential_types::Credentials,
+) -> aws_sdk_iam::Client {
     let config = aws_sdk_iam::config::Builder::new()
         .behavior_version(aws_sdk_iam::config::BehaviorVersion::latest())
         .region(aws_sdk_iam::config::Region::new("us-east-1"))
@@ -249,7 +289,13 @@ pub fn iam_client(url: &str, key: &str, secret: &str) -> aws_sdk_iam::Client {
 }
 
 pub fn s3_client(url: &str, key: &str, secret: &str) -> aws_sdk_s3::Client {
-    let credentials = aws_credential_types::Credentials::new(key, secret, None, None, "test");
+    s3_client_with(url, long_term(key, secret))
+}
+
+pub fn s3_client_with(
+    url: &str,
+    credentials: aws_credential_types::Credentials,
+) -> aws_sdk_s3::Client {
     let config = aws_sdk_s3::config::Builder::new()
         .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
         .region(aws_sdk_s3::config::Region::new("us-east-1"))
@@ -272,7 +318,21 @@ pub async fn sts_client_at(
     secret: &str,
     skew: Option<Duration>,
 ) -> aws_sdk_sts::Client {
-    let credentials = aws_credential_types::Credentials::new(key, secret, None, None, "test");
+    sts_client_with_at(url, long_term(key, secret), skew)
+}
+
+pub fn sts_client_with(
+    url: &str,
+    credentials: aws_credential_types::Credentials,
+) -> aws_sdk_sts::Client {
+    sts_client_with_at(url, credentials, None)
+}
+
+fn sts_client_with_at(
+    url: &str,
+    credentials: aws_credential_types::Credentials,
+    skew: Option<Duration>,
+) -> aws_sdk_sts::Client {
     let mut builder = aws_sdk_sts::config::Builder::new()
         .behavior_version(aws_sdk_sts::config::BehaviorVersion::latest())
         .region(aws_sdk_sts::config::Region::new("eu-west-1"))
