@@ -103,5 +103,9 @@ pub struct CallContext {
     pub user_agent: String,
     /// The service that made this call on the principal's behalf (`s3.amazonaws.com`, …).
     pub invoked_by: Option<String>,
+    /// The resource a service acts for (a trail's ARN when CloudTrail writes its logs), as
+    /// policies see it in `aws:SourceArn`, and that resource's account (`aws:SourceAccount`).
+    pub source_arn: Option<String>,
+    pub source_account: Option<String>,
     pub tls: Option<TlsDetails>,
 }

@@ -14,6 +14,8 @@ fn ctx(principal: Principal) -> CallContext {
         source_ip: "127.0.0.1".into(),
         user_agent: "aws-cli/2".into(),
         invoked_by: None,
+        source_arn: None,
+        source_account: None,
         tls: None,
     }
 }

@@ -36,7 +36,8 @@ pub fn caller_of(principal: &Principal) -> Caller {
 
 /// The request as policies see it, with the global condition keys every call has
 /// (`aws:SourceIp`, `aws:SecureTransport`, `aws:CurrentTime`, `aws:EpochTime`,
-/// `aws:RequestedRegion`, `aws:userid`, `aws:CalledVia` for calls a service makes for a user).
+/// `aws:RequestedRegion`, `aws:userid`, `aws:CalledVia` for calls a service makes for a user,
+/// `aws:SourceArn`/`aws:SourceAccount` for calls a service makes for one of its resources).
 pub fn request_context(ctx: &CallContext, action: &str, resource: &str) -> RequestContext {
     let mut request = RequestContext::new(caller_of(&ctx.principal), action, resource);
     if ctx.source_ip.parse::<std::net::IpAddr>().is_ok() {
@@ -50,6 +51,12 @@ pub fn request_context(ctx: &CallContext, action: &str, resource: &str) -> Reque
     request.set("aws:RequestedRegion", ctx.region.clone());
     if !matches!(ctx.principal.kind, PrincipalKind::AwsService { .. }) {
         request.set("aws:userid", ctx.principal.principal_id());
+    }
+    if let Some(arn) = &ctx.source_arn {
+        request.set("aws:SourceArn", arn.clone());
+    }
+    if let Some(account) = &ctx.source_account {
+        request.set("aws:SourceAccount", account.clone());
     }
     if let Some(service) = &ctx.invoked_by {
         request.set("aws:CalledVia", service.clone());

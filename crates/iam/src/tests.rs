@@ -97,6 +97,8 @@ fn call_as(principal: Principal, time: time::OffsetDateTime) -> keytrail_audit::
         source_ip: "127.0.0.1".into(),
         user_agent: "test".into(),
         invoked_by: None,
+        source_arn: None,
+        source_account: None,
         tls: None,
     }
 }

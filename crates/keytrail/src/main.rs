@@ -227,6 +227,7 @@ async fn serve(settings: Settings, root_key_file: Option<&Path>) -> Result<()> {
             Arc::clone(&opened.store),
             Arc::clone(&kms),
             Arc::clone(&opened.root_key),
+            Arc::clone(&opened.identities),
             &settings.server.data_dir,
         )
         .context("opening the object store")?,

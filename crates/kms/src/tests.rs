@@ -20,6 +20,8 @@ fn ctx() -> CallContext {
         source_ip: "127.0.0.1".into(),
         user_agent: "test".into(),
         invoked_by: None,
+        source_arn: None,
+        source_account: None,
         tls: None,
     }
 }
@@ -178,4 +180,183 @@ async fn due_automatic_rotation_runs_in_the_sweep() {
     assert_eq!(key.materials.len(), 2);
     assert_eq!(key.materials[1].rotation_type.as_deref(), Some("AUTOMATIC"));
     assert!(key.record.next_rotation_ms.is_some_and(|t| t > now_ms()));
+}
+
+/// The key policy CloudTrail's documentation gives for log-file encryption (§5.12), verbatim.
+const CLOUDTRAIL_KEY_POLICY: &str = r#"{
+    "Version": "2012-10-17",
+    "Id": "Key policy created by CloudTrail",
+    "Statement": [
+        {
+            "Sid": "Enable IAM User Permissions",
+            "Effect": "Allow",
+            "Principal": {"AWS": ["arn:aws:iam::111122223333:root"]},
+            "Action": "kms:*",
+            "Resource": "*"
+        },
+        {
+            "Sid": "Allow CloudTrail to encrypt logs",
+            "Effect": "Allow",
+            "Principal": {"Service": "cloudtrail.amazonaws.com"},
+            "Action": "kms:GenerateDataKey*",
+            "Resource": "*",
+            "Condition": {
+                "StringEquals": {
+                    "aws:SourceArn": "arn:aws:cloudtrail:us-east-1:111122223333:trail/management"
+                },
+                "StringLike": {
+                    "kms:EncryptionContext:aws:cloudtrail:arn": "arn:aws:cloudtrail:*:111122223333:trail/*"
+                }
+            }
+        },
+        {
+            "Sid": "Allow CloudTrail to describe key",
+            "Effect": "Allow",
+            "Principal": {"Service": "cloudtrail.amazonaws.com"},
+            "Action": "kms:DescribeKey",
+            "Resource": "*"
+        },
+        {
+            "Sid": "Allow principals in the account to decrypt log files",
+            "Effect": "Allow",
+            "Principal": {"AWS": "*"},
+            "Action": ["kms:Decrypt", "kms:ReEncryptFrom"],
+            "Resource": "*",
+            "Condition": {
+                "StringEquals": {"kms:CallerAccount": "111122223333"},
+                "StringLike": {
+                    "kms:EncryptionContext:aws:cloudtrail:arn": "arn:aws:cloudtrail:*:111122223333:trail/*"
+                }
+            }
+        }
+    ]
+}"#;
+
+const TRAIL: &str = "arn:aws:cloudtrail:us-east-1:111122223333:trail/management";
+
+fn denied<T>(result: Result<T, KmsError>) -> bool {
+    matches!(result, Err(KmsError::AccessDenied(_)))
+}
+
+fn as_cloudtrail(source_arn: Option<&str>) -> CallContext {
+    CallContext {
+        principal: Principal::service("111122223333", "cloudtrail.amazonaws.com"),
+        source_arn: source_arn.map(str::to_string),
+        source_account: source_arn.map(|_| "111122223333".to_string()),
+        ..ctx()
+    }
+}
+
+fn trail_context(trail: &str) -> Option<EncryptionContextMap> {
+    Some(
+        [
+            ("aws:cloudtrail:arn".to_string(), trail.to_string()),
+            (
+                "aws:s3:arn".to_string(),
+                "arn:aws:s3:::logs/AWSLogs/111122223333/".to_string(),
+            ),
+        ]
+        .into_iter()
+        .collect(),
+    )
+}
+
+#[tokio::test]
+async fn the_cloudtrail_key_policy_admits_the_service_for_its_trail_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let (kms, _store) = kms(dir.path());
+    let created = kms
+        .execute(
+            &ctx(),
+            &CreateKeyRequest {
+                policy: Some(CLOUDTRAIL_KEY_POLICY.into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let key_id = created.key_metadata.unwrap().key_id.unwrap();
+    let generate = |context: Option<EncryptionContextMap>| GenerateDataKeyRequest {
+        key_id: Some(key_id.clone()),
+        encryption_context: context,
+        key_spec: Some("AES_256".into()),
+        ..Default::default()
+    };
+
+    // CloudTrail, for its trail, with the trail in the encryption context.
+    let data_key = kms
+        .execute(&as_cloudtrail(Some(TRAIL)), &generate(trail_context(TRAIL)))
+        .await
+        .unwrap();
+    kms.execute(
+        &as_cloudtrail(None),
+        &DescribeKeyRequest {
+            key_id: Some(key_id.clone()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    // Not for another trail's source, not without the context, not another account's trail.
+    let other = "arn:aws:cloudtrail:us-east-1:111122223333:trail/other";
+    assert!(denied(
+        kms.execute(&as_cloudtrail(Some(other)), &generate(trail_context(TRAIL)))
+            .await
+    ));
+    assert!(denied(
+        kms.execute(&as_cloudtrail(Some(TRAIL)), &generate(None))
+            .await
+    ));
+    assert!(denied(
+        kms.execute(
+            &as_cloudtrail(Some(TRAIL)),
+            &generate(trail_context(
+                "arn:aws:cloudtrail:us-east-1:999999999999:trail/management"
+            ))
+        )
+        .await
+    ));
+    // Another service is not CloudTrail.
+    let s3 = CallContext {
+        principal: Principal::service("111122223333", "s3.amazonaws.com"),
+        ..as_cloudtrail(Some(TRAIL))
+    };
+    assert!(denied(
+        kms.execute(&s3, &generate(trail_context(TRAIL))).await
+    ));
+
+    // Readers in the account decrypt log files without any IAM policy; the service may not,
+    // and neither may another account.
+    let decrypt = |context| DecryptRequest {
+        ciphertext_blob: data_key.ciphertext_blob.clone(),
+        encryption_context: context,
+        ..Default::default()
+    };
+    let reader = CallContext {
+        principal: Principal {
+            account_id: "111122223333".into(),
+            kind: keytrail_audit::PrincipalKind::IamUser {
+                user_name: "reader".into(),
+                user_id: "AIDAREADER".into(),
+            },
+            access_key_id: None,
+        },
+        ..ctx()
+    };
+    kms.execute(&reader, &decrypt(trail_context(TRAIL)))
+        .await
+        .unwrap();
+    assert!(denied(
+        kms.execute(&as_cloudtrail(Some(TRAIL)), &decrypt(trail_context(TRAIL)))
+            .await
+    ));
+    let outsider = CallContext {
+        principal: Principal::root("999999999999", None),
+        ..ctx()
+    };
+    assert!(
+        kms.execute(&outsider, &decrypt(trail_context(TRAIL)))
+            .await
+            .is_err()
+    );
 }

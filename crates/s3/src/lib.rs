@@ -8,6 +8,7 @@
 //! Decrypt the same way. Bodies are written to a temporary file, fsynced and renamed before the
 //! metadata commits, so a crash leaves the old object or the new one, never a torn one.
 
+mod access;
 pub mod body;
 mod checksums;
 mod encryption;
@@ -18,6 +19,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+pub use access::S3Authorizer;
 use base64::Engine;
 use bytes::Bytes;
 use futures::StreamExt;
@@ -56,6 +58,7 @@ pub struct S3Engine {
     root_key: Arc<RootKey>,
     objects_dir: PathBuf,
     bucket_keys: BucketKeyCache,
+    authorizer: Arc<S3Authorizer>,
 }
 
 impl std::fmt::Debug for S3Engine {
@@ -99,6 +102,7 @@ impl S3Engine {
         store: Arc<dyn Store>,
         kms: Arc<Kms>,
         root_key: Arc<RootKey>,
+        identities: Arc<keytrail_iam::Identities>,
         data_dir: &std::path::Path,
     ) -> std::io::Result<Self> {
         let objects_dir = data_dir.join("objects");
@@ -108,12 +112,26 @@ impl S3Engine {
         }
         std::fs::create_dir_all(&tmp)?;
         Ok(Self {
+            authorizer: Arc::new(S3Authorizer::new(Arc::clone(&store), identities)),
             store,
             kms,
             root_key,
             objects_dir,
             bucket_keys: BucketKeyCache::default(),
         })
+    }
+
+    /// The authorizer the access check in front of every operation uses.
+    pub fn authorizer(&self) -> Arc<S3Authorizer> {
+        Arc::clone(&self.authorizer)
+    }
+
+    /// The caller as S3 authorization sees it (the context KMS calls get says "via S3").
+    fn caller(ctx: &CallContext) -> CallContext {
+        CallContext {
+            invoked_by: None,
+            ..ctx.clone()
+        }
     }
 
     fn ctx<T>(req: &S3Request<T>) -> S3Result<CallContext> {
@@ -126,16 +144,14 @@ impl S3Engine {
         Ok(ctx)
     }
 
-    /// The bucket, if it exists and belongs to the caller's account.
-    async fn owned_bucket(&self, ctx: &CallContext, name: &str) -> S3Result<BucketRow> {
+    /// The bucket, if it exists. Whether the caller may act on it was decided before the
+    /// operation ran (by its bucket policy and the caller's identity policies).
+    async fn existing_bucket(&self, name: &str) -> S3Result<BucketRow> {
         match self.store.get_bucket(name).await.map_err(store_err)? {
             None => Err(S3Error::with_message(
                 S3ErrorCode::NoSuchBucket,
                 "The specified bucket does not exist",
             )),
-            Some(b) if b.account_id != ctx.principal.account_id => {
-                Err(s3_error!(AccessDenied, "Access Denied"))
-            }
             Some(b) => Ok(b),
         }
     }
@@ -298,7 +314,7 @@ impl S3 for S3Engine {
             record_json: "{}".into(),
         };
         match self.store.create_bucket(row).await {
-            Ok(()) => {}
+            Ok(()) => self.authorizer.forget(&name),
             Err(StoreError::AlreadyExists { .. }) => {
                 let existing = self.store.get_bucket(&name).await.map_err(store_err)?;
                 return Err(match existing {
@@ -326,8 +342,7 @@ impl S3 for S3Engine {
         &self,
         req: S3Request<HeadBucketInput>,
     ) -> S3Result<S3Response<HeadBucketOutput>> {
-        let ctx = Self::ctx(&req)?;
-        let bucket = self.owned_bucket(&ctx, &req.input.bucket).await?;
+        let bucket = self.existing_bucket(&req.input.bucket).await?;
         Ok(S3Response::new(HeadBucketOutput {
             bucket_region: Some(bucket.region),
             ..Default::default()
@@ -338,8 +353,7 @@ impl S3 for S3Engine {
         &self,
         req: S3Request<DeleteBucketInput>,
     ) -> S3Result<S3Response<DeleteBucketOutput>> {
-        let ctx = Self::ctx(&req)?;
-        self.owned_bucket(&ctx, &req.input.bucket).await?;
+        self.existing_bucket(&req.input.bucket).await?;
         match self
             .store
             .delete_bucket(&req.input.bucket)
@@ -347,6 +361,7 @@ impl S3 for S3Engine {
             .map_err(store_err)?
         {
             DeleteBucketOutcome::Deleted => {
+                self.authorizer.forget(&req.input.bucket);
                 let _ = tokio::fs::remove_dir_all(self.objects_dir.join(&req.input.bucket)).await;
                 Ok(S3Response::new(DeleteBucketOutput::default()))
             }
@@ -393,8 +408,7 @@ impl S3 for S3Engine {
         &self,
         req: S3Request<GetBucketLocationInput>,
     ) -> S3Result<S3Response<GetBucketLocationOutput>> {
-        let ctx = Self::ctx(&req)?;
-        let bucket = self.owned_bucket(&ctx, &req.input.bucket).await?;
+        let bucket = self.existing_bucket(&req.input.bucket).await?;
         // us-east-1 is reported as an empty location constraint, as AWS does.
         let location =
             (bucket.region != "us-east-1").then(|| BucketLocationConstraint::from(bucket.region));
@@ -411,7 +425,7 @@ impl S3 for S3Engine {
         let trailer_names = announced_trailers(&req.headers);
         let trailing = req.trailing_headers.clone();
         let input = req.input;
-        let bucket = self.owned_bucket(&ctx, &input.bucket).await?;
+        let bucket = self.existing_bucket(&input.bucket).await?;
         let sse = parse_sse(
             SseHeaders {
                 server_side_encryption: &input.server_side_encryption,
@@ -519,7 +533,7 @@ impl S3 for S3Engine {
     ) -> S3Result<S3Response<PutBucketEncryptionOutput>> {
         let ctx = Self::ctx(&req)?;
         let input = req.input;
-        let bucket = self.owned_bucket(&ctx, &input.bucket).await?;
+        let bucket = self.existing_bucket(&input.bucket).await?;
         let rule = input
             .server_side_encryption_configuration
             .rules
@@ -565,8 +579,7 @@ impl S3 for S3Engine {
         &self,
         req: S3Request<GetBucketEncryptionInput>,
     ) -> S3Result<S3Response<GetBucketEncryptionOutput>> {
-        let ctx = Self::ctx(&req)?;
-        let bucket = self.owned_bucket(&ctx, &req.input.bucket).await?;
+        let bucket = self.existing_bucket(&req.input.bucket).await?;
         // Every bucket encrypts with SSE-S3 unless told otherwise, as AWS since 2023.
         let default = bucket_record(&bucket)?
             .encryption
@@ -592,8 +605,7 @@ impl S3 for S3Engine {
         &self,
         req: S3Request<DeleteBucketEncryptionInput>,
     ) -> S3Result<S3Response<DeleteBucketEncryptionOutput>> {
-        let ctx = Self::ctx(&req)?;
-        let bucket = self.owned_bucket(&ctx, &req.input.bucket).await?;
+        let bucket = self.existing_bucket(&req.input.bucket).await?;
         self.edit_bucket(&bucket, |record| {
             record.encryption = None;
         })
@@ -605,8 +617,7 @@ impl S3 for S3Engine {
         &self,
         req: S3Request<PutBucketPolicyInput>,
     ) -> S3Result<S3Response<PutBucketPolicyOutput>> {
-        let ctx = Self::ctx(&req)?;
-        let bucket = self.owned_bucket(&ctx, &req.input.bucket).await?;
+        let bucket = self.existing_bucket(&req.input.bucket).await?;
         validate_bucket_policy(&req.input.policy)?;
         self.edit_bucket(&bucket, |record| {
             record.policy = Some(req.input.policy);
@@ -619,8 +630,7 @@ impl S3 for S3Engine {
         &self,
         req: S3Request<GetBucketPolicyInput>,
     ) -> S3Result<S3Response<GetBucketPolicyOutput>> {
-        let ctx = Self::ctx(&req)?;
-        let bucket = self.owned_bucket(&ctx, &req.input.bucket).await?;
+        let bucket = self.existing_bucket(&req.input.bucket).await?;
         let policy = bucket_record(&bucket)?
             .policy
             .ok_or_else(|| s3_error!(NoSuchBucketPolicy, "The bucket policy does not exist"))?;
@@ -633,8 +643,7 @@ impl S3 for S3Engine {
         &self,
         req: S3Request<DeleteBucketPolicyInput>,
     ) -> S3Result<S3Response<DeleteBucketPolicyOutput>> {
-        let ctx = Self::ctx(&req)?;
-        let bucket = self.owned_bucket(&ctx, &req.input.bucket).await?;
+        let bucket = self.existing_bucket(&req.input.bucket).await?;
         self.edit_bucket(&bucket, |record| {
             record.policy = None;
         })
@@ -646,8 +655,7 @@ impl S3 for S3Engine {
         &self,
         req: S3Request<PutBucketTaggingInput>,
     ) -> S3Result<S3Response<PutBucketTaggingOutput>> {
-        let ctx = Self::ctx(&req)?;
-        let bucket = self.owned_bucket(&ctx, &req.input.bucket).await?;
+        let bucket = self.existing_bucket(&req.input.bucket).await?;
         let mut tags = Vec::new();
         for tag in req.input.tagging.tag_set {
             let (Some(key), Some(value)) = (tag.key, tag.value) else {
@@ -684,8 +692,7 @@ impl S3 for S3Engine {
         &self,
         req: S3Request<GetBucketTaggingInput>,
     ) -> S3Result<S3Response<GetBucketTaggingOutput>> {
-        let ctx = Self::ctx(&req)?;
-        let bucket = self.owned_bucket(&ctx, &req.input.bucket).await?;
+        let bucket = self.existing_bucket(&req.input.bucket).await?;
         let tags = bucket_record(&bucket)?
             .tags
             .ok_or_else(|| s3_error!(NoSuchTagSet, "The TagSet does not exist"))?;
@@ -704,8 +711,7 @@ impl S3 for S3Engine {
         &self,
         req: S3Request<DeleteBucketTaggingInput>,
     ) -> S3Result<S3Response<DeleteBucketTaggingOutput>> {
-        let ctx = Self::ctx(&req)?;
-        let bucket = self.owned_bucket(&ctx, &req.input.bucket).await?;
+        let bucket = self.existing_bucket(&req.input.bucket).await?;
         self.edit_bucket(&bucket, |record| {
             record.tags = None;
         })
@@ -717,8 +723,7 @@ impl S3 for S3Engine {
         &self,
         req: S3Request<GetBucketAclInput>,
     ) -> S3Result<S3Response<GetBucketAclOutput>> {
-        let ctx = Self::ctx(&req)?;
-        let bucket = self.owned_bucket(&ctx, &req.input.bucket).await?;
+        let bucket = self.existing_bucket(&req.input.bucket).await?;
         // Object ownership "bucket owner enforced": the owner has full control, nobody else.
         Ok(S3Response::new(GetBucketAclOutput {
             owner: Some(Owner {
@@ -744,7 +749,7 @@ impl S3 for S3Engine {
     ) -> S3Result<S3Response<DeleteObjectsOutput>> {
         let ctx = Self::ctx(&req)?;
         let input = req.input;
-        self.owned_bucket(&ctx, &input.bucket).await?;
+        self.existing_bucket(&input.bucket).await?;
         if input.delete.objects.len() > 1000 {
             return Err(s3_error!(
                 MalformedXML,
@@ -753,7 +758,29 @@ impl S3 for S3Engine {
         }
         let quiet = input.delete.quiet.unwrap_or(false);
         let mut deleted = Vec::new();
+        let mut errors = Vec::new();
+        let caller = Self::caller(&ctx);
         for object in input.delete.objects {
+            // Each key is its own s3:DeleteObject decision; a denied key is reported, not fatal.
+            if let Err(denied) = self
+                .authorizer
+                .authorize(
+                    &caller,
+                    "s3:DeleteObject",
+                    Some(&input.bucket),
+                    Some(&object.key),
+                    &[],
+                )
+                .await
+            {
+                errors.push(Error {
+                    key: Some(object.key),
+                    code: Some("AccessDenied".into()),
+                    message: denied.message().map(str::to_string),
+                    ..Default::default()
+                });
+                continue;
+            }
             if let Some(old) = self
                 .store
                 .delete_object(&input.bucket, &object.key)
@@ -771,6 +798,7 @@ impl S3 for S3Engine {
         }
         Ok(S3Response::new(DeleteObjectsOutput {
             deleted: Some(deleted),
+            errors: (!errors.is_empty()).then_some(errors),
             ..Default::default()
         }))
     }
@@ -782,8 +810,8 @@ impl S3 for S3Engine {
         let ctx = Self::ctx(&req)?;
         let input = req.input;
         let (source_bucket, source_key) = bucket_copy_source(&input.copy_source)?;
-        let (source_row, source) = self.find_object(&ctx, source_bucket, source_key).await?;
-        let bucket = self.owned_bucket(&ctx, &input.bucket).await?;
+        let (source_row, source) = self.copy_source(&ctx, &input.copy_source).await?;
+        let bucket = self.existing_bucket(&input.bucket).await?;
         let sse = parse_sse(
             SseHeaders {
                 server_side_encryption: &input.server_side_encryption,
@@ -920,7 +948,7 @@ impl S3 for S3Engine {
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
         let ctx = Self::ctx(&req)?;
         let input = req.input;
-        let bucket = self.owned_bucket(&ctx, &input.bucket).await?;
+        let bucket = self.existing_bucket(&input.bucket).await?;
         let sse = parse_sse(
             SseHeaders {
                 server_side_encryption: &input.server_side_encryption,
@@ -991,7 +1019,7 @@ impl S3 for S3Engine {
             ));
         }
         let (_, upload) = self
-            .find_upload(&ctx, &input.bucket, &input.key, &input.upload_id)
+            .find_upload(&input.bucket, &input.key, &input.upload_id)
             .await?;
         let data_key = self
             .upload_data_key(&ctx, &input.bucket, &input.key, &upload)
@@ -1066,13 +1094,13 @@ impl S3 for S3Engine {
             ));
         }
         let (source_bucket, source_key) = bucket_copy_source(&input.copy_source)?;
-        let (_, source) = self.find_object(&ctx, source_bucket, source_key).await?;
+        let (_, source) = self.copy_source(&ctx, &input.copy_source).await?;
         let range = match &input.copy_source_range {
             None => 0..source.size,
             Some(text) => parse_copy_range(text, source.size)?,
         };
         let (_, upload) = self
-            .find_upload(&ctx, &input.bucket, &input.key, &input.upload_id)
+            .find_upload(&input.bucket, &input.key, &input.upload_id)
             .await?;
         let source_key_bytes = self
             .data_key(&ctx, source_bucket, source_key, &source)
@@ -1139,10 +1167,9 @@ impl S3 for S3Engine {
         &self,
         req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
-        let ctx = Self::ctx(&req)?;
         let input = req.input;
         let (_, upload) = self
-            .find_upload(&ctx, &input.bucket, &input.key, &input.upload_id)
+            .find_upload(&input.bucket, &input.key, &input.upload_id)
             .await?;
         let requested = input
             .multipart_upload
@@ -1264,9 +1291,8 @@ impl S3 for S3Engine {
         &self,
         req: S3Request<AbortMultipartUploadInput>,
     ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
-        let ctx = Self::ctx(&req)?;
         let input = req.input;
-        self.find_upload(&ctx, &input.bucket, &input.key, &input.upload_id)
+        self.find_upload(&input.bucket, &input.key, &input.upload_id)
             .await?;
         let parts = self
             .store
@@ -1293,9 +1319,8 @@ impl S3 for S3Engine {
         &self,
         req: S3Request<ListPartsInput>,
     ) -> S3Result<S3Response<ListPartsOutput>> {
-        let ctx = Self::ctx(&req)?;
         let input = req.input;
-        self.find_upload(&ctx, &input.bucket, &input.key, &input.upload_id)
+        self.find_upload(&input.bucket, &input.key, &input.upload_id)
             .await?;
         let max = i64::from(input.max_parts.unwrap_or(1000).clamp(0, 1000));
         let after = i64::from(input.part_number_marker.unwrap_or(0));
@@ -1345,9 +1370,8 @@ impl S3 for S3Engine {
         &self,
         req: S3Request<ListMultipartUploadsInput>,
     ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
-        let ctx = Self::ctx(&req)?;
         let input = req.input;
-        self.owned_bucket(&ctx, &input.bucket).await?;
+        self.existing_bucket(&input.bucket).await?;
         let prefix = input.prefix.clone().unwrap_or_default();
         let uploads = self
             .store
@@ -1378,7 +1402,7 @@ impl S3 for S3Engine {
     ) -> S3Result<S3Response<GetObjectOutput>> {
         let ctx = Self::ctx(&req)?;
         let input = req.input;
-        let (row, record) = self.find_object(&ctx, &input.bucket, &input.key).await?;
+        let (row, record) = self.find_object(&input.bucket, &input.key).await?;
         Conditions {
             if_match: &input.if_match,
             if_none_match: &input.if_none_match,
@@ -1457,10 +1481,7 @@ impl S3 for S3Engine {
         &self,
         req: S3Request<HeadObjectInput>,
     ) -> S3Result<S3Response<HeadObjectOutput>> {
-        let ctx = Self::ctx(&req)?;
-        let (row, record) = self
-            .find_object(&ctx, &req.input.bucket, &req.input.key)
-            .await?;
+        let (row, record) = self.find_object(&req.input.bucket, &req.input.key).await?;
         Conditions {
             if_match: &req.input.if_match,
             if_none_match: &req.input.if_none_match,
@@ -1494,8 +1515,7 @@ impl S3 for S3Engine {
         &self,
         req: S3Request<DeleteObjectInput>,
     ) -> S3Result<S3Response<DeleteObjectOutput>> {
-        let ctx = Self::ctx(&req)?;
-        self.owned_bucket(&ctx, &req.input.bucket).await?;
+        self.existing_bucket(&req.input.bucket).await?;
         if let Some(old) = self
             .store
             .delete_object(&req.input.bucket, &req.input.key)
@@ -1511,9 +1531,8 @@ impl S3 for S3Engine {
         &self,
         req: S3Request<ListObjectsInput>,
     ) -> S3Result<S3Response<ListObjectsOutput>> {
-        let ctx = Self::ctx(&req)?;
         let input = req.input;
-        self.owned_bucket(&ctx, &input.bucket).await?;
+        self.existing_bucket(&input.bucket).await?;
         let max_keys = input.max_keys.unwrap_or(DEFAULT_MAX_KEYS).clamp(0, 1000);
         let page = self
             .list(
@@ -1547,9 +1566,8 @@ impl S3 for S3Engine {
         &self,
         req: S3Request<ListObjectsV2Input>,
     ) -> S3Result<S3Response<ListObjectsV2Output>> {
-        let ctx = Self::ctx(&req)?;
         let input = req.input;
-        self.owned_bucket(&ctx, &input.bucket).await?;
+        self.existing_bucket(&input.bucket).await?;
         let max_keys = input.max_keys.unwrap_or(DEFAULT_MAX_KEYS).clamp(0, 1000);
         let after = match &input.continuation_token {
             Some(token) => Some(
@@ -1660,12 +1678,13 @@ impl S3Engine {
         let mut record = bucket_record(bucket)?;
         edit(&mut record);
         let json = serde_json::to_string(&record).map_err(internal)?;
-        if self
+        let updated = self
             .store
             .update_bucket_record(&bucket.name, json)
             .await
-            .map_err(store_err)?
-        {
+            .map_err(store_err)?;
+        self.authorizer.forget(&bucket.name);
+        if updated {
             Ok(())
         } else {
             Err(S3Error::with_message(
@@ -1686,12 +1705,11 @@ fn no_such_upload() -> S3Error {
 impl S3Engine {
     async fn find_upload(
         &self,
-        ctx: &CallContext,
         bucket: &str,
         key: &str,
         upload_id: &str,
     ) -> S3Result<(UploadRow, UploadRecord)> {
-        self.owned_bucket(ctx, bucket).await?;
+        self.existing_bucket(bucket).await?;
         let row = self
             .store
             .get_upload(upload_id)
@@ -1703,13 +1721,28 @@ impl S3Engine {
         Ok((row, record))
     }
 
-    async fn find_object(
+    /// The object a copy reads, which the caller must be allowed to get (s3:GetObject), as
+    /// well as to put the copy.
+    async fn copy_source(
         &self,
         ctx: &CallContext,
-        bucket: &str,
-        key: &str,
+        copy_source: &CopySource,
     ) -> S3Result<(ObjectRow, ObjectRecord)> {
-        self.owned_bucket(ctx, bucket).await?;
+        let (bucket, key) = bucket_copy_source(copy_source)?;
+        self.authorizer
+            .authorize(
+                &Self::caller(ctx),
+                "s3:GetObject",
+                Some(bucket),
+                Some(key),
+                &[],
+            )
+            .await?;
+        self.find_object(bucket, key).await
+    }
+
+    async fn find_object(&self, bucket: &str, key: &str) -> S3Result<(ObjectRow, ObjectRecord)> {
+        self.existing_bucket(bucket).await?;
         let row = self
             .store
             .get_object(bucket, key)

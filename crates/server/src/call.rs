@@ -98,6 +98,8 @@ pub fn call_context_of(
         source_ip: conn.map(|c| c.remote.ip().to_string()).unwrap_or_default(),
         user_agent: user_agent(head),
         invoked_by: None,
+        source_arn: None,
+        source_account: None,
         tls: conn
             .and_then(|c| c.tls.clone())
             .map(|(version, cipher)| TlsDetails {

@@ -103,6 +103,7 @@ struct S3Call {
 
 struct CallRecorder {
     identities: Arc<Identities>,
+    authorizer: Arc<keytrail_s3::S3Authorizer>,
 }
 
 #[async_trait]
@@ -138,18 +139,27 @@ impl S3Access for CallRecorder {
             };
             crate::call::call_context_of(&head, &request_id, region, principal.clone())
         };
-        cx.extensions_mut().insert(ctx);
+        cx.extensions_mut().insert(ctx.clone());
         if let Some(slot) = cx.extensions_mut().get::<Arc<CallSlot>>()
             && let Ok(mut slot) = slot.0.lock()
         {
             *slot = Some(S3Call {
-                operation,
+                operation: operation.clone(),
                 principal,
-                bucket,
-                key,
+                bucket: bucket.clone(),
+                key: key.clone(),
             });
         }
-        Ok(())
+        self.authorizer
+            .authorize_operation(
+                &ctx,
+                &operation,
+                bucket.as_deref(),
+                key.as_deref(),
+                cx.headers(),
+                cx.uri(),
+            )
+            .await
     }
 }
 
@@ -193,11 +203,15 @@ pub fn build_service(
     identities: Arc<Identities>,
     domains: Vec<String>,
 ) -> S3Service {
+    let authorizer = engine.authorizer();
     let mut builder = S3ServiceBuilder::new(engine);
     builder.set_auth(SecretLookup {
         identities: Arc::clone(&identities),
     });
-    builder.set_access(CallRecorder { identities });
+    builder.set_access(CallRecorder {
+        identities,
+        authorizer,
+    });
     builder.set_host(DomainHosts { domains });
     builder.build()
 }

@@ -14,18 +14,6 @@ fn start() -> TestServer {
 
 use error_code as code;
 
-fn iam_code<E: aws_sdk_iam::error::ProvideErrorMetadata, R: std::fmt::Debug>(
-    result: Result<R, aws_sdk_iam::error::SdkError<E>>,
-) -> (String, String) {
-    match result {
-        Ok(r) => panic!("expected an error, got {r:?}"),
-        Err(e) => (
-            e.code().unwrap_or("<no code>").to_string(),
-            e.message().unwrap_or_default().to_string(),
-        ),
-    }
-}
-
 fn context(pairs: &[(&str, &str)]) -> Option<std::collections::HashMap<String, String>> {
     Some(
         pairs
@@ -59,27 +47,6 @@ async fn encrypt_with(
         .map_err(|e| e.code().unwrap_or("<no code>").to_string())
 }
 
-/// Creates user `name` in the account of `iam`, with one access key, and returns the client.
-async fn new_user(
-    server: &TestServer,
-    iam: &aws_sdk_iam::Client,
-    name: &str,
-) -> aws_sdk_kms::Client {
-    iam.create_user()
-        .user_name(name)
-        .send()
-        .await
-        .expect("create user");
-    let key = iam
-        .create_access_key()
-        .user_name(name)
-        .send()
-        .await
-        .expect("create access key");
-    let key = key.access_key().expect("access key");
-    kms_client(&server.url, key.access_key_id(), key.secret_access_key())
-}
-
 #[tokio::test]
 async fn iam_users_and_their_policies_over_the_query_protocol() {
     let server = start();
@@ -95,11 +62,11 @@ async fn iam_users_and_their_policies_over_the_query_protocol() {
     assert_eq!(bob.arn(), "arn:aws:iam::111122223333:user/bob");
     assert!(bob.user_id().starts_with("AIDA"));
     assert_eq!(
-        iam_code(iam.create_user().user_name("bob").send().await).0,
+        error_code_and_message(iam.create_user().user_name("bob").send().await).0,
         "EntityAlreadyExists"
     );
     assert_eq!(
-        iam_code(iam.get_user().user_name("nobody").send().await).0,
+        error_code_and_message(iam.get_user().user_name("nobody").send().await).0,
         "NoSuchEntity"
     );
     let names: Vec<String> = iam
@@ -141,7 +108,7 @@ async fn iam_users_and_their_policies_over_the_query_protocol() {
         .await
         .expect("list policies");
     assert_eq!(listed.policy_names(), ["kms-all"]);
-    let (code, message) = iam_code(
+    let (code, message) = error_code_and_message(
         iam.put_user_policy()
             .user_name("bob")
             .policy_name("broken")
@@ -160,7 +127,7 @@ async fn iam_users_and_their_policies_over_the_query_protocol() {
         .expect("key");
     let key_id = key.access_key().expect("key").access_key_id().to_string();
     assert_eq!(
-        iam_code(iam.delete_user().user_name("bob").send().await).0,
+        error_code_and_message(iam.delete_user().user_name("bob").send().await).0,
         "DeleteConflict"
     );
     let keys = iam
@@ -199,7 +166,7 @@ async fn iam_users_and_their_policies_over_the_query_protocol() {
     let alice_iam = iam_client(&server.url, ALICE_KEY, ALICE_SECRET);
     let denied = alice_iam.create_user().user_name("mallory").send().await;
     let request_id = failed_request_id(&denied);
-    let (code, message) = iam_code(denied);
+    let (code, message) = error_code_and_message(denied);
     assert_eq!(code, "AccessDenied");
     assert_eq!(
         message,
@@ -219,7 +186,7 @@ async fn key_policies_decide_and_iam_counts_only_where_they_delegate() {
     let iam = iam_client(&server.url, ROOT_111_KEY, ROOT_111_SECRET);
     let root = kms_client(&server.url, ROOT_111_KEY, ROOT_111_SECRET);
     let alice = kms_client(&server.url, ALICE_KEY, ALICE_SECRET);
-    let bob = new_user(&server, &iam, "bob").await;
+    let bob = kms_client_with(&server.url, create_user_with_key(&iam, "bob").await);
 
     // Without any policy a user may do nothing, and the denial names the action.
     let denied = bob.list_keys().send().await;

@@ -19,27 +19,6 @@ const TRUST: &str = r#"{"Version":"2012-10-17","Statement":[
 const KMS_ADMIN: &str = r#"{"Version":"2012-10-17","Statement":[
   {"Effect":"Allow","Action":["kms:CreateKey","kms:Encrypt","kms:Decrypt","kms:DescribeKey"],"Resource":"*"}]}"#;
 
-fn iam_code<E: aws_sdk_iam::error::ProvideErrorMetadata, R: std::fmt::Debug>(
-    result: Result<R, aws_sdk_iam::error::SdkError<E>>,
-) -> String {
-    match result {
-        Ok(r) => panic!("expected an error, got {r:?}"),
-        Err(e) => e.code().unwrap_or("<no code>").to_string(),
-    }
-}
-
-fn sts_code<E: aws_sdk_sts::error::ProvideErrorMetadata, R: std::fmt::Debug>(
-    result: Result<R, aws_sdk_sts::error::SdkError<E>>,
-) -> (String, String) {
-    match result {
-        Ok(r) => panic!("expected an error, got {r:?}"),
-        Err(e) => (
-            e.code().unwrap_or("<no code>").to_string(),
-            e.message().unwrap_or_default().to_string(),
-        ),
-    }
-}
-
 async fn assume(
     sts: &aws_sdk_sts::Client,
     session_name: &str,
@@ -73,7 +52,7 @@ async fn roles_are_assumed_as_their_trust_policy_says_and_sessions_act_with_the_
     assert_eq!(role.arn(), ROLE);
     assert!(role.role_id().starts_with("AROA"));
     assert_eq!(
-        iam_code(
+        error_code(
             iam.create_role()
                 .role_name("key-admin")
                 .assume_role_policy_document(TRUST)
@@ -84,7 +63,7 @@ async fn roles_are_assumed_as_their_trust_policy_says_and_sessions_act_with_the_
     );
     // A trust policy must name who is trusted, and has no Resource.
     assert_eq!(
-        iam_code(
+        error_code(
             iam.create_role()
                 .role_name("bad")
                 .assume_role_policy_document(KMS_ADMIN)
@@ -165,11 +144,11 @@ async fn roles_are_assumed_as_their_trust_policy_says_and_sessions_act_with_the_
     );
     // A managed policy in use, and a role with policies, cannot be deleted.
     assert_eq!(
-        iam_code(iam.delete_policy().policy_arn(&policy_arn).send().await),
+        error_code(iam.delete_policy().policy_arn(&policy_arn).send().await),
         "DeleteConflict"
     );
     assert_eq!(
-        iam_code(iam.delete_role().role_name("key-admin").send().await),
+        error_code(iam.delete_role().role_name("key-admin").send().await),
         "DeleteConflict"
     );
 
@@ -197,9 +176,17 @@ async fn roles_are_assumed_as_their_trust_policy_says_and_sessions_act_with_the_
     assert!(!recorded.contains(assumed.credentials().unwrap().secret_access_key()));
     assert!(!recorded.contains(assumed.credentials().unwrap().session_token()));
 
-    // S3 accepts the session too (header-signed, with the token).
+    // S3 authenticates the session too (header-signed, with the token) and authorizes it as
+    // the role, whose policies say nothing of S3.
     let s3 = s3_client_with(&url, credentials.clone());
-    s3.list_buckets().send().await.unwrap();
+    let listed = s3.list_buckets().send().await.unwrap_err();
+    assert_eq!(listed.code(), Some("AccessDenied"));
+    assert!(
+        listed
+            .message()
+            .unwrap_or_default()
+            .contains("assumed-role/key-admin/alice-session")
+    );
 
     // A token altered in one character is refused by every protocol.
     let mut token = assumed
@@ -227,7 +214,7 @@ async fn roles_are_assumed_as_their_trust_policy_says_and_sessions_act_with_the_
         "UnrecognizedClientException"
     );
     assert_eq!(
-        sts_code(
+        error_code_and_message(
             sts_client_with(&url, forged.clone())
                 .get_caller_identity()
                 .send()
@@ -257,26 +244,8 @@ async fn roles_are_assumed_as_their_trust_policy_says_and_sessions_act_with_the_
     // Another account's user: the trust policy delegates to her account, so her own IAM
     // policy must allow sts:AssumeRole on the role too.
     let iam_000 = iam_client(&url, ROOT_KEY, ROOT_SECRET);
-    iam_000
-        .create_user()
-        .user_name("carol")
-        .send()
-        .await
-        .unwrap();
-    let carol_key = iam_000
-        .create_access_key()
-        .user_name("carol")
-        .send()
-        .await
-        .unwrap();
-    let carol_key = carol_key.access_key().unwrap();
-    let carol_sts = sts_client(
-        &url,
-        carol_key.access_key_id(),
-        carol_key.secret_access_key(),
-    )
-    .await;
-    let (denied, message) = sts_code(assume(&carol_sts, "carol").await);
+    let carol_sts = sts_client_with(&url, create_user_with_key(&iam_000, "carol").await);
+    let (denied, message) = error_code_and_message(assume(&carol_sts, "carol").await);
     assert_eq!(denied, "AccessDenied");
     assert!(
         message.contains("arn:aws:iam::000000000000:user/carol")
@@ -305,8 +274,11 @@ async fn roles_are_assumed_as_their_trust_policy_says_and_sessions_act_with_the_
 
     // The root user cannot assume roles; a role that does not exist is simply denied.
     let root_sts = sts_client(&url, ROOT_111_KEY, ROOT_111_SECRET).await;
-    assert_eq!(sts_code(assume(&root_sts, "root").await).0, "AccessDenied");
-    let (missing, _) = sts_code(
+    assert_eq!(
+        error_code_and_message(assume(&root_sts, "root").await).0,
+        "AccessDenied"
+    );
+    let (missing, _) = error_code_and_message(
         alice_sts
             .assume_role()
             .role_arn("arn:aws:iam::111122223333:role/nobody")
@@ -316,7 +288,7 @@ async fn roles_are_assumed_as_their_trust_policy_says_and_sessions_act_with_the_
     );
     assert_eq!(missing, "AccessDenied");
     // Longer than the role allows.
-    let (too_long, _) = sts_code(
+    let (too_long, _) = error_code_and_message(
         alice_sts
             .assume_role()
             .role_arn(ROLE)

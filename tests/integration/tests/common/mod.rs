@@ -60,6 +60,49 @@ where
     }
 }
 
+/// Creates user `name` in the account of `iam` with one access key: the key's credentials.
+#[allow(dead_code)]
+pub async fn create_user_with_key(
+    iam: &aws_sdk_iam::Client,
+    name: &str,
+) -> aws_credential_types::Credentials {
+    iam.create_user()
+        .user_name(name)
+        .send()
+        .await
+        .expect("create user");
+    let key = iam
+        .create_access_key()
+        .user_name(name)
+        .send()
+        .await
+        .expect("create access key");
+    let key = key.access_key().expect("access key");
+    long_term(key.access_key_id(), key.secret_access_key())
+}
+
+/// The error code and message of a call expected to fail, from any of the SDK's clients.
+#[allow(dead_code)]
+pub fn error_code_and_message<E, R>(
+    result: Result<
+        R,
+        aws_smithy_runtime_api::client::result::SdkError<E, aws_smithy_runtime_api::http::Response>,
+    >,
+) -> (String, String)
+where
+    E: aws_sdk_kms::error::ProvideErrorMetadata,
+    R: std::fmt::Debug,
+{
+    use aws_sdk_kms::error::ProvideErrorMetadata;
+    match result {
+        Ok(r) => panic!("expected an error, got {r:?}"),
+        Err(e) => (
+            e.code().unwrap_or("<no code>").to_string(),
+            e.message().unwrap_or_default().to_string(),
+        ),
+    }
+}
+
 /// The request id of a failed call, to find its event.
 pub fn failed_request_id<E, R>(
     result: &Result<
