@@ -22,6 +22,8 @@ pub enum KmsError {
     #[error("{0}")]
     InvalidGrantToken(String),
     #[error("{0}")]
+    InvalidGrantId(String),
+    #[error("{0}")]
     InvalidSignature(String),
     #[error("{0}")]
     InvalidMac(String),
@@ -59,6 +61,7 @@ impl KmsError {
             KmsError::InvalidKeyUsage(_) => "InvalidKeyUsageException",
             KmsError::AlreadyExists(_) => "AlreadyExistsException",
             KmsError::InvalidGrantToken(_) => "InvalidGrantTokenException",
+            KmsError::InvalidGrantId(_) => "InvalidGrantIdException",
             KmsError::InvalidSignature(_) => "KMSInvalidSignatureException",
             KmsError::InvalidMac(_) => "KMSInvalidMacException",
             KmsError::Validation(_) => "ValidationException",

@@ -11,6 +11,7 @@ pub mod asymmetric;
 mod audit;
 pub mod envelope;
 mod error;
+mod grants;
 pub mod keys;
 pub mod model;
 pub(crate) mod ops;

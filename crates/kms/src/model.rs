@@ -85,7 +85,7 @@ macro_rules! request {
 macro_rules! response {
     ($(#[$meta:meta])* $name:ident { $($field:ident : $ty:ty),* $(,)? }) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+        #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
         #[serde(rename_all = "PascalCase")]
         pub struct $name {
             $(
@@ -521,4 +521,72 @@ response!(GenerateDataKeyPairWithoutPlaintextResponse {
     key_id: String,
     key_pair_spec: String,
     key_material_id: String,
+});
+
+response!(
+    /// What a grant requires of the encryption context (and, for services, the source).
+    GrantConstraints {
+        encryption_context_subset: EncryptionContextMap,
+        encryption_context_equals: EncryptionContextMap,
+        source_arn: String,
+    }
+);
+request!(CreateGrantRequest {
+    key_id: String,
+    grantee_principal: String,
+    grantee_service_principal: String,
+    retiring_principal: String,
+    retiring_service_principal: String,
+    operations: Vec<String>,
+    constraints: GrantConstraints,
+    grant_tokens: Vec<String>,
+    name: String,
+    dry_run: bool,
+});
+response!(CreateGrantResponse {
+    grant_token: String,
+    grant_id: String,
+});
+request!(ListGrantsRequest {
+    limit: i64,
+    marker: String,
+    key_id: String,
+    grant_id: String,
+    grantee_principal: String,
+    grantee_service_principal: String,
+});
+request!(ListRetirableGrantsRequest {
+    limit: i64,
+    marker: String,
+    retiring_principal: String,
+    retiring_service_principal: String,
+});
+response!(GrantListEntry {
+    key_id: String,
+    grant_id: String,
+    name: String,
+    creation_date: f64,
+    grantee_principal: String,
+    grantee_service_principal: String,
+    retiring_principal: String,
+    retiring_service_principal: String,
+    issuing_account: String,
+    operations: Vec<String>,
+    constraints: GrantConstraints,
+});
+response!(ListGrantsResponse {
+    grants: Vec<GrantListEntry>,
+    next_marker: String,
+    truncated: bool,
+});
+request!(RetireGrantRequest {
+    grant_token: String,
+    key_id: String,
+    grant_id: String,
+    dry_run: bool,
+});
+request!(RevokeGrantRequest {
+    key_id: String,
+    grant_id: String,
+    dry_run: bool,
 });

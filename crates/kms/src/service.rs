@@ -15,6 +15,7 @@ use zeroize::Zeroizing;
 use crate::asymmetric::{self, KeyMaterial};
 use crate::envelope::{self, MATERIAL_ID_LEN};
 use crate::error::{KmsError, KmsResult};
+use crate::grants::{self, Grant, GrantCache};
 use crate::keys::{KeyIdentifier, KeyRecord, KeyState, alias_arn, parse_key_identifier};
 
 pub const EVENT_SOURCE: &str = "kms.amazonaws.com";
@@ -130,6 +131,16 @@ impl KmsCall<'_> {
         &self.action
     }
 
+    pub(crate) fn condition_keys(&self) -> &[(String, Vec<String>)] {
+        &self.condition_keys
+    }
+
+    /// For RetireGrant, which no policy controls: the grant itself names who may retire it.
+    pub(crate) fn authorized_by_grant(&self) {
+        self.authorized
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// For operations AWS performs on a caller's behalf without a permission of its own (a
     /// service creating its AWS managed key).
     pub(crate) fn authorized_by_service(&self) {
@@ -146,6 +157,7 @@ pub struct Kms {
     journal: Journal,
     keys: RwLock<HashMap<KeyRef, Arc<LoadedKey>>>,
     aliases: RwLock<HashMap<(String, String), AliasMap>>,
+    grants: GrantCache,
     /// Mutations are rare; serialising them keeps the cache and the store in step.
     mutations: tokio::sync::Mutex<()>,
 }
@@ -188,6 +200,7 @@ impl Kms {
             journal,
             keys: RwLock::new(HashMap::new()),
             aliases: RwLock::new(HashMap::new()),
+            grants: GrantCache::default(),
             mutations: tokio::sync::Mutex::new(()),
         }
     }
@@ -513,11 +526,14 @@ impl Kms {
             Self::policy_request(call, key.map(|k| &k.record), resource, action, extra_keys);
         let decision = match key {
             Some(key) => {
+                let grants = self.grants_of(&key.record).await?;
+                let granted = !grants.is_empty() && grants::any_allows(&grants, call, action);
                 self.decide(
                     call,
                     &request,
                     key.policy.as_deref(),
                     &key.record.account_id,
+                    granted,
                 )
                 .await?
             }
@@ -574,6 +590,7 @@ impl Kms {
         request: &keytrail_policy::RequestContext,
         policy: Option<&Policy>,
         owner: &str,
+        granted: bool,
     ) -> KmsResult<Decision> {
         /// What a key whose stored policy does not parse is held to: nothing is allowed.
         static NOTHING_ALLOWED: Policy = Policy {
@@ -588,7 +605,7 @@ impl Kms {
                 Some(policy.unwrap_or(&NOTHING_ALLOWED)),
                 owner,
                 ResourceAuthority::Required,
-                false,
+                granted,
             )
             .await
             .map_err(identity_failure)
@@ -628,7 +645,7 @@ impl Kms {
             Vec::new(),
         );
         if self
-            .decide(call, &request, Some(policy), &record.account_id)
+            .decide(call, &request, Some(policy), &record.account_id, false)
             .await?
             .is_allowed()
         {
@@ -639,6 +656,83 @@ impl Kms {
                     .into(),
             ))
         }
+    }
+
+    /// A key's grants, from the cache or the store.
+    pub(crate) async fn grants_of(&self, record: &KeyRecord) -> KmsResult<Arc<Vec<Grant>>> {
+        let key_ref = Self::key_ref(record);
+        if let Some(grants) = self.grants.get(&key_ref) {
+            return Ok(grants);
+        }
+        let rows = self
+            .store
+            .list_grants(&record.account_id, &record.region, &record.key_id)
+            .await?;
+        let grants: Vec<Grant> = rows
+            .iter()
+            .filter_map(|row| {
+                serde_json::from_str(&row.record_json)
+                    .inspect_err(|e| tracing::error!(grant = %row.grant_id, error = %e, "stored grant unreadable; ignored"))
+                    .ok()
+            })
+            .collect();
+        let grants = Arc::new(grants);
+        self.grants.put(key_ref, Arc::clone(&grants));
+        Ok(grants)
+    }
+
+    pub(crate) async fn add_grant(&self, record: &KeyRecord, grant: &Grant) -> KmsResult<()> {
+        let row = keytrail_store::GrantRow {
+            account_id: record.account_id.clone(),
+            region: record.region.clone(),
+            key_id: record.key_id.clone(),
+            grant_id: grant.grant_id.clone(),
+            retiring_principal: grant.retiring.clone(),
+            created_at_ms: grant.created_ms,
+            record_json: serde_json::to_string(grant)
+                .map_err(|e| KmsError::Internal(format!("grant encoding failed: {e}")))?,
+        };
+        let result = self.store.put_grant(row).await;
+        self.grants.forget(&Self::key_ref(record));
+        Ok(result?)
+    }
+
+    /// Returns whether the grant existed.
+    pub(crate) async fn remove_grant(&self, record: &KeyRecord, grant_id: &str) -> KmsResult<bool> {
+        let result = self
+            .store
+            .delete_grant(&record.account_id, &record.region, &record.key_id, grant_id)
+            .await;
+        self.grants.forget(&Self::key_ref(record));
+        Ok(result?)
+    }
+
+    /// The grants in a region that `retiring_principal` may retire, on any key.
+    pub(crate) async fn retirable_grants(
+        &self,
+        retiring_principal: &str,
+        region: &str,
+    ) -> KmsResult<Vec<Grant>> {
+        Ok(self
+            .store
+            .list_grants_by_retiring_principal(retiring_principal)
+            .await?
+            .iter()
+            .filter(|row| row.region == region)
+            .filter_map(|row| serde_json::from_str(&row.record_json).ok())
+            .collect())
+    }
+
+    /// Checks the grant tokens of a request: each must be one this server issued.
+    pub(crate) fn check_grant_tokens(&self, tokens: &[String]) -> KmsResult<()> {
+        for token in tokens {
+            grants::read_token(&self.root_key, token)?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn root_key(&self) -> &RootKey {
+        &self.root_key
     }
 
     async fn alias_target(&self, account: &str, region: &str, name: &str) -> KmsResult<String> {
@@ -843,6 +937,7 @@ impl Kms {
             .delete_kms_key(&key_ref.account_id, &key_ref.region, &key_ref.key_id)
             .await?;
         self.cache(key_ref.clone(), None);
+        self.grants.forget(key_ref);
         self.forget_aliases(&key_ref.account_id, &key_ref.region);
         tracing::info!(key_id = %key_ref.key_id, "KMS key deleted at the end of its waiting period");
         Ok(())

@@ -204,6 +204,10 @@ impl Authorization<'_> {
         if let Some(sid) = identity.denied_by.or(resource.denied_by) {
             return Decision::ExplicitDeny(sid);
         }
+        // A grant allows its grantee directly, from any account, with no IAM policy needed.
+        if self.granted {
+            return Decision::Allow;
+        }
         let caller = &self.request.caller;
         // The root user needs no identity policy in its own account; a service has none.
         let identity_allows = match caller {
@@ -211,11 +215,7 @@ impl Authorization<'_> {
             Caller::Service { .. } | Caller::Anonymous => false,
             Caller::User { .. } | Caller::AssumedRole { .. } => identity.allowed.is_some(),
         };
-        let resource_allows = if self.granted {
-            Some(PrincipalMatch::Direct)
-        } else {
-            resource.allowed
-        };
+        let resource_allows = resource.allowed;
         let same_account = caller.account() == Some(self.resource_account);
         let allowed = match (same_account, self.authority) {
             (true, ResourceAuthority::Required) => match resource_allows {

@@ -828,10 +828,14 @@ fn identity_and_resource_policies_combine_as_in_aws() {
             "S3-style, cross-account needs both sides",
             decide(bob_elsewhere(), &[&allow_kms], None, Optional, false),
         ),
+        (
+            "KMS, a grant to another account's user needs no policy on either side",
+            decide(bob_elsewhere(), &[], Some(&alice_only), Required, true),
+        ),
     ];
     let expected = [
         true, false, true, false, true, false, false, true, false, true, false, false, true, false,
-        true, true, false, false,
+        true, true, false, false, true,
     ];
     assert_eq!(cases.len(), expected.len());
     for ((name, decision), allowed) in cases.iter().zip(expected) {

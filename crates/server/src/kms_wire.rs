@@ -108,5 +108,10 @@ pub async fn dispatch(
         "VerifyMac" => VerifyMacRequest,
         "GenerateDataKeyPair" => GenerateDataKeyPairRequest,
         "GenerateDataKeyPairWithoutPlaintext" => GenerateDataKeyPairWithoutPlaintextRequest,
+        "CreateGrant" => CreateGrantRequest,
+        "ListGrants" => ListGrantsRequest,
+        "ListRetirableGrants" => ListRetirableGrantsRequest,
+        "RetireGrant" => RetireGrantRequest,
+        "RevokeGrant" => RevokeGrantRequest,
     }
 }

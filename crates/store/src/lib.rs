@@ -183,6 +183,18 @@ impl std::fmt::Debug for KeyMaterialRow {
     }
 }
 
+/// A KMS grant on a key: who may use it for what, as a JSON document owned by the KMS crate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantRow {
+    pub account_id: String,
+    pub region: String,
+    pub key_id: String,
+    pub grant_id: String,
+    pub retiring_principal: Option<String>,
+    pub created_at_ms: i64,
+    pub record_json: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AliasRow {
     pub account_id: String,
@@ -345,7 +357,29 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Option<(KmsKeyRow, Vec<KeyMaterialRow>)>>;
     /// Keys of one account and region, ordered by key id; every key when both are `None`.
     async fn list_kms_keys(&self, scope: Option<(&str, &str)>) -> StoreResult<Vec<KmsKeyRow>>;
-    /// Deletes a key with its materials and aliases.
+    /// Stores a new grant.
+    async fn put_grant(&self, grant: GrantRow) -> StoreResult<()>;
+    /// The grants of one key, oldest first.
+    async fn list_grants(
+        &self,
+        account_id: &str,
+        region: &str,
+        key_id: &str,
+    ) -> StoreResult<Vec<GrantRow>>;
+    /// The grants, on any key, that `retiring_principal` may retire.
+    async fn list_grants_by_retiring_principal(
+        &self,
+        retiring_principal: &str,
+    ) -> StoreResult<Vec<GrantRow>>;
+    /// Returns whether the grant existed.
+    async fn delete_grant(
+        &self,
+        account_id: &str,
+        region: &str,
+        key_id: &str,
+        grant_id: &str,
+    ) -> StoreResult<bool>;
+    /// Deletes a key with its materials, aliases and grants.
     async fn delete_kms_key(&self, account_id: &str, region: &str, key_id: &str)
     -> StoreResult<()>;
     /// Fails with [`StoreError::AlreadyExists`] when the name is taken.

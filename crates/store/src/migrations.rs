@@ -148,4 +148,18 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     );
     CREATE INDEX iam_attachments_by_policy ON iam_attachments (account_id, policy_name);",
     ),
+    (
+        7,
+        "CREATE TABLE kms_grants (
+        account_id TEXT NOT NULL,
+        region TEXT NOT NULL,
+        key_id TEXT NOT NULL,
+        grant_id TEXT NOT NULL,
+        retiring_principal TEXT,
+        created_at_ms BIGINT NOT NULL,
+        record_json TEXT NOT NULL,
+        PRIMARY KEY (account_id, region, key_id, grant_id)
+    );
+    CREATE INDEX kms_grants_by_retiring_principal ON kms_grants (retiring_principal);",
+    ),
 ];

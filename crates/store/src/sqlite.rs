@@ -19,7 +19,7 @@ use tokio::sync::oneshot;
 
 use crate::migrations::MIGRATIONS;
 use crate::{
-    AccessKeyRecord, AccountRecord, AliasRow, BucketRow, DeleteBucketOutcome, EventRow,
+    AccessKeyRecord, AccountRecord, AliasRow, BucketRow, DeleteBucketOutcome, EventRow, GrantRow,
     KeyMaterialRow, KmsKeyRow, ManagedPolicyRow, ObjectRow, PartRow, PolicyDocumentRow,
     PolicyOwner, RoleRecord, Store, StoreError, StoreResult, UploadRow, UserRecord,
 };
@@ -84,6 +84,13 @@ enum WriteOp {
         region: String,
         key_id: String,
     },
+    PutGrant(GrantRow),
+    DeleteGrant {
+        account_id: String,
+        region: String,
+        key_id: String,
+        grant_id: String,
+    },
     CreateAlias(AliasRow),
     UpdateAlias(AliasRow),
     DeleteAlias {
@@ -109,6 +116,21 @@ impl Attachment {
             policy_name: policy_name.to_string(),
         }
     }
+}
+
+const GRANT_COLUMNS: &str =
+    "account_id, region, key_id, grant_id, retiring_principal, created_at_ms, record_json";
+
+fn grant_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<GrantRow> {
+    Ok(GrantRow {
+        account_id: r.get(0)?,
+        region: r.get(1)?,
+        key_id: r.get(2)?,
+        grant_id: r.get(3)?,
+        retiring_principal: r.get(4)?,
+        created_at_ms: r.get(5)?,
+        record_json: r.get(6)?,
+    })
 }
 
 const ROLE_COLUMNS: &str = "account_id, role_name, role_id, trust_policy, description, \
@@ -811,7 +833,7 @@ fn apply_op(conn: &Connection, op: &WriteOp) -> StoreResult<WriteOutcome> {
             region,
             key_id,
         } => {
-            for table in ["kms_key_materials", "kms_keys"] {
+            for table in ["kms_key_materials", "kms_grants", "kms_keys"] {
                 conn.execute(
                     &format!(
                         "DELETE FROM {table} WHERE account_id = ?1 AND region = ?2 AND key_id = ?3"
@@ -825,6 +847,36 @@ fn apply_op(conn: &Connection, op: &WriteOp) -> StoreResult<WriteOutcome> {
                 params![account_id, region, key_id],
             )?;
             Ok(WriteOutcome::Done)
+        }
+        WriteOp::PutGrant(g) => {
+            conn.execute(
+                &format!(
+                    "INSERT INTO kms_grants ({GRANT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+                ),
+                params![
+                    g.account_id,
+                    g.region,
+                    g.key_id,
+                    g.grant_id,
+                    g.retiring_principal,
+                    g.created_at_ms,
+                    g.record_json
+                ],
+            )?;
+            Ok(WriteOutcome::Done)
+        }
+        WriteOp::DeleteGrant {
+            account_id,
+            region,
+            key_id,
+            grant_id,
+        } => {
+            let n = conn.execute(
+                "DELETE FROM kms_grants
+                 WHERE account_id = ?1 AND region = ?2 AND key_id = ?3 AND grant_id = ?4",
+                params![account_id, region, key_id, grant_id],
+            )?;
+            Ok(WriteOutcome::Deleted(n > 0))
         }
         WriteOp::CreateAlias(a) => {
             conn.execute(
@@ -1437,6 +1489,65 @@ impl Store for SqliteStore {
             Ok(rows)
         })
         .await
+    }
+
+    async fn put_grant(&self, grant: GrantRow) -> StoreResult<()> {
+        self.write(WriteOp::PutGrant(grant)).await.map(|_| ())
+    }
+
+    async fn list_grants(
+        &self,
+        account_id: &str,
+        region: &str,
+        key_id: &str,
+    ) -> StoreResult<Vec<GrantRow>> {
+        let (account_id, region, key_id) = (
+            account_id.to_string(),
+            region.to_string(),
+            key_id.to_string(),
+        );
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {GRANT_COLUMNS} FROM kms_grants
+                 WHERE account_id = ?1 AND region = ?2 AND key_id = ?3
+                 ORDER BY created_at_ms, grant_id"
+            ))?;
+            let rows = stmt.query_map(params![account_id, region, key_id], grant_from_row)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    async fn list_grants_by_retiring_principal(
+        &self,
+        retiring_principal: &str,
+    ) -> StoreResult<Vec<GrantRow>> {
+        let principal = retiring_principal.to_string();
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {GRANT_COLUMNS} FROM kms_grants WHERE retiring_principal = ?1
+                 ORDER BY created_at_ms, grant_id"
+            ))?;
+            let rows = stmt.query_map(params![principal], grant_from_row)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    async fn delete_grant(
+        &self,
+        account_id: &str,
+        region: &str,
+        key_id: &str,
+        grant_id: &str,
+    ) -> StoreResult<bool> {
+        let op = WriteOp::DeleteGrant {
+            account_id: account_id.to_string(),
+            region: region.to_string(),
+            key_id: key_id.to_string(),
+            grant_id: grant_id.to_string(),
+        };
+        Ok(matches!(self.write(op).await?, WriteOutcome::Deleted(true)))
     }
 
     async fn delete_kms_key(

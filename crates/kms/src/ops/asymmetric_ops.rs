@@ -28,7 +28,7 @@ impl KmsOperation for GetPublicKeyRequest {
         notes: &mut AuditNotes,
     ) -> KmsResult<Self::Output> {
         let key_id = key_id_member(&self.key_id, "keyId")?;
-        grant_tokens(&self.grant_tokens)?;
+        grant_tokens(kms, &self.grant_tokens)?;
         let key = kms.resolve(ctx, key_id, true).await?;
         note_key(notes, &key);
         Kms::usable_for_crypto(&key)?;
@@ -113,7 +113,7 @@ impl KmsOperation for SignRequest {
         notes: &mut AuditNotes,
     ) -> KmsResult<Self::Output> {
         let message = message_member(&self.message)?;
-        grant_tokens(&self.grant_tokens)?;
+        grant_tokens(kms, &self.grant_tokens)?;
         let (key, algorithm, digest) = signing_input(
             kms,
             ctx,
@@ -163,7 +163,7 @@ impl KmsOperation for VerifyRequest {
                 "Member must have length between 1 and 6144",
             ));
         }
-        grant_tokens(&self.grant_tokens)?;
+        grant_tokens(kms, &self.grant_tokens)?;
         let (key, algorithm, digest) = signing_input(
             kms,
             ctx,
@@ -232,7 +232,7 @@ impl KmsOperation for GenerateMacRequest {
         notes: &mut AuditNotes,
     ) -> KmsResult<Self::Output> {
         let message = message_member(&self.message)?;
-        grant_tokens(&self.grant_tokens)?;
+        grant_tokens(kms, &self.grant_tokens)?;
         let (key, algorithm) = mac_key(
             kms,
             ctx,
@@ -271,7 +271,7 @@ impl KmsOperation for VerifyMacRequest {
     ) -> KmsResult<Self::Output> {
         let message = message_member(&self.message)?;
         let mac = required(&self.mac, "mac")?;
-        grant_tokens(&self.grant_tokens)?;
+        grant_tokens(kms, &self.grant_tokens)?;
         let (key, algorithm) = mac_key(
             kms,
             ctx,
@@ -352,7 +352,7 @@ impl KmsOperation for GenerateDataKeyPairRequest {
         ctx: &KmsCall<'_>,
         notes: &mut AuditNotes,
     ) -> KmsResult<Self::Output> {
-        grant_tokens(&self.grant_tokens)?;
+        grant_tokens(kms, &self.grant_tokens)?;
         dry_run(self.dry_run)?;
         let pair = generate_data_key_pair(
             kms,
@@ -391,7 +391,7 @@ impl KmsOperation for GenerateDataKeyPairWithoutPlaintextRequest {
         ctx: &KmsCall<'_>,
         notes: &mut AuditNotes,
     ) -> KmsResult<Self::Output> {
-        grant_tokens(&self.grant_tokens)?;
+        grant_tokens(kms, &self.grant_tokens)?;
         dry_run(self.dry_run)?;
         let pair = generate_data_key_pair(
             kms,

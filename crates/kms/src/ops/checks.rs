@@ -3,11 +3,13 @@
 use super::*;
 
 pub(super) fn required<'a, T>(value: &'a Option<T>, field: &str) -> KmsResult<&'a T> {
-    value.as_ref().ok_or_else(|| {
-        KmsError::Validation(format!(
-            "1 validation error detected: Value null at '{field}' failed to satisfy constraint: Member must not be null"
-        ))
-    })
+    value.as_ref().ok_or_else(|| null_member(field))
+}
+
+pub(super) fn null_member(field: &str) -> KmsError {
+    KmsError::Validation(format!(
+        "1 validation error detected: Value null at '{field}' failed to satisfy constraint: Member must not be null"
+    ))
 }
 
 pub(super) fn length(field: &str, value: &str, min: usize, max: usize) -> KmsResult<()> {
@@ -53,7 +55,7 @@ pub(super) fn key_id_member<'a>(value: &'a Option<String>, field: &str) -> KmsRe
     Ok(v)
 }
 
-pub(super) fn grant_tokens(tokens: &Option<Vec<String>>) -> KmsResult<()> {
+pub(super) fn grant_tokens(kms: &Kms, tokens: &Option<Vec<String>>) -> KmsResult<()> {
     let Some(tokens) = tokens else {
         return Ok(());
     };
@@ -64,14 +66,7 @@ pub(super) fn grant_tokens(tokens: &Option<Vec<String>>) -> KmsResult<()> {
             "Member must have length less than or equal to 10",
         ));
     }
-    if let Some(token) = tokens.first() {
-        // Grants arrive with the authorization issue: no token can be valid before.
-        return Err(KmsError::InvalidGrantToken(format!(
-            "Grant token '{}' is not valid: keytrail has issued no grants.",
-            token.chars().take(32).collect::<String>()
-        )));
-    }
-    Ok(())
+    kms.check_grant_tokens(tokens)
 }
 
 pub(super) fn context(value: &Option<EncryptionContextMap>) -> KmsResult<EncryptionContext> {

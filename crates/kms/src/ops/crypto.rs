@@ -149,7 +149,7 @@ impl KmsOperation for EncryptRequest {
             ));
         }
         let enc_ctx = context(&self.encryption_context)?;
-        grant_tokens(&self.grant_tokens)?;
+        grant_tokens(kms, &self.grant_tokens)?;
         let key = kms.resolve(ctx, key_id, true).await?;
         note_key(notes, &key);
         Kms::usable_for_crypto(&key)?;
@@ -289,7 +289,7 @@ impl KmsOperation for DecryptRequest {
     ) -> KmsResult<Self::Output> {
         let blob = ciphertext_member(&self.ciphertext_blob, "ciphertextBlob")?;
         let enc_ctx = context(&self.encryption_context)?;
-        grant_tokens(&self.grant_tokens)?;
+        grant_tokens(kms, &self.grant_tokens)?;
         if let Some(k) = &self.key_id {
             length("keyId", k, 1, 2048)?;
         }
@@ -359,7 +359,7 @@ impl KmsOperation for ReEncryptRequest {
         let destination = key_id_member(&self.destination_key_id, "destinationKeyId")?;
         let source_ctx = context(&self.source_encryption_context)?;
         let destination_ctx = context(&self.destination_encryption_context)?;
-        grant_tokens(&self.grant_tokens)?;
+        grant_tokens(kms, &self.grant_tokens)?;
         let asymmetric_source = open_asymmetric(
             kms,
             ctx,
@@ -467,7 +467,7 @@ pub(super) async fn generate_data_key(
     let key_id = key_id_member(input.key_id, "keyId")?;
     let len = data_key_length(input.number_of_bytes, input.key_spec)?;
     let enc_ctx = context(input.encryption_context)?;
-    grant_tokens(input.grant_tokens)?;
+    grant_tokens(kms, input.grant_tokens)?;
     let key = kms.resolve(ctx, key_id, true).await?;
     note_key(notes, &key);
     Kms::usable_for_crypto(&key)?;

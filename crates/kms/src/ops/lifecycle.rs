@@ -134,7 +134,7 @@ impl KmsOperation for DescribeKeyRequest {
         notes: &mut AuditNotes,
     ) -> KmsResult<Self::Output> {
         let key_id = key_id_member(&self.key_id, "keyId")?;
-        grant_tokens(&self.grant_tokens)?;
+        grant_tokens(kms, &self.grant_tokens)?;
         let key = kms.resolve(ctx, key_id, true).await?;
         note_key(notes, &key);
         Ok(DescribeKeyResponse {

@@ -8,6 +8,7 @@ mod managed;
 pub use managed::CreateAwsManagedKey;
 mod checks;
 mod crypto;
+mod grants;
 mod lifecycle;
 mod metadata;
 mod policies;
