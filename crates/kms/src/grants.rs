@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{KmsError, KmsResult};
 use crate::model::{EncryptionContextMap, GrantConstraints};
-use crate::service::{KeyRef, KmsCall};
+use crate::service::KmsCall;
 
 const TOKEN_PREFIX: &str = "KTG1";
 const TOKEN_CONTEXT: &[u8] = b"keytrail:kms-grant-token";
@@ -163,28 +163,29 @@ type GrantCacheEntry = (Instant, Arc<Vec<Grant>>);
 /// Each key's grants, loaded on first use.
 #[derive(Default)]
 pub(crate) struct GrantCache {
-    entries: RwLock<HashMap<KeyRef, GrantCacheEntry>>,
+    /// By key ARN, so a lookup on the hot path allocates nothing.
+    entries: RwLock<HashMap<String, GrantCacheEntry>>,
 }
 
 impl GrantCache {
-    pub fn get(&self, key: &KeyRef) -> Option<Arc<Vec<Grant>>> {
+    pub fn get(&self, key_arn: &str) -> Option<Arc<Vec<Grant>>> {
         let entries = self.entries.read().ok()?;
-        let (at, grants) = entries.get(key)?;
+        let (at, grants) = entries.get(key_arn)?;
         (at.elapsed() < GRANT_CACHE_TTL).then(|| Arc::clone(grants))
     }
 
-    pub fn put(&self, key: KeyRef, grants: Arc<Vec<Grant>>) {
+    pub fn put(&self, key_arn: String, grants: Arc<Vec<Grant>>) {
         if let Ok(mut entries) = self.entries.write() {
             if entries.len() > 100_000 {
                 entries.clear();
             }
-            entries.insert(key, (Instant::now(), grants));
+            entries.insert(key_arn, (Instant::now(), grants));
         }
     }
 
-    pub fn forget(&self, key: &KeyRef) {
+    pub fn forget(&self, key_arn: &str) {
         if let Ok(mut entries) = self.entries.write() {
-            entries.remove(key);
+            entries.remove(key_arn);
         }
     }
 }

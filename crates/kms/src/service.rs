@@ -526,7 +526,7 @@ impl Kms {
             Self::policy_request(call, key.map(|k| &k.record), resource, action, extra_keys);
         let decision = match key {
             Some(key) => {
-                let grants = self.grants_of(&key.record).await?;
+                let grants = self.grants_of(key).await?;
                 let granted = !grants.is_empty() && grants::any_allows(&grants, call, action);
                 self.decide(
                     call,
@@ -659,11 +659,11 @@ impl Kms {
     }
 
     /// A key's grants, from the cache or the store.
-    pub(crate) async fn grants_of(&self, record: &KeyRecord) -> KmsResult<Arc<Vec<Grant>>> {
-        let key_ref = Self::key_ref(record);
-        if let Some(grants) = self.grants.get(&key_ref) {
+    pub(crate) async fn grants_of(&self, key: &LoadedKey) -> KmsResult<Arc<Vec<Grant>>> {
+        if let Some(grants) = self.grants.get(&key.arn) {
             return Ok(grants);
         }
+        let record = &key.record;
         let rows = self
             .store
             .list_grants(&record.account_id, &record.region, &record.key_id)
@@ -677,7 +677,7 @@ impl Kms {
             })
             .collect();
         let grants = Arc::new(grants);
-        self.grants.put(key_ref, Arc::clone(&grants));
+        self.grants.put(key.arn.clone(), Arc::clone(&grants));
         Ok(grants)
     }
 
@@ -693,7 +693,7 @@ impl Kms {
                 .map_err(|e| KmsError::Internal(format!("grant encoding failed: {e}")))?,
         };
         let result = self.store.put_grant(row).await;
-        self.grants.forget(&Self::key_ref(record));
+        self.grants.forget(&record.arn());
         Ok(result?)
     }
 
@@ -703,7 +703,7 @@ impl Kms {
             .store
             .delete_grant(&record.account_id, &record.region, &record.key_id, grant_id)
             .await;
-        self.grants.forget(&Self::key_ref(record));
+        self.grants.forget(&record.arn());
         Ok(result?)
     }
 
@@ -937,7 +937,11 @@ impl Kms {
             .delete_kms_key(&key_ref.account_id, &key_ref.region, &key_ref.key_id)
             .await?;
         self.cache(key_ref.clone(), None);
-        self.grants.forget(key_ref);
+        self.grants.forget(&crate::keys::key_arn(
+            &key_ref.region,
+            &key_ref.account_id,
+            &key_ref.key_id,
+        ));
         self.forget_aliases(&key_ref.account_id, &key_ref.region);
         tracing::info!(key_id = %key_ref.key_id, "KMS key deleted at the end of its waiting period");
         Ok(())

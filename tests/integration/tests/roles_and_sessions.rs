@@ -321,3 +321,70 @@ async fn roles_are_assumed_as_their_trust_policy_says_and_sessions_act_with_the_
         "UnrecognizedClientException"
     );
 }
+
+/// A session the server itself issued two hours ago for 15 minutes (made with the server's own
+/// root key and store, since no client can turn the clock back) is refused as expired by every
+/// protocol, and the refusal is journaled.
+#[tokio::test]
+async fn an_expired_session_token_is_refused_everywhere() {
+    let server = TestServer::start_with(&format!("{DECLARED_CREDENTIALS}{ROOT_111}"), &[]);
+    let url = server.url.clone();
+    let iam = iam_client(&url, ROOT_111_KEY, ROOT_111_SECRET);
+    iam.create_role()
+        .role_name("key-admin")
+        .assume_role_policy_document(TRUST)
+        .send()
+        .await
+        .unwrap();
+
+    let data_dir = server.data_dir();
+    let store: std::sync::Arc<dyn keytrail_store::Store> = std::sync::Arc::new(
+        keytrail_store::sqlite::SqliteStore::open(&data_dir.join("keytrail.db")).unwrap(),
+    );
+    let root_key = std::sync::Arc::new(
+        keytrail_crypto::RootKey::load_or_create(&data_dir.join("root.key")).unwrap(),
+    );
+    let identities = keytrail_iam::Identities::new(store, root_key);
+    let alice = identities.resolve(ALICE_KEY).await.unwrap().unwrap();
+    let two_hours_ago = keytrail_audit::CallContext {
+        request_id: "issued-in-the-past".into(),
+        time: time::OffsetDateTime::now_utc() - time::Duration::hours(2),
+        region: "us-east-1".into(),
+        principal: alice.principal,
+        source_ip: "127.0.0.1".into(),
+        user_agent: "test".into(),
+        invoked_by: None,
+        source_arn: None,
+        source_account: None,
+        tls: None,
+    };
+    let old = identities
+        .api_assume_role(&two_hours_ago, ROLE, "old-session", Some(900))
+        .await
+        .unwrap();
+    let expired = aws_credential_types::Credentials::new(
+        &old.access_key_id,
+        old.secret_access_key.as_str(),
+        Some(old.session_token.clone()),
+        None,
+        "expired",
+    );
+
+    let kms = kms_client_with(&url, expired.clone());
+    let refused = kms.list_keys().send().await;
+    let request_id = failed_request_id(&refused);
+    assert_eq!(code(refused), "ExpiredTokenException");
+    server.assert_journaled_error(&request_id, "ExpiredTokenException");
+    assert_eq!(
+        error_code_and_message(
+            sts_client_with(&url, expired.clone())
+                .get_caller_identity()
+                .send()
+                .await
+        )
+        .0,
+        "ExpiredToken"
+    );
+    let s3 = s3_client_with(&url, expired).list_buckets().send().await;
+    assert_eq!(s3.unwrap_err().code(), Some("ExpiredToken"));
+}

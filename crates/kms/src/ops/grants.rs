@@ -309,7 +309,7 @@ impl KmsOperation for CreateGrantRequest {
             }
         }
 
-        let existing = kms.grants_of(&key.record).await?;
+        let existing = kms.grants_of(&key).await?;
         let mut operations = operations.clone();
         operations.sort();
         operations.dedup();
@@ -393,7 +393,7 @@ impl KmsOperation for ListGrantsRequest {
         let key = kms.resolve(ctx, key_id, false).await?;
         note_key(notes, &key);
         let grants: Vec<Grant> = kms
-            .grants_of(&key.record)
+            .grants_of(&key)
             .await?
             .iter()
             .filter(|g| grant_id.is_none_or(|id| g.grant_id == id))
@@ -477,7 +477,7 @@ impl KmsOperation for RetireGrantRequest {
         let key = kms.lookup(ctx, &key_id, false).await?;
         note_key(notes, &key);
         let grant = kms
-            .grants_of(&key.record)
+            .grants_of(&key)
             .await?
             .iter()
             .find(|g| g.grant_id == grant_id)
