@@ -17,7 +17,7 @@ pub use record::{
     EVENT_VERSION, EventCategory, EventRecord, EventType, Resource, SessionContext, UserIdentity,
 };
 
-use keytrail_store::{EventRow, Store, StoreError};
+use keytrail_store::{EventResource, EventRow, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
@@ -62,6 +62,53 @@ impl Journal {
     }
 }
 
+fn camel(name: &str) -> String {
+    let mut chars = name.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+fn camel_case_members(value: serde_json::Value, data_maps: &[&str]) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| {
+                    let v = if data_maps.contains(&k.as_str()) {
+                        v
+                    } else {
+                        camel_case_members(v, data_maps)
+                    };
+                    (camel(&k), v)
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(
+            items
+                .into_iter()
+                .map(|v| camel_case_members(v, data_maps))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+/// An awsJson request as its event's `requestParameters`: member names in camelCase, as
+/// CloudTrail shows them, except inside `data_maps` (user data such as an encryption context,
+/// whose keys are not member names); `None` (JSON null) when the request has no members.
+pub fn request_parameters<R: serde::Serialize>(
+    request: &R,
+    data_maps: &[&str],
+) -> Option<serde_json::Value> {
+    match serde_json::to_value(request).map(|v| camel_case_members(v, data_maps)) {
+        Ok(serde_json::Value::Object(map)) if map.is_empty() => None,
+        Ok(v) => Some(v),
+        Err(_) => None,
+    }
+}
+
 fn to_row(record: &EventRecord) -> Result<EventRow, AuditError> {
     Ok(EventRow {
         seq: 0,
@@ -80,7 +127,31 @@ fn to_row(record: &EventRecord) -> Result<EventRow, AuditError> {
         read_only: record.read_only,
         management: record.management_event,
         record_json: serde_json::to_string(record)?,
+        username: username(&record.user_identity),
+        resources: record
+            .resources
+            .iter()
+            .map(|r| EventResource {
+                resource_type: r.resource_type.clone(),
+                resource_name: r.arn.clone(),
+            })
+            .collect(),
     })
+}
+
+/// The `Username` Event history shows: `root`, the IAM user's name, a role session's name, or
+/// the service acting on its own.
+fn username(identity: &UserIdentity) -> Option<String> {
+    match identity.identity_type.as_str() {
+        "Root" => Some("root".into()),
+        "IAMUser" => identity.user_name.clone(),
+        "AssumedRole" => identity
+            .arn
+            .as_deref()
+            .and_then(|arn| arn.rsplit('/').next())
+            .map(str::to_string),
+        _ => identity.invoked_by.clone(),
+    }
 }
 
 #[cfg(test)]

@@ -37,6 +37,19 @@ pub struct FileConfig {
     pub tls: FileTls,
     #[serde(default)]
     pub credentials: Vec<FileCredential>,
+    #[serde(default)]
+    pub cloudtrail: FileCloudTrail,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileCloudTrail {
+    /// Seconds between log-file deliveries [default: 300, as AWS].
+    pub delivery_interval_seconds: Option<u64>,
+    /// Days Event history keeps management events [default: 90].
+    pub event_history_days: Option<u64>,
+    /// Records per log file before a delivery is split [default: 10000].
+    pub max_records_per_file: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -104,6 +117,9 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub virtual_host_domains: Vec<String>,
+    /// Seconds between CloudTrail log-file deliveries [default: 300].
+    #[arg(long, env = "KEYTRAIL_CLOUDTRAIL_DELIVERY_SECONDS")]
+    pub cloudtrail_delivery_seconds: Option<u64>,
 }
 
 /// Everything `serve` needs, resolved.
@@ -111,6 +127,7 @@ pub struct Settings {
     pub server: ServerConfig,
     pub credentials: Vec<DeclaredCredential>,
     pub default_account: String,
+    pub cloudtrail: keytrail_cloudtrail::CloudTrailConfig,
 }
 
 impl Settings {
@@ -167,10 +184,27 @@ impl Settings {
                 user_name: c.user_name.clone(),
             })
             .collect();
+        let mut cloudtrail = keytrail_cloudtrail::CloudTrailConfig::default();
+        if let Some(s) = args
+            .cloudtrail_delivery_seconds
+            .or(file.cloudtrail.delivery_interval_seconds)
+        {
+            if s == 0 {
+                bail!("the CloudTrail delivery interval must be at least one second");
+            }
+            cloudtrail.delivery_interval = std::time::Duration::from_secs(s);
+        }
+        if let Some(days) = file.cloudtrail.event_history_days {
+            cloudtrail.retention = std::time::Duration::from_secs(days * 86_400);
+        }
+        if let Some(n) = file.cloudtrail.max_records_per_file {
+            cloudtrail.max_records_per_file = n.max(1);
+        }
         Ok(Self {
             server,
             credentials,
             default_account,
+            cloudtrail,
         })
     }
 }

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use keytrail_audit::Journal;
+use keytrail_cloudtrail::CloudTrail;
 use keytrail_crypto::RootKey;
 use keytrail_iam::{Identities, NewAccessKey};
 use keytrail_kms::Kms;
@@ -218,19 +219,40 @@ async fn serve(settings: Settings, root_key_file: Option<&Path>) -> Result<()> {
         .bootstrap(&settings.credentials, &settings.default_account)
         .await
         .context("bootstrapping credentials")?;
+    let s3 = S3Engine::open(
+        Arc::clone(&opened.store),
+        Arc::clone(&kms),
+        Arc::clone(&opened.root_key),
+        Arc::clone(&opened.identities),
+        &settings.server.data_dir,
+    )
+    .context("opening the object store")?;
+    let cloudtrail = Arc::new(CloudTrail::new(
+        Arc::clone(&opened.store),
+        Arc::clone(&kms),
+        s3.clone(),
+        Arc::clone(&opened.identities),
+        Journal::new(Arc::clone(&opened.store)),
+        settings.cloudtrail.clone(),
+    ));
+    let (stop_delivery, delivery_stopped) = tokio::sync::oneshot::channel::<()>();
+    let deliverer = {
+        let cloudtrail = Arc::clone(&cloudtrail);
+        tokio::spawn(async move {
+            cloudtrail
+                .run_delivery(async {
+                    let _ = delivery_stopped.await;
+                })
+                .await;
+        })
+    };
     let server = Server::bind(
         settings.server.clone(),
         Arc::clone(&opened.store),
         Arc::clone(&opened.identities),
         Arc::clone(&kms),
-        S3Engine::open(
-            Arc::clone(&opened.store),
-            Arc::clone(&kms),
-            Arc::clone(&opened.root_key),
-            Arc::clone(&opened.identities),
-            &settings.server.data_dir,
-        )
-        .context("opening the object store")?,
+        s3,
+        cloudtrail,
     )
     .await?;
     let url = server.url();
@@ -254,6 +276,9 @@ async fn serve(settings: Settings, root_key_file: Option<&Path>) -> Result<()> {
     tracing::info!(%url, data_dir = %settings.server.data_dir.display(), "keytrail started");
     server.run(shutdown_signal()).await;
     sweeper.abort();
+    // A delivery in progress finishes (or is redone from its plan at the next start).
+    let _ = stop_delivery.send(());
+    let _ = deliverer.await;
     tracing::info!("flushing the store");
     opened.store.close().await;
     tracing::info!("stopped");

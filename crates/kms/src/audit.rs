@@ -3,7 +3,7 @@
 //! exactly as given because they are data, not member names.
 
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// Members whose values are maps of user data: their keys are not renamed.
 const DATA_MAPS: &[&str] = &[
@@ -12,40 +12,9 @@ const DATA_MAPS: &[&str] = &[
     "DestinationEncryptionContext",
 ];
 
-fn camel(name: &str) -> String {
-    let mut chars = name.chars();
-    match chars.next() {
-        Some(first) => first.to_lowercase().chain(chars).collect(),
-        None => String::new(),
-    }
-}
-
-fn rename(value: Value) -> Value {
-    match value {
-        Value::Object(map) => {
-            let mut out = Map::new();
-            for (k, v) in map {
-                let v = if DATA_MAPS.contains(&k.as_str()) {
-                    v
-                } else {
-                    rename(v)
-                };
-                out.insert(camel(&k), v);
-            }
-            Value::Object(out)
-        }
-        Value::Array(items) => Value::Array(items.into_iter().map(rename).collect()),
-        other => other,
-    }
-}
-
 /// `requestParameters` of a request's event; `None` (JSON null) when it has no members.
 pub fn request_parameters<R: Serialize>(request: &R) -> Option<Value> {
-    match serde_json::to_value(request).map(rename) {
-        Ok(Value::Object(map)) if map.is_empty() => None,
-        Ok(v) => Some(v),
-        Err(_) => None,
-    }
+    keytrail_audit::request_parameters(request, DATA_MAPS)
 }
 
 #[cfg(test)]

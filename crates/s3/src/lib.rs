@@ -48,16 +48,33 @@ use crate::record::{
 };
 
 const S3_SERVICE: &str = "s3.amazonaws.com";
+
+/// An object a service writes for itself (see [`S3Engine::put_object_for_service`]).
+#[derive(Debug, Clone)]
+pub struct ServicePut {
+    pub bucket: String,
+    pub key: String,
+    pub body: Bytes,
+    pub content_type: Option<String>,
+    pub content_encoding: Option<String>,
+    /// A canned ACL (`bucket-owner-full-control` for CloudTrail), checked by the bucket policy.
+    pub acl: Option<String>,
+    /// SSE-KMS under this key (id, ARN or alias); `None`: the bucket's default encryption.
+    pub kms_key_id: Option<String>,
+    pub encryption_context: Option<BTreeMap<String, String>>,
+}
 /// The key SSE-KMS uses when the request and the bucket name none, as on AWS.
 const AWS_MANAGED_S3_KEY: &str = "alias/aws/s3";
 const DEFAULT_MAX_KEYS: i32 = 1000;
 
+/// Cheap to clone: the server's S3 service and CloudTrail's delivery share one engine.
+#[derive(Clone)]
 pub struct S3Engine {
     store: Arc<dyn Store>,
     kms: Arc<Kms>,
     root_key: Arc<RootKey>,
     objects_dir: PathBuf,
-    bucket_keys: BucketKeyCache,
+    bucket_keys: Arc<BucketKeyCache>,
     authorizer: Arc<S3Authorizer>,
 }
 
@@ -117,8 +134,86 @@ impl S3Engine {
             kms,
             root_key,
             objects_dir,
-            bucket_keys: BucketKeyCache::default(),
+            bucket_keys: Arc::new(BucketKeyCache::default()),
         })
+    }
+
+    /// A PutObject a service makes for itself (CloudTrail delivering a log file): authorized
+    /// against the bucket policy as the service principal in `ctx` with the request's headers
+    /// (`x-amz-acl`, SSE), then stored exactly like a client's PutObject — SSE-KMS with
+    /// `encryption_context` merged with the object ARN, or the bucket's default encryption.
+    pub async fn put_object_for_service(
+        &self,
+        ctx: &CallContext,
+        object: ServicePut,
+    ) -> S3Result<PutObjectOutput> {
+        let mut headers = http::HeaderMap::new();
+        let header = |v: &str| {
+            http::HeaderValue::from_str(v).map_err(|_| s3_error!(InvalidArgument, "bad header"))
+        };
+        if let Some(acl) = &object.acl {
+            headers.insert("x-amz-acl", header(acl)?);
+        }
+        if let Some(key_id) = &object.kms_key_id {
+            headers.insert("x-amz-server-side-encryption", header("aws:kms")?);
+            headers.insert(
+                "x-amz-server-side-encryption-aws-kms-key-id",
+                header(key_id)?,
+            );
+        }
+        let uri: http::Uri = format!("/{}/{}", object.bucket, object.key)
+            .parse()
+            .unwrap_or_else(|_| http::Uri::from_static("/"));
+        self.authorizer
+            .authorize_operation(
+                ctx,
+                "PutObject",
+                Some(&object.bucket),
+                Some(&object.key),
+                &headers,
+                &uri,
+            )
+            .await?;
+        let context = match &object.encryption_context {
+            Some(pairs) => Some(
+                base64::engine::general_purpose::STANDARD
+                    .encode(serde_json::to_vec(pairs).map_err(internal)?),
+            ),
+            None => None,
+        };
+        let length = i64::try_from(object.body.len()).unwrap_or(i64::MAX);
+        let input = PutObjectInput::builder()
+            .bucket(object.bucket)
+            .key(object.key)
+            .body(Some(StreamingBlob::from(s3s::Body::from(object.body))))
+            .content_length(Some(length))
+            .content_type(object.content_type)
+            .content_encoding(object.content_encoding)
+            .acl(object.acl.map(ObjectCannedACL::from))
+            .server_side_encryption(
+                object
+                    .kms_key_id
+                    .as_ref()
+                    .map(|_| ServerSideEncryption::from_static(ServerSideEncryption::AWS_KMS)),
+            )
+            .ssekms_key_id(object.kms_key_id)
+            .ssekms_encryption_context(context)
+            .build()
+            .map_err(internal)?;
+        let mut extensions = http::Extensions::new();
+        extensions.insert(ctx.clone());
+        let request = S3Request {
+            input,
+            method: http::Method::PUT,
+            uri,
+            headers,
+            extensions,
+            credentials: None,
+            region: None,
+            service: None,
+            trailing_headers: None,
+        };
+        Ok(self.put_object(request).await?.output)
     }
 
     /// The authorizer the access check in front of every operation uses.

@@ -113,7 +113,17 @@ pub async fn handle(
             let dispatched = if service == KMS {
                 crate::kms_wire::dispatch(&state.kms, &ctx, operation, &body).await
             } else {
-                None
+                state
+                    .cloudtrail
+                    .execute(&ctx, operation, &body)
+                    .await
+                    .map(|result| {
+                        Dispatched::Ran(result.map_err(|e| {
+                            let status =
+                                StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+                            ApiError::new(e.code, status, e.message)
+                        }))
+                    })
             };
             match dispatched {
                 Some(Dispatched::Ran(Ok(bytes))) => ok_response(bytes, &request_id),

@@ -66,6 +66,7 @@ pub struct AppState {
     pub identities: Arc<Identities>,
     pub journal: Journal,
     pub kms: Arc<Kms>,
+    pub cloudtrail: Arc<keytrail_cloudtrail::CloudTrail>,
     signing_keys: sigauth::SigningKeyCache,
     s3: s3s::service::S3Service,
     metrics: PrometheusHandle,
@@ -105,6 +106,7 @@ impl Server {
         identities: Arc<Identities>,
         kms: Arc<Kms>,
         s3_engine: keytrail_s3::S3Engine,
+        cloudtrail: Arc<keytrail_cloudtrail::CloudTrail>,
     ) -> Result<Self, ServerError> {
         let tls =
             tls::server_config(&config.tls, &config.data_dir)?.map(tokio_rustls::TlsAcceptor::from);
@@ -129,6 +131,7 @@ impl Server {
             store,
             identities,
             kms,
+            cloudtrail,
             signing_keys: sigauth::SigningKeyCache::default(),
             s3,
             metrics: metrics_handle()?,

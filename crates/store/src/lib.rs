@@ -152,6 +152,60 @@ pub struct EventRow {
     pub read_only: bool,
     pub management: bool,
     pub record_json: String,
+    /// Who made the call, as LookupEvents' `Username` attribute names it.
+    pub username: Option<String>,
+    /// The resources the event names, for LookupEvents (written, not read back).
+    pub resources: Vec<EventResource>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventResource {
+    pub resource_type: String,
+    pub resource_name: String,
+}
+
+/// A CloudTrail trail: its identity, and its configuration and status as a JSON document owned
+/// by the CloudTrail crate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrailRow {
+    pub account_id: String,
+    pub home_region: String,
+    pub name: String,
+    pub record_json: String,
+}
+
+/// How far a trail's log delivery has come: every event up to `delivered_seq` is in a log file,
+/// and `pending_json` describes a delivery begun but not yet known to be complete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrailCursor {
+    pub delivered_seq: i64,
+    pub pending_json: Option<String>,
+}
+
+/// What LookupEvents asks of the journal (management events of one account and region).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventLookup {
+    pub account_id: String,
+    pub region: String,
+    pub attribute: Option<LookupAttribute>,
+    /// Inclusive bounds in milliseconds since the epoch.
+    pub start_ms: i64,
+    pub end_ms: i64,
+    /// Continue below this (event_time_ms, seq), newest first.
+    pub before: Option<(i64, i64)>,
+    pub limit: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LookupAttribute {
+    EventId(String),
+    EventName(String),
+    ReadOnly(bool),
+    Username(String),
+    ResourceType(String),
+    ResourceName(String),
+    EventSource(String),
+    AccessKeyId(String),
 }
 
 /// A KMS key's row: its identity, and its metadata as a JSON document owned by the KMS crate.
@@ -341,6 +395,44 @@ pub trait Store: Send + Sync + 'static {
     /// The newest `limit` events, oldest first.
     async fn recent_events(&self, limit: usize) -> StoreResult<Vec<EventRow>>;
     async fn events_after(&self, seq: i64, limit: usize) -> StoreResult<Vec<EventRow>>;
+    /// One account's events after `seq`, in journal order.
+    async fn account_events_after(
+        &self,
+        account_id: &str,
+        seq: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<EventRow>>;
+    /// The highest journal position (0 when empty).
+    async fn last_event_seq(&self) -> StoreResult<i64>;
+    /// Management events for LookupEvents, newest first, from indexes.
+    async fn lookup_events(&self, lookup: EventLookup) -> StoreResult<Vec<EventRow>>;
+    /// Deletes events older than `cutoff_ms` that no trail still has to deliver (seq at most
+    /// `delivered_up_to`); returns how many.
+    async fn delete_events_before(
+        &self,
+        cutoff_ms: i64,
+        delivered_up_to: i64,
+    ) -> StoreResult<usize>;
+    /// Creates or replaces a trail.
+    async fn put_trail(&self, trail: TrailRow) -> StoreResult<()>;
+    async fn get_trail(
+        &self,
+        account_id: &str,
+        home_region: &str,
+        name: &str,
+    ) -> StoreResult<Option<TrailRow>>;
+    /// Every trail, or one account's.
+    async fn list_trails(&self, account_id: Option<&str>) -> StoreResult<Vec<TrailRow>>;
+    /// Deletes a trail and its delivery cursor; returns whether it existed.
+    async fn delete_trail(
+        &self,
+        account_id: &str,
+        home_region: &str,
+        name: &str,
+        trail_arn: &str,
+    ) -> StoreResult<bool>;
+    async fn get_trail_cursor(&self, trail_arn: &str) -> StoreResult<Option<TrailCursor>>;
+    async fn set_trail_cursor(&self, trail_arn: &str, cursor: TrailCursor) -> StoreResult<()>;
     /// Creates or replaces a KMS key's row; with `material`, adds that backing key in the same
     /// transaction (creation and rotation).
     async fn put_kms_key(

@@ -162,4 +162,38 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     );
     CREATE INDEX kms_grants_by_retiring_principal ON kms_grants (retiring_principal);",
     ),
+    (
+        8,
+        "CREATE TABLE cloudtrail_trails (
+        account_id TEXT NOT NULL,
+        home_region TEXT NOT NULL,
+        name TEXT NOT NULL,
+        record_json TEXT NOT NULL,
+        PRIMARY KEY (account_id, home_region, name)
+    );
+    CREATE TABLE cloudtrail_cursors (
+        trail_arn TEXT PRIMARY KEY,
+        delivered_seq BIGINT NOT NULL,
+        pending_json TEXT
+    );
+    ALTER TABLE events ADD COLUMN username TEXT;
+    CREATE TABLE event_resources (
+        seq BIGINT NOT NULL,
+        account_id TEXT NOT NULL,
+        region TEXT NOT NULL,
+        resource_type TEXT NOT NULL,
+        resource_name TEXT NOT NULL,
+        event_time_ms BIGINT NOT NULL
+    );
+    CREATE INDEX events_by_account_seq ON events (account_id, seq);
+    CREATE INDEX events_by_name ON events (account_id, region, event_name, event_time_ms);
+    CREATE INDEX events_by_source ON events (account_id, region, event_source, event_time_ms);
+    CREATE INDEX events_by_username ON events (account_id, region, username, event_time_ms);
+    CREATE INDEX events_by_access_key ON events (access_key_id, event_time_ms);
+    CREATE INDEX event_resources_by_type
+        ON event_resources (account_id, region, resource_type, event_time_ms);
+    CREATE INDEX event_resources_by_name
+        ON event_resources (account_id, region, resource_name, event_time_ms);
+    CREATE INDEX event_resources_by_seq ON event_resources (seq);",
+    ),
 ];

@@ -19,9 +19,10 @@ use tokio::sync::oneshot;
 
 use crate::migrations::MIGRATIONS;
 use crate::{
-    AccessKeyRecord, AccountRecord, AliasRow, BucketRow, DeleteBucketOutcome, EventRow, GrantRow,
-    KeyMaterialRow, KmsKeyRow, ManagedPolicyRow, ObjectRow, PartRow, PolicyDocumentRow,
-    PolicyOwner, RoleRecord, Store, StoreError, StoreResult, UploadRow, UserRecord,
+    AccessKeyRecord, AccountRecord, AliasRow, BucketRow, DeleteBucketOutcome, EventLookup,
+    EventRow, GrantRow, KeyMaterialRow, KmsKeyRow, LookupAttribute, ManagedPolicyRow, ObjectRow,
+    PartRow, PolicyDocumentRow, PolicyOwner, RoleRecord, Store, StoreError, StoreResult,
+    TrailCursor, TrailRow, UploadRow, UserRecord,
 };
 
 /// Upper bound of requests folded into one transaction; keeps commit latency bounded.
@@ -83,6 +84,21 @@ enum WriteOp {
         account_id: String,
         region: String,
         key_id: String,
+    },
+    PutTrail(TrailRow),
+    DeleteTrail {
+        account_id: String,
+        home_region: String,
+        name: String,
+        trail_arn: String,
+    },
+    SetTrailCursor {
+        trail_arn: String,
+        cursor: TrailCursor,
+    },
+    DeleteEventsBefore {
+        cutoff_ms: i64,
+        delivered_up_to: i64,
     },
     PutGrant(GrantRow),
     DeleteGrant {
@@ -201,6 +217,7 @@ fn ensure_no_policies(
 
 enum WriteOutcome {
     Done,
+    Count(usize),
     Deleted(bool),
     Bucket(DeleteBucketOutcome),
     Object(Option<ObjectRow>),
@@ -848,6 +865,57 @@ fn apply_op(conn: &Connection, op: &WriteOp) -> StoreResult<WriteOutcome> {
             )?;
             Ok(WriteOutcome::Done)
         }
+        WriteOp::PutTrail(t) => {
+            conn.execute(
+                "INSERT INTO cloudtrail_trails (account_id, home_region, name, record_json)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (account_id, home_region, name)
+                 DO UPDATE SET record_json = excluded.record_json",
+                params![t.account_id, t.home_region, t.name, t.record_json],
+            )?;
+            Ok(WriteOutcome::Done)
+        }
+        WriteOp::DeleteTrail {
+            account_id,
+            home_region,
+            name,
+            trail_arn,
+        } => {
+            let n = conn.execute(
+                "DELETE FROM cloudtrail_trails
+                 WHERE account_id = ?1 AND home_region = ?2 AND name = ?3",
+                params![account_id, home_region, name],
+            )?;
+            conn.execute(
+                "DELETE FROM cloudtrail_cursors WHERE trail_arn = ?1",
+                params![trail_arn],
+            )?;
+            Ok(WriteOutcome::Deleted(n > 0))
+        }
+        WriteOp::SetTrailCursor { trail_arn, cursor } => {
+            conn.execute(
+                "INSERT INTO cloudtrail_cursors (trail_arn, delivered_seq, pending_json)
+                 VALUES (?1, ?2, ?3)
+                 ON CONFLICT (trail_arn) DO UPDATE SET
+                   delivered_seq = excluded.delivered_seq, pending_json = excluded.pending_json",
+                params![trail_arn, cursor.delivered_seq, cursor.pending_json],
+            )?;
+            Ok(WriteOutcome::Done)
+        }
+        WriteOp::DeleteEventsBefore {
+            cutoff_ms,
+            delivered_up_to,
+        } => {
+            conn.execute(
+                "DELETE FROM event_resources WHERE event_time_ms < ?1 AND seq <= ?2",
+                params![cutoff_ms, delivered_up_to],
+            )?;
+            let n = conn.execute(
+                "DELETE FROM events WHERE event_time_ms < ?1 AND seq <= ?2",
+                params![cutoff_ms, delivered_up_to],
+            )?;
+            Ok(WriteOutcome::Count(n))
+        }
         WriteOp::PutGrant(g) => {
             conn.execute(
                 &format!(
@@ -933,8 +1001,14 @@ fn apply_op(conn: &Connection, op: &WriteOp) -> StoreResult<WriteOutcome> {
         WriteOp::AppendEvents(events) => {
             let mut stmt = conn.prepare_cached(
                 "INSERT INTO events (event_id, event_time_ms, account_id, region, event_source,
-                    event_name, request_id, access_key_id, read_only, management, record_json)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                    event_name, request_id, access_key_id, read_only, management, record_json,
+                    username)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            )?;
+            let mut resources = conn.prepare_cached(
+                "INSERT INTO event_resources
+                 (seq, account_id, region, resource_type, resource_name, event_time_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?;
             for e in events {
                 stmt.execute(params![
@@ -948,8 +1022,24 @@ fn apply_op(conn: &Connection, op: &WriteOp) -> StoreResult<WriteOutcome> {
                     e.access_key_id,
                     e.read_only,
                     e.management,
-                    e.record_json
+                    e.record_json,
+                    e.username
                 ])?;
+                // Data events never reach Event history, so only management events are indexed
+                // by resource.
+                if e.management && !e.resources.is_empty() {
+                    let seq = conn.last_insert_rowid();
+                    for r in &e.resources {
+                        resources.execute(params![
+                            seq,
+                            e.account_id,
+                            e.region,
+                            r.resource_type,
+                            r.resource_name,
+                            e.event_time_ms
+                        ])?;
+                    }
+                }
             }
             Ok(WriteOutcome::Done)
         }
@@ -1030,6 +1120,15 @@ fn kms_key_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<KmsKeyRow> {
     })
 }
 
+fn trail_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TrailRow> {
+    Ok(TrailRow {
+        account_id: r.get(0)?,
+        home_region: r.get(1)?,
+        name: r.get(2)?,
+        record_json: r.get(3)?,
+    })
+}
+
 fn event_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventRow> {
     Ok(EventRow {
         seq: r.get(0)?,
@@ -1044,11 +1143,13 @@ fn event_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventRow> {
         read_only: r.get(9)?,
         management: r.get(10)?,
         record_json: r.get(11)?,
+        username: r.get(12)?,
+        resources: Vec::new(),
     })
 }
 
 const EVENT_COLUMNS: &str = "seq, event_id, event_time_ms, account_id, region, event_source,
-    event_name, request_id, access_key_id, read_only, management, record_json";
+    event_name, request_id, access_key_id, read_only, management, record_json, username";
 const ACCESS_KEY_COLUMNS: &str =
     "access_key_id, account_id, user_name, wrapped_secret, status, created_at_ms";
 
@@ -1410,6 +1511,200 @@ impl Store for SqliteStore {
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
         .await
+    }
+
+    async fn account_events_after(
+        &self,
+        account_id: &str,
+        seq: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<EventRow>> {
+        let account_id = account_id.to_string();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE account_id = ?1 AND seq > ?2
+                 ORDER BY seq LIMIT ?3"
+            ))?;
+            let rows = stmt.query_map(params![account_id, seq, limit], event_from_row)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    async fn last_event_seq(&self) -> StoreResult<i64> {
+        self.read(
+            |c| Ok(c.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?),
+        )
+        .await
+    }
+
+    async fn lookup_events(&self, lookup: EventLookup) -> StoreResult<Vec<EventRow>> {
+        self.read(move |c| {
+            let (before_ms, before_seq) = lookup.before.unwrap_or((i64::MAX, i64::MAX));
+            let end_ms = lookup.end_ms.min(before_ms);
+            let limit = i64::try_from(lookup.limit).unwrap_or(i64::MAX);
+            // Each attribute has its own index; the time range and the page position are
+            // conditions on the indexed time column, newest first.
+            let (filter, value): (&str, Option<rusqlite::types::Value>) = match &lookup.attribute {
+                None => ("", None),
+                Some(LookupAttribute::EventId(v)) => {
+                    ("AND e.event_id = ?7", Some(v.clone().into()))
+                }
+                Some(LookupAttribute::EventName(v)) => {
+                    ("AND e.event_name = ?7", Some(v.clone().into()))
+                }
+                Some(LookupAttribute::EventSource(v)) => {
+                    ("AND e.event_source = ?7", Some(v.clone().into()))
+                }
+                Some(LookupAttribute::Username(v)) => {
+                    ("AND e.username = ?7", Some(v.clone().into()))
+                }
+                Some(LookupAttribute::AccessKeyId(v)) => {
+                    ("AND e.access_key_id = ?7", Some(v.clone().into()))
+                }
+                Some(LookupAttribute::ReadOnly(v)) => {
+                    ("AND e.read_only = ?7", Some(i64::from(*v).into()))
+                }
+                Some(LookupAttribute::ResourceType(v)) => (
+                    "AND e.seq IN (SELECT seq FROM event_resources WHERE account_id = ?1
+                       AND region = ?2 AND resource_type = ?7 AND event_time_ms BETWEEN ?3 AND ?4)",
+                    Some(v.clone().into()),
+                ),
+                Some(LookupAttribute::ResourceName(v)) => (
+                    "AND e.seq IN (SELECT seq FROM event_resources WHERE account_id = ?1
+                       AND region = ?2 AND resource_name = ?7 AND event_time_ms BETWEEN ?3 AND ?4)",
+                    Some(v.clone().into()),
+                ),
+            };
+            let sql = format!(
+                "SELECT {columns} FROM events e
+                 WHERE e.account_id = ?1 AND e.region = ?2 AND e.management
+                   AND e.event_time_ms BETWEEN ?3 AND ?4
+                   AND (e.event_time_ms < ?5 OR (e.event_time_ms = ?5 AND e.seq < ?6))
+                   {filter}
+                 ORDER BY e.event_time_ms DESC, e.seq DESC LIMIT ?8",
+                columns = EVENT_COLUMNS
+                    .split(',')
+                    .map(|c| format!("e.{}", c.trim()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            let mut stmt = c.prepare_cached(&sql)?;
+            let value = value.unwrap_or(rusqlite::types::Value::Null);
+            let rows = stmt.query_map(
+                params![
+                    lookup.account_id,
+                    lookup.region,
+                    lookup.start_ms,
+                    end_ms,
+                    before_ms,
+                    before_seq,
+                    value,
+                    limit
+                ],
+                event_from_row,
+            )?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    async fn delete_events_before(
+        &self,
+        cutoff_ms: i64,
+        delivered_up_to: i64,
+    ) -> StoreResult<usize> {
+        let op = WriteOp::DeleteEventsBefore {
+            cutoff_ms,
+            delivered_up_to,
+        };
+        match self.write(op).await? {
+            WriteOutcome::Count(n) => Ok(n),
+            _ => Ok(0),
+        }
+    }
+
+    async fn put_trail(&self, trail: TrailRow) -> StoreResult<()> {
+        self.write(WriteOp::PutTrail(trail)).await.map(|_| ())
+    }
+
+    async fn get_trail(
+        &self,
+        account_id: &str,
+        home_region: &str,
+        name: &str,
+    ) -> StoreResult<Option<TrailRow>> {
+        let (a, r, n) = (
+            account_id.to_string(),
+            home_region.to_string(),
+            name.to_string(),
+        );
+        self.read(move |c| {
+            Ok(c.query_row(
+                "SELECT account_id, home_region, name, record_json FROM cloudtrail_trails
+                 WHERE account_id = ?1 AND home_region = ?2 AND name = ?3",
+                params![a, r, n],
+                trail_from_row,
+            )
+            .optional()?)
+        })
+        .await
+    }
+
+    async fn list_trails(&self, account_id: Option<&str>) -> StoreResult<Vec<TrailRow>> {
+        let account_id = account_id.map(str::to_string);
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT account_id, home_region, name, record_json FROM cloudtrail_trails
+                 WHERE ?1 IS NULL OR account_id = ?1 ORDER BY account_id, home_region, name",
+            )?;
+            let rows = stmt.query_map(params![account_id], trail_from_row)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    async fn delete_trail(
+        &self,
+        account_id: &str,
+        home_region: &str,
+        name: &str,
+        trail_arn: &str,
+    ) -> StoreResult<bool> {
+        let op = WriteOp::DeleteTrail {
+            account_id: account_id.to_string(),
+            home_region: home_region.to_string(),
+            name: name.to_string(),
+            trail_arn: trail_arn.to_string(),
+        };
+        Ok(matches!(self.write(op).await?, WriteOutcome::Deleted(true)))
+    }
+
+    async fn get_trail_cursor(&self, trail_arn: &str) -> StoreResult<Option<TrailCursor>> {
+        let arn = trail_arn.to_string();
+        self.read(move |c| {
+            Ok(c.query_row(
+                "SELECT delivered_seq, pending_json FROM cloudtrail_cursors WHERE trail_arn = ?1",
+                params![arn],
+                |r| {
+                    Ok(TrailCursor {
+                        delivered_seq: r.get(0)?,
+                        pending_json: r.get(1)?,
+                    })
+                },
+            )
+            .optional()?)
+        })
+        .await
+    }
+
+    async fn set_trail_cursor(&self, trail_arn: &str, cursor: TrailCursor) -> StoreResult<()> {
+        let op = WriteOp::SetTrailCursor {
+            trail_arn: trail_arn.to_string(),
+            cursor,
+        };
+        self.write(op).await.map(|_| ())
     }
 
     async fn put_kms_key(
@@ -1838,6 +2133,8 @@ mod tests {
             read_only: true,
             management: true,
             record_json: format!("{{\"n\":{i}}}"),
+            username: Some("root".into()),
+            resources: Vec::new(),
         }
     }
 
