@@ -343,6 +343,7 @@ impl CloudTrail {
             advanced_event_selectors: None,
             tags,
             status: TrailStatus::default(),
+            created_seq: self.store.last_event_seq().await?,
         };
         if record.is_multi_region_trail && !record.include_global_service_events {
             return Err(CloudTrailError::new(
@@ -570,10 +571,17 @@ impl CloudTrail {
             .await?;
         Self::home_only(ctx, &record)?;
         if !record.status.is_logging {
-            // Events before logging (re)started are not this trail's; a drain still owed from
-            // an earlier StopLogging keeps its place in the journal.
-            if record.status.drain_until_ms.is_none() {
-                let start = self.store.last_event_seq().await?;
+            // A new trail logs from its creation; a restarted one from now, unless a drain still
+            // owed from an earlier StopLogging keeps its place in the journal.
+            let cursor = self.store.get_trail_cursor(&record.arn()).await?;
+            let start = match cursor {
+                None => Some(record.created_seq),
+                Some(c) if c.pending_json.is_some() || record.status.drain_until_ms.is_some() => {
+                    None
+                }
+                Some(_) => Some(self.store.last_event_seq().await?),
+            };
+            if let Some(start) = start {
                 self.store
                     .set_trail_cursor(
                         &record.arn(),

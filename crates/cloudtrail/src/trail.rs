@@ -27,6 +27,10 @@ pub struct TrailRecord {
     pub advanced_event_selectors: Option<Vec<AdvancedEventSelector>>,
     pub tags: Vec<(String, String)>,
     pub status: TrailStatus,
+    /// The journal position when the trail was created: its first StartLogging delivers from
+    /// here, so the trail's own creation (and its key's validation call) are in its logs.
+    #[serde(default)]
+    pub created_seq: i64,
 }
 
 /// What GetTrailStatus reports, kept up to date by the API and by delivery.
