@@ -32,11 +32,21 @@ pub const CLOUDTRAIL: JsonService = JsonService {
     event_source: "cloudtrail.amazonaws.com",
 };
 
+/// The target prefix the AWS SDK for Rust (from the Smithy model) sends for CloudTrail; botocore
+/// sends [`CLOUDTRAIL`]'s longer one.
+const CLOUDTRAIL_SHORT_PREFIX: &str = "CloudTrail_20131101.";
+
 /// Which service and operation an `X-Amz-Target` names.
 pub fn resolve_target(target: &str) -> Option<(JsonService, &str)> {
-    [KMS, CLOUDTRAIL].into_iter().find_map(|service| {
+    [
+        (KMS, KMS.target_prefix),
+        (CLOUDTRAIL, CLOUDTRAIL.target_prefix),
+        (CLOUDTRAIL, CLOUDTRAIL_SHORT_PREFIX),
+    ]
+    .into_iter()
+    .find_map(|(service, prefix)| {
         target
-            .strip_prefix(service.target_prefix)
+            .strip_prefix(prefix)
             .filter(|op| !op.is_empty())
             .map(|op| (service, op))
     })
@@ -215,6 +225,10 @@ mod tests {
         assert_eq!(
             resolve_target("com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.CreateTrail"),
             Some((CLOUDTRAIL, "CreateTrail"))
+        );
+        assert_eq!(
+            resolve_target("CloudTrail_20131101.LookupEvents"),
+            Some((CLOUDTRAIL, "LookupEvents"))
         );
         assert_eq!(resolve_target("TrentService."), None);
         assert_eq!(resolve_target("DynamoDB_20120810.ListTables"), None);

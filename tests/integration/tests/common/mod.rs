@@ -217,9 +217,12 @@ impl TestServer {
     }
 
     /// SIGTERM, wait for a clean exit, start again on the same data directory.
+    /// Stops the server cleanly (unless it was killed already) and starts it again.
     pub fn restart(&mut self) {
-        let status = self.terminate();
-        assert!(status.success(), "keytrail exited with {status}");
+        if self.child.is_some() {
+            let status = self.terminate();
+            assert!(status.success(), "keytrail exited with {status}");
+        }
         self.spawn();
     }
 
@@ -329,6 +332,25 @@ pub fn iam_client_with(
         .retry_config(aws_sdk_iam::config::retry::RetryConfig::disabled())
         .build();
     aws_sdk_iam::Client::from_conf(config)
+}
+
+pub fn cloudtrail_client(url: &str, key: &str, secret: &str) -> aws_sdk_cloudtrail::Client {
+    cloudtrail_client_in(url, long_term(key, secret), "us-east-1")
+}
+
+pub fn cloudtrail_client_in(
+    url: &str,
+    credentials: aws_credential_types::Credentials,
+    region: &str,
+) -> aws_sdk_cloudtrail::Client {
+    let config = aws_sdk_cloudtrail::config::Builder::new()
+        .behavior_version(aws_sdk_cloudtrail::config::BehaviorVersion::latest())
+        .region(aws_sdk_cloudtrail::config::Region::new(region.to_string()))
+        .credentials_provider(credentials)
+        .endpoint_url(url)
+        .retry_config(aws_sdk_cloudtrail::config::retry::RetryConfig::disabled())
+        .build();
+    aws_sdk_cloudtrail::Client::from_conf(config)
 }
 
 pub fn s3_client(url: &str, key: &str, secret: &str) -> aws_sdk_s3::Client {
