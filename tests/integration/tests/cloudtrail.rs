@@ -654,6 +654,20 @@ async fn a_disabled_key_stops_delivery_visibly_and_resumes_losing_nothing() {
         .filter(|e| e["eventName"] == "PutObject" && e["errorCode"] == "KMS.DisabledException")
         .count();
     assert!(failed_puts >= 1);
+
+    // StopLogging still delivers what was recorded up to it, the StopLogging call included.
+    f.ct.stop_logging().name("main").send().await.unwrap();
+    let s3 = f.s3.clone();
+    wait_until("the StopLogging call in a log file", || {
+        let s3 = s3.clone();
+        async move {
+            delivered(&s3)
+                .await
+                .iter()
+                .any(|r| r["eventName"] == "StopLogging")
+        }
+    })
+    .await;
 }
 
 #[tokio::test]

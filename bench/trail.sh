@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# CloudTrail delivery under load (see bench/trail.py): KMS GenerateDataKey throughput with and
+# without a logging trail, the time to write a backlog of events into log files, and whether
+# the backlog grows while delivering under full load.
+#   DURATION=60 DELIVERY_SECONDS=5 bench/trail.sh
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+if ! command -v wrk >/dev/null 2>&1; then
+  sudo_cmd=""
+  [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd apt-get install -y wrk || { $sudo_cmd apt-get update && $sudo_cmd apt-get install -y wrk; }
+fi
+scripts/python-env.sh bench/requirements.txt
+cargo build --release -p keytrail -p keytrail-bench
+export DURATION="${DURATION:-60}"
+exec "$root/.venv/bin/python" bench/trail.py "$@"
