@@ -22,17 +22,17 @@ TRAIL = "seed-trail"
 TRAIL_ARN = f"arn:aws:cloudtrail:{REGION}:{ACCOUNT}:trail/{TRAIL}"
 
 
-def bucket_policy(bucket):
+def bucket_policy(bucket, trail_arn=TRAIL_ARN):
     return {"Version": "2012-10-17", "Statement": [
         {"Sid": "AWSCloudTrailAclCheck20150319", "Effect": "Allow",
          "Principal": {"Service": "cloudtrail.amazonaws.com"},
          "Action": "s3:GetBucketAcl", "Resource": f"arn:aws:s3:::{bucket}",
-         "Condition": {"StringEquals": {"aws:SourceArn": TRAIL_ARN}}},
+         "Condition": {"StringEquals": {"aws:SourceArn": trail_arn}}},
         {"Sid": "AWSCloudTrailWrite20150319", "Effect": "Allow",
          "Principal": {"Service": "cloudtrail.amazonaws.com"},
          "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{bucket}/AWSLogs/{ACCOUNT}/*",
          "Condition": {"StringEquals": {"s3:x-amz-acl": "bucket-owner-full-control",
-                                        "aws:SourceArn": TRAIL_ARN}}}]}
+                                        "aws:SourceArn": trail_arn}}}]}
 
 
 KEY_POLICY = {"Version": "2012-10-17", "Id": "Key policy created by CloudTrail", "Statement": [
@@ -54,7 +54,9 @@ KEY_POLICY = {"Version": "2012-10-17", "Id": "Key policy created by CloudTrail",
                                   f"arn:aws:cloudtrail:*:{ACCOUNT}:trail/*"}}}]}
 
 
-class Seed(unittest.TestCase):
+class CliCase(unittest.TestCase):
+    """A server delivering every two seconds, and the aws CLI pointed at it."""
+
     @classmethod
     def setUpClass(cls):
         cls.server = KeytrailServer("--cloudtrail-delivery-seconds", "2")
@@ -75,6 +77,72 @@ class Seed(unittest.TestCase):
         code, body, err = self.aws(*args)
         self.assertEqual(code, 0, err)
         return body
+
+
+class SymmetricOnly(CliCase):
+    def test_only_symmetric_keys_protect_objects_and_logs(self):
+        """The seed's warning, at every entry point, with the aws CLI: an RSA and an HMAC key are
+        refused by PutObject, CopyObject, CreateMultipartUpload, PutBucketEncryption,
+        CreateTrail and UpdateTrail, and nothing is written."""
+        bucket = "symmetric-only"
+        self.ok("s3api", "create-bucket", "--bucket", bucket)
+        self.ok("s3api", "put-bucket-policy", "--bucket", bucket,
+                "--policy", json.dumps(bucket_policy(
+                    bucket, f"arn:aws:cloudtrail:{REGION}:{ACCOUNT}:trail/sym-trail")))
+        self.ok("s3api", "put-object", "--bucket", bucket, "--key", "source", "--body",
+                __file__)
+        rsa = self.ok("kms", "create-key", "--key-spec", "RSA_2048",
+                      "--key-usage", "ENCRYPT_DECRYPT")["KeyMetadata"]
+        hmac = self.ok("kms", "create-key", "--key-spec", "HMAC_256",
+                       "--key-usage", "GENERATE_VERIFY_MAC")["KeyMetadata"]
+        self.assertEqual(rsa["EncryptionAlgorithms"], ["RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256"])
+        self.assertEqual(hmac["MacAlgorithms"], ["HMAC_SHA_256"])
+        for key in (rsa["Arn"], hmac["KeyId"]):
+            sse = ["--server-side-encryption", "aws:kms", "--ssekms-key-id", key]
+            refusals = [
+                ("s3api", "put-object", "--bucket", bucket, "--key", "refused", "--body",
+                 __file__, *sse),
+                ("s3api", "copy-object", "--bucket", bucket, "--key", "refused",
+                 "--copy-source", f"{bucket}/source", *sse),
+                ("s3api", "create-multipart-upload", "--bucket", bucket, "--key", "refused",
+                 *sse),
+                ("s3api", "put-bucket-encryption", "--bucket", bucket,
+                 "--server-side-encryption-configuration", json.dumps({"Rules": [{
+                     "ApplyServerSideEncryptionByDefault": {
+                         "SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key}}]})),
+            ]
+            for args in refusals:
+                code, _, err = self.aws(*args)
+                self.assertNotEqual(code, 0, args)
+                self.assertIn("KMS.InvalidKeyUsageException", err, args)
+            code, _, err = self.aws("cloudtrail", "create-trail", "--name", "sym-trail",
+                                    "--s3-bucket-name", bucket, "--kms-key-id", key)
+            self.assertIn("InvalidKmsKeyIdException", err)
+        # Nothing was written: no object, no upload, no default encryption, no trail.
+        code, _, err = self.aws("s3api", "head-object", "--bucket", bucket, "--key", "refused")
+        self.assertIn("404", err)
+        uploads = self.ok("s3api", "list-multipart-uploads", "--bucket", bucket)
+        self.assertFalse((uploads or {}).get("Uploads"))
+        _, encryption, _ = self.aws("s3api", "get-bucket-encryption", "--bucket", bucket)
+        for rule in (encryption or {}).get("ServerSideEncryptionConfiguration", {}).get(
+                "Rules", []):
+            self.assertNotEqual(rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"],
+                                "aws:kms")
+        code, _, _ = self.aws("cloudtrail", "get-trail", "--name", "sym-trail")
+        self.assertNotEqual(code, 0)
+        # UpdateTrail refuses them too, and leaves the trail as it was.
+        self.ok("cloudtrail", "create-trail", "--name", "sym-trail", "--s3-bucket-name", bucket)
+        for key in (rsa["Arn"], hmac["Arn"]):
+            code, _, err = self.aws("cloudtrail", "update-trail", "--name", "sym-trail",
+                                    "--kms-key-id", key)
+            self.assertIn("InvalidKmsKeyIdException", err)
+        trail = self.ok("cloudtrail", "get-trail", "--name", "sym-trail")["Trail"]
+        self.assertNotIn("KmsKeyId", trail)
+        self.ok("cloudtrail", "delete-trail", "--name", "sym-trail")
+
+
+
+class Seed(CliCase):
 
     def log_keys(self):
         listed = self.ok("s3api", "list-objects-v2", "--bucket", BUCKET,
