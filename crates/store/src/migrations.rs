@@ -191,9 +191,9 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     CREATE INDEX events_by_username ON events (account_id, region, username, event_time_ms);
     CREATE INDEX events_by_access_key ON events (access_key_id, event_time_ms);
     CREATE INDEX event_resources_by_type
-        ON event_resources (account_id, region, resource_type, event_time_ms);
+        ON event_resources (account_id, region, resource_type, event_time_ms, seq);
     CREATE INDEX event_resources_by_name
-        ON event_resources (account_id, region, resource_name, event_time_ms);
+        ON event_resources (account_id, region, resource_name, event_time_ms, seq);
     CREATE INDEX event_resources_by_seq ON event_resources (seq);",
     ),
 ];

@@ -1544,54 +1544,64 @@ impl Store for SqliteStore {
             let (before_ms, before_seq) = lookup.before.unwrap_or((i64::MAX, i64::MAX));
             let end_ms = lookup.end_ms.min(before_ms);
             let limit = i64::try_from(lookup.limit).unwrap_or(i64::MAX);
-            // Each attribute has its own index; the time range and the page position are
-            // conditions on the indexed time column, newest first.
-            let (filter, value): (&str, Option<rusqlite::types::Value>) = match &lookup.attribute {
-                None => ("", None),
+            // Each attribute has its own index, ordered by time then journal position, so a
+            // page is a bounded backwards index scan; resources are looked up from their own
+            // table and joined to their events.
+            let columns = EVENT_COLUMNS
+                .split(',')
+                .map(|c| format!("e.{}", c.trim()))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let resource = |column: &str, v: &String| {
+                (
+                    format!(
+                        "SELECT {columns} FROM event_resources r JOIN events e ON e.seq = r.seq
+                         WHERE r.account_id = ?1 AND r.region = ?2 AND r.{column} = ?7
+                           AND r.event_time_ms BETWEEN ?3 AND ?4
+                           AND (r.event_time_ms < ?5 OR (r.event_time_ms = ?5 AND r.seq < ?6))
+                           AND e.management
+                         ORDER BY r.event_time_ms DESC, r.seq DESC LIMIT ?8"
+                    ),
+                    rusqlite::types::Value::from(v.clone()),
+                )
+            };
+            let on_events = |filter: &str, value: rusqlite::types::Value| {
+                (
+                    format!(
+                        "SELECT {columns} FROM events e
+                         WHERE e.account_id = ?1 AND e.region = ?2 AND e.management
+                           AND e.event_time_ms BETWEEN ?3 AND ?4
+                           AND (e.event_time_ms < ?5 OR (e.event_time_ms = ?5 AND e.seq < ?6))
+                           {filter}
+                         ORDER BY e.event_time_ms DESC, e.seq DESC LIMIT ?8"
+                    ),
+                    value,
+                )
+            };
+            let (sql, value) = match &lookup.attribute {
+                None => on_events("AND ?7 IS NULL", rusqlite::types::Value::Null),
                 Some(LookupAttribute::EventId(v)) => {
-                    ("AND e.event_id = ?7", Some(v.clone().into()))
+                    on_events("AND e.event_id = ?7", v.clone().into())
                 }
                 Some(LookupAttribute::EventName(v)) => {
-                    ("AND e.event_name = ?7", Some(v.clone().into()))
+                    on_events("AND e.event_name = ?7", v.clone().into())
                 }
                 Some(LookupAttribute::EventSource(v)) => {
-                    ("AND e.event_source = ?7", Some(v.clone().into()))
+                    on_events("AND e.event_source = ?7", v.clone().into())
                 }
                 Some(LookupAttribute::Username(v)) => {
-                    ("AND e.username = ?7", Some(v.clone().into()))
+                    on_events("AND e.username = ?7", v.clone().into())
                 }
                 Some(LookupAttribute::AccessKeyId(v)) => {
-                    ("AND e.access_key_id = ?7", Some(v.clone().into()))
+                    on_events("AND e.access_key_id = ?7", v.clone().into())
                 }
                 Some(LookupAttribute::ReadOnly(v)) => {
-                    ("AND e.read_only = ?7", Some(i64::from(*v).into()))
+                    on_events("AND e.read_only = ?7", i64::from(*v).into())
                 }
-                Some(LookupAttribute::ResourceType(v)) => (
-                    "AND e.seq IN (SELECT seq FROM event_resources WHERE account_id = ?1
-                       AND region = ?2 AND resource_type = ?7 AND event_time_ms BETWEEN ?3 AND ?4)",
-                    Some(v.clone().into()),
-                ),
-                Some(LookupAttribute::ResourceName(v)) => (
-                    "AND e.seq IN (SELECT seq FROM event_resources WHERE account_id = ?1
-                       AND region = ?2 AND resource_name = ?7 AND event_time_ms BETWEEN ?3 AND ?4)",
-                    Some(v.clone().into()),
-                ),
+                Some(LookupAttribute::ResourceType(v)) => resource("resource_type", v),
+                Some(LookupAttribute::ResourceName(v)) => resource("resource_name", v),
             };
-            let sql = format!(
-                "SELECT {columns} FROM events e
-                 WHERE e.account_id = ?1 AND e.region = ?2 AND e.management
-                   AND e.event_time_ms BETWEEN ?3 AND ?4
-                   AND (e.event_time_ms < ?5 OR (e.event_time_ms = ?5 AND e.seq < ?6))
-                   {filter}
-                 ORDER BY e.event_time_ms DESC, e.seq DESC LIMIT ?8",
-                columns = EVENT_COLUMNS
-                    .split(',')
-                    .map(|c| format!("e.{}", c.trim()))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
             let mut stmt = c.prepare_cached(&sql)?;
-            let value = value.unwrap_or(rusqlite::types::Value::Null);
             let rows = stmt.query_map(
                 params![
                     lookup.account_id,
@@ -2382,5 +2392,103 @@ mod tests {
         assert!(!store.delete_access_key("AKIATEST").await.unwrap());
         assert!(store.get_access_key("AKIATEST").await.unwrap().is_none());
         assert!(store.is_healthy().await);
+    }
+
+    fn lookup(attribute: Option<LookupAttribute>, limit: usize) -> EventLookup {
+        EventLookup {
+            account_id: "000000000000".into(),
+            region: "us-east-1".into(),
+            attribute,
+            start_ms: 0,
+            end_ms: i64::MAX,
+            before: None,
+            limit,
+        }
+    }
+
+    #[tokio::test]
+    async fn event_history_lookups_page_newest_first_and_retention_spares_undelivered_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("k.db")).unwrap();
+        let mut events = Vec::new();
+        for i in 0..30 {
+            let mut e = event(i);
+            e.event_name = if i % 3 == 0 {
+                "Decrypt".into()
+            } else {
+                "Encrypt".into()
+            };
+            e.read_only = i % 2 == 0;
+            e.username = Some(format!("user{}", i % 5));
+            e.management = i != 29;
+            e.resources = vec![crate::EventResource {
+                resource_type: "AWS::KMS::Key".into(),
+                resource_name: format!("key-{}", i % 4),
+            }];
+            events.push(e);
+        }
+        let mut other_region = event(100);
+        other_region.region = "eu-west-1".into();
+        events.push(other_region);
+        store.append_events(events).await.unwrap();
+
+        // Newest first; data events (29) and other regions never appear.
+        let all = store.lookup_events(lookup(None, 100)).await.unwrap();
+        assert_eq!(all.len(), 29);
+        assert_eq!(all[0].event_id, "e-28");
+        let decrypts = store
+            .lookup_events(lookup(
+                Some(LookupAttribute::EventName("Decrypt".into())),
+                100,
+            ))
+            .await
+            .unwrap();
+        assert_eq!(decrypts.len(), 10);
+        assert!(decrypts.iter().all(|e| e.event_name == "Decrypt"));
+        let by_key = store
+            .lookup_events(lookup(
+                Some(LookupAttribute::ResourceName("key-1".into())),
+                100,
+            ))
+            .await
+            .unwrap();
+        assert_eq!(
+            by_key
+                .iter()
+                .map(|e| e.event_id.as_str())
+                .collect::<Vec<_>>(),
+            ["e-25", "e-21", "e-17", "e-13", "e-9", "e-5", "e-1"]
+        );
+        let by_user = store
+            .lookup_events(lookup(Some(LookupAttribute::Username("user2".into())), 100))
+            .await
+            .unwrap();
+        assert_eq!(by_user.len(), 6);
+        let reads = store
+            .lookup_events(lookup(Some(LookupAttribute::ReadOnly(true)), 100))
+            .await
+            .unwrap();
+        assert!(reads.iter().all(|e| e.read_only));
+        // Paging continues strictly below the last row of the previous page.
+        let first = store.lookup_events(lookup(None, 10)).await.unwrap();
+        let last = first.last().unwrap();
+        let mut next = lookup(None, 10);
+        next.before = Some((last.event_time_ms, last.seq));
+        let second = store.lookup_events(next).await.unwrap();
+        assert_eq!(second[0].event_id, "e-18");
+        // A time window.
+        let mut window = lookup(None, 100);
+        window.start_ms = 1_010;
+        window.end_ms = 1_014;
+        assert_eq!(store.lookup_events(window).await.unwrap().len(), 5);
+
+        // Retention deletes old events only up to what every trail delivered.
+        let deleted = store.delete_events_before(1_020, 5).await.unwrap();
+        assert_eq!(deleted, 5);
+        let remaining = store.lookup_events(lookup(None, 100)).await.unwrap();
+        assert_eq!(remaining.len(), 24);
+        assert!(remaining.iter().all(|e| e.seq > 5));
+        let deleted = store.delete_events_before(1_020, i64::MAX).await.unwrap();
+        assert_eq!(deleted, 15);
     }
 }
