@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use keytrail_audit::{EventCategory, EventRecord, Resource};
 use keytrail_s3::ServicePut;
-use keytrail_store::{EventRow, TrailCursor};
+use keytrail_store::{EventRow, LogFileRow, TrailCursor};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -69,8 +69,17 @@ fn object_key(trail: &TrailRecord, region: &str, at: OffsetDateTime) -> CloudTra
     ))
 }
 
+/// A log file as written: the gzip, and what its digest entry records (§6.3).
+pub(crate) struct LogFile {
+    pub body: Bytes,
+    /// Lowercase hex SHA-256 of the uncompressed JSON.
+    pub sha256: String,
+    pub oldest_ms: Option<i64>,
+    pub newest_ms: Option<i64>,
+}
+
 /// One single-member gzip of `{"Records":[...]}` (validate-logs refuses trailing data).
-fn log_file(records: &[&EventRow]) -> CloudTrailResult<Bytes> {
+fn log_file(records: &[&EventRow]) -> CloudTrailResult<LogFile> {
     let mut json = String::with_capacity(
         records
             .iter()
@@ -86,13 +95,36 @@ fn log_file(records: &[&EventRow]) -> CloudTrailResult<Bytes> {
         json.push_str(&row.record_json);
     }
     json.push_str("]}");
+    Ok(LogFile {
+        body: gzip(json.as_bytes())?,
+        sha256: sha256_hex(json.as_bytes()),
+        oldest_ms: records.iter().map(|r| r.event_time_ms).min(),
+        newest_ms: records.iter().map(|r| r.event_time_ms).max(),
+    })
+}
+
+pub(crate) fn gzip(bytes: &[u8]) -> CloudTrailResult<Bytes> {
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     encoder
-        .write_all(json.as_bytes())
+        .write_all(bytes)
         .map_err(CloudTrailError::internal)?;
     Ok(Bytes::from(
         encoder.finish().map_err(CloudTrailError::internal)?,
     ))
+}
+
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What the digest of a log file's window records of it (stored with the file's row).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct DeliveredFile {
+    pub bucket: String,
+    pub sha256: String,
+    pub oldest_ms: Option<i64>,
+    pub newest_ms: Option<i64>,
 }
 
 /// The events of `rows` the trail logs, by region, in journal order.
@@ -126,6 +158,7 @@ impl CloudTrail {
                 () = self.wake.notified() => {}
             }
             self.deliver_all().await;
+            self.write_due_digests().await;
             if last_retention.is_none_or(|at| at.elapsed() >= RETENTION_EVERY) {
                 last_retention = Some(Instant::now());
                 match self.enforce_retention().await {
@@ -220,10 +253,13 @@ impl CloudTrail {
         if let Some(pending) = cursor.pending_json.take() {
             let plan: Plan = serde_json::from_str(&pending).map_err(CloudTrailError::internal)?;
             let rows = self.rows_between(trail, plan.from_seq, plan.to_seq).await?;
-            done.records += self.write_plan(trail, &plan, &rows).await?;
+            let (records, files) = self.write_plan(trail, &plan, &rows).await?;
+            done.records += records;
             done.files += plan.files.len();
             cursor.delivered_seq = plan.to_seq;
-            self.store.set_trail_cursor(&arn, cursor.clone()).await?;
+            self.store
+                .complete_delivery(&arn, cursor.clone(), files)
+                .await?;
         }
         let drain_until = (!trail.status.is_logging)
             .then_some(trail.status.drain_until_ms)
@@ -278,10 +314,13 @@ impl CloudTrail {
                         },
                     )
                     .await?;
-                done.records += self.write_plan(trail, &plan, &rows).await?;
+                let (records, files) = self.write_plan(trail, &plan, &rows).await?;
+                done.records += records;
                 done.files += plan.files.len();
                 cursor.delivered_seq = to_seq;
-                self.store.set_trail_cursor(&arn, cursor.clone()).await?;
+                self.store
+                    .complete_delivery(&arn, cursor.clone(), files)
+                    .await?;
             }
             if reached_end {
                 return Ok((done, drain_until.is_some()));
@@ -314,16 +353,18 @@ impl CloudTrail {
         Ok(rows)
     }
 
-    /// Writes the plan's files from `rows`; returns how many records they hold.
+    /// Writes the plan's files from `rows`; returns how many records they hold and the rows
+    /// that record them for the digest.
     async fn write_plan(
         &self,
         trail: &TrailRecord,
         plan: &Plan,
         rows: &[EventRow],
-    ) -> CloudTrailResult<usize> {
+    ) -> CloudTrailResult<(usize, Vec<LogFileRow>)> {
         let selected = select(trail, rows);
         let per_file = self.config.max_records_per_file.max(1);
         let mut records = 0;
+        let mut written = Vec::new();
         for file in &plan.files {
             let events = selected
                 .iter()
@@ -335,10 +376,24 @@ impl CloudTrail {
                 .get(start..(start + per_file).min(events.len()))
                 .unwrap_or_default();
             records += slice.len();
-            self.put_log_object(trail, &file.key, log_file(slice)?)
-                .await?;
+            let log = log_file(slice)?;
+            let delivered = DeliveredFile {
+                bucket: trail.s3_bucket_name.clone(),
+                sha256: log.sha256.clone(),
+                oldest_ms: log.oldest_ms,
+                newest_ms: log.newest_ms,
+            };
+            self.put_log_object(trail, &file.key, log.body).await?;
+            written.push(LogFileRow {
+                trail_arn: trail.arn(),
+                region: file.region.clone(),
+                s3_key: file.key.clone(),
+                delivered_ms: now_ms(),
+                record_json: serde_json::to_string(&delivered)
+                    .map_err(CloudTrailError::internal)?,
+            });
         }
-        Ok(records)
+        Ok((records, written))
     }
 
     /// One object into the trail's bucket, as CloudTrail, journaled as S3's data event.
@@ -368,6 +423,7 @@ impl CloudTrail {
                     acl: Some(LOG_ACL.into()),
                     kms_key_id: trail.kms_key_id.clone(),
                     encryption_context,
+                    metadata: Vec::new(),
                 },
             )
             .await;

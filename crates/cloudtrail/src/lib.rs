@@ -4,16 +4,19 @@
 //! encryption context — with every KMS call this causes journaled like any other.
 //!
 //! [`CloudTrail::execute`] runs one API call and journals it; [`CloudTrail::run_delivery`] is the
-//! background task that writes log files. Delivery is exactly-once per trail: before writing, the
+//! background task that writes log files and, for trails with log-file validation, the signed
+//! digest files that chain them (`digest.rs`, keys in `signing.rs`). Delivery is exactly-once per trail: before writing, the
 //! planned files (keys and the journal range they hold) are recorded; after writing, the cursor
 //! moves past the range. A crash in between rewrites the same objects with the same content.
 
 mod delivery;
+mod digest;
 mod error;
 mod lookup;
 pub mod model;
 mod ops;
 mod selectors;
+mod signing;
 mod trail;
 
 use std::sync::Arc;
@@ -41,6 +44,10 @@ pub struct CloudTrailConfig {
     pub retention: Duration,
     /// Records per log file; larger deliveries are split.
     pub max_records_per_file: usize,
+    /// How long a digest file's window is (AWS: one hour).
+    pub digest_interval: Duration,
+    /// How long a region's digest-signing key signs before a new one replaces it.
+    pub signing_key_rotation: Duration,
 }
 
 impl Default for CloudTrailConfig {
@@ -49,6 +56,8 @@ impl Default for CloudTrailConfig {
             delivery_interval: Duration::from_secs(300),
             retention: Duration::from_secs(90 * 86_400),
             max_records_per_file: 10_000,
+            digest_interval: Duration::from_secs(3600),
+            signing_key_rotation: Duration::from_secs(30 * 86_400),
         }
     }
 }
@@ -59,12 +68,15 @@ pub struct CloudTrail {
     kms: Arc<Kms>,
     s3: S3Engine,
     identities: Arc<Identities>,
+    root_key: Arc<keytrail_crypto::RootKey>,
     journal: Journal,
     config: CloudTrailConfig,
     /// Trail changes and delivery status updates are read-modify-write of one record.
     mutations: tokio::sync::Mutex<()>,
     /// Deliveries run one at a time (the background loop, StopLogging's drain, tests).
     delivering: tokio::sync::Mutex<()>,
+    /// Signing keys are created and rotated one region at a time.
+    signing: tokio::sync::Mutex<()>,
     wake: tokio::sync::Notify,
 }
 
@@ -90,6 +102,7 @@ impl CloudTrail {
         kms: Arc<Kms>,
         s3: S3Engine,
         identities: Arc<Identities>,
+        root_key: Arc<keytrail_crypto::RootKey>,
         journal: Journal,
         config: CloudTrailConfig,
     ) -> Self {
@@ -98,10 +111,12 @@ impl CloudTrail {
             kms,
             s3,
             identities,
+            root_key,
             journal,
             config,
             mutations: tokio::sync::Mutex::new(()),
             delivering: tokio::sync::Mutex::new(()),
+            signing: tokio::sync::Mutex::new(()),
             wake: tokio::sync::Notify::new(),
         }
     }
@@ -164,6 +179,10 @@ impl CloudTrail {
             "ListTags" => self.call(ctx, body, &mut outcome, Self::list_tags).await,
             "LookupEvents" => {
                 self.call(ctx, body, &mut outcome, Self::lookup_events)
+                    .await
+            }
+            "ListPublicKeys" => {
+                self.call(ctx, body, &mut outcome, Self::list_public_keys)
                     .await
             }
             _ => return None,

@@ -243,3 +243,19 @@ shape!(LookupEventsResponse {
 });
 
 shape!(Empty {});
+
+shape!(ListPublicKeysRequest {
+    start_time: f64,
+    end_time: f64,
+    next_token: String,
+});
+shape!(PublicKey {
+    value: String,
+    validity_start_time: f64,
+    validity_end_time: f64,
+    fingerprint: String,
+});
+shape!(ListPublicKeysResponse {
+    public_key_list: Vec<PublicKey>,
+    next_token: String,
+});

@@ -552,6 +552,8 @@ impl CloudTrail {
             latest_delivery_attempt_succeeded: iso(s.latest_delivery_succeeded_ms),
             time_logging_started: iso(s.start_logging_ms),
             time_logging_stopped: iso(s.stop_logging_ms),
+            latest_digest_delivery_time: s.latest_digest_delivery_ms.map(epoch_seconds),
+            latest_digest_delivery_error: s.latest_digest_delivery_error.clone(),
             ..Default::default()
         })
     }

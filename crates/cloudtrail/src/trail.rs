@@ -45,6 +45,10 @@ pub struct TrailStatus {
     pub latest_delivery_error: Option<String>,
     /// After StopLogging, events up to this time are still delivered (then it is cleared).
     pub drain_until_ms: Option<i64>,
+    #[serde(default)]
+    pub latest_digest_delivery_ms: Option<i64>,
+    #[serde(default)]
+    pub latest_digest_delivery_error: Option<String>,
 }
 
 impl TrailRecord {

@@ -50,6 +50,10 @@ pub struct FileCloudTrail {
     pub event_history_days: Option<u64>,
     /// Records per log file before a delivery is split [default: 10000].
     pub max_records_per_file: Option<usize>,
+    /// Seconds a digest file covers [default: 3600, as AWS].
+    pub digest_interval_seconds: Option<u64>,
+    /// Days a region's digest-signing key signs before it is replaced [default: 30].
+    pub signing_key_rotation_days: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -120,6 +124,9 @@ pub struct ServeArgs {
     /// Seconds between CloudTrail log-file deliveries [default: 300].
     #[arg(long, env = "KEYTRAIL_CLOUDTRAIL_DELIVERY_SECONDS")]
     pub cloudtrail_delivery_seconds: Option<u64>,
+    /// Seconds a CloudTrail digest file covers [default: 3600].
+    #[arg(long, env = "KEYTRAIL_CLOUDTRAIL_DIGEST_SECONDS")]
+    pub cloudtrail_digest_seconds: Option<u64>,
 }
 
 /// Everything `serve` needs, resolved.
@@ -196,6 +203,18 @@ impl Settings {
         }
         if let Some(days) = file.cloudtrail.event_history_days {
             cloudtrail.retention = std::time::Duration::from_secs(days * 86_400);
+        }
+        if let Some(s) = args
+            .cloudtrail_digest_seconds
+            .or(file.cloudtrail.digest_interval_seconds)
+        {
+            if s == 0 {
+                bail!("the CloudTrail digest interval must be at least one second");
+            }
+            cloudtrail.digest_interval = std::time::Duration::from_secs(s);
+        }
+        if let Some(days) = file.cloudtrail.signing_key_rotation_days {
+            cloudtrail.signing_key_rotation = std::time::Duration::from_secs(days.max(1) * 86_400);
         }
         if let Some(n) = file.cloudtrail.max_records_per_file {
             cloudtrail.max_records_per_file = n.max(1);

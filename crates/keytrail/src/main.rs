@@ -232,6 +232,7 @@ async fn serve(settings: Settings, root_key_file: Option<&Path>) -> Result<()> {
         Arc::clone(&kms),
         s3.clone(),
         Arc::clone(&opened.identities),
+        Arc::clone(&opened.root_key),
         Journal::new(Arc::clone(&opened.store)),
         settings.cloudtrail.clone(),
     ));

@@ -62,6 +62,8 @@ pub struct ServicePut {
     /// SSE-KMS under this key (id, ARN or alias); `None`: the bucket's default encryption.
     pub kms_key_id: Option<String>,
     pub encryption_context: Option<BTreeMap<String, String>>,
+    /// User metadata (`x-amz-meta-<name>`), e.g. a digest file's signature.
+    pub metadata: Vec<(String, String)>,
 }
 /// The key SSE-KMS uses when the request and the bucket name none, as on AWS.
 const AWS_MANAGED_S3_KEY: &str = "alias/aws/s3";
@@ -198,6 +200,7 @@ impl S3Engine {
             )
             .ssekms_key_id(object.kms_key_id)
             .ssekms_encryption_context(context)
+            .metadata((!object.metadata.is_empty()).then(|| object.metadata.into_iter().collect()))
             .build()
             .map_err(internal)?;
         let mut extensions = http::Extensions::new();

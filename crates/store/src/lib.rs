@@ -182,6 +182,39 @@ pub struct TrailCursor {
     pub pending_json: Option<String>,
 }
 
+/// A log file a trail delivered, waiting for (or covered by) a digest file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogFileRow {
+    pub trail_arn: String,
+    pub region: String,
+    pub s3_key: String,
+    pub delivered_ms: i64,
+    /// Bucket, hash and event times, as a JSON document owned by the CloudTrail crate.
+    pub record_json: String,
+}
+
+/// A region's digest-signing key pair; the private half wrapped under the root key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SigningKeyRow {
+    pub region: String,
+    pub fingerprint: String,
+    pub valid_from_ms: i64,
+    pub valid_until_ms: i64,
+    pub public_der: Vec<u8>,
+    pub wrapped_private: Vec<u8>,
+}
+
+impl std::fmt::Debug for SigningKeyRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKeyRow")
+            .field("region", &self.region)
+            .field("fingerprint", &self.fingerprint)
+            .field("valid_from_ms", &self.valid_from_ms)
+            .field("valid_until_ms", &self.valid_until_ms)
+            .finish_non_exhaustive()
+    }
+}
+
 /// What LookupEvents asks of the journal (management events of one account and region).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventLookup {
@@ -432,6 +465,41 @@ pub trait Store: Send + Sync + 'static {
         trail_arn: &str,
     ) -> StoreResult<bool>;
     async fn get_trail_cursor(&self, trail_arn: &str) -> StoreResult<Option<TrailCursor>>;
+    /// Moves a trail's cursor and records the log files that delivery wrote, in one
+    /// transaction (a file recorded twice is recorded once).
+    async fn complete_delivery(
+        &self,
+        trail_arn: &str,
+        cursor: TrailCursor,
+        files: Vec<LogFileRow>,
+    ) -> StoreResult<()>;
+    /// The log files of a trail's region not yet in a digest, delivered up to `until_ms`.
+    async fn undigested_log_files(
+        &self,
+        trail_arn: &str,
+        region: &str,
+        until_ms: i64,
+    ) -> StoreResult<Vec<LogFileRow>>;
+    /// The regions a trail has delivered log files for, digested or not.
+    async fn log_file_regions(&self, trail_arn: &str) -> StoreResult<Vec<String>>;
+    async fn get_digest_chain(&self, trail_arn: &str, region: &str) -> StoreResult<Option<String>>;
+    async fn put_digest_chain(
+        &self,
+        trail_arn: &str,
+        region: &str,
+        state_json: String,
+    ) -> StoreResult<()>;
+    /// Records a written digest: the chain's new state and the log files it covers, together.
+    async fn complete_digest(
+        &self,
+        trail_arn: &str,
+        region: &str,
+        state_json: String,
+        digested_keys: Vec<String>,
+    ) -> StoreResult<()>;
+    async fn put_signing_key(&self, key: SigningKeyRow) -> StoreResult<()>;
+    /// A region's signing keys, oldest first.
+    async fn list_signing_keys(&self, region: &str) -> StoreResult<Vec<SigningKeyRow>>;
     async fn set_trail_cursor(&self, trail_arn: &str, cursor: TrailCursor) -> StoreResult<()>;
     /// Creates or replaces a KMS key's row; with `material`, adds that backing key in the same
     /// transaction (creation and rotation).

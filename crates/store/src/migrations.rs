@@ -196,4 +196,33 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         ON event_resources (account_id, region, resource_name, event_time_ms, seq);
     CREATE INDEX event_resources_by_seq ON event_resources (seq);",
     ),
+    (
+        9,
+        "CREATE TABLE cloudtrail_signing_keys (
+        region TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        valid_from_ms BIGINT NOT NULL,
+        valid_until_ms BIGINT NOT NULL,
+        public_der BLOB NOT NULL,
+        wrapped_private BLOB NOT NULL,
+        PRIMARY KEY (region, fingerprint)
+    );
+    CREATE TABLE cloudtrail_log_files (
+        trail_arn TEXT NOT NULL,
+        region TEXT NOT NULL,
+        s3_key TEXT NOT NULL,
+        delivered_ms BIGINT NOT NULL,
+        digested BOOLEAN NOT NULL DEFAULT 0,
+        record_json TEXT NOT NULL,
+        PRIMARY KEY (trail_arn, s3_key)
+    );
+    CREATE INDEX cloudtrail_log_files_undigested
+        ON cloudtrail_log_files (trail_arn, region, digested, delivered_ms);
+    CREATE TABLE cloudtrail_digest_chains (
+        trail_arn TEXT NOT NULL,
+        region TEXT NOT NULL,
+        state_json TEXT NOT NULL,
+        PRIMARY KEY (trail_arn, region)
+    );",
+    ),
 ];

@@ -20,9 +20,9 @@ use tokio::sync::oneshot;
 use crate::migrations::MIGRATIONS;
 use crate::{
     AccessKeyRecord, AccountRecord, AliasRow, BucketRow, DeleteBucketOutcome, EventLookup,
-    EventRow, GrantRow, KeyMaterialRow, KmsKeyRow, LookupAttribute, ManagedPolicyRow, ObjectRow,
-    PartRow, PolicyDocumentRow, PolicyOwner, RoleRecord, Store, StoreError, StoreResult,
-    TrailCursor, TrailRow, UploadRow, UserRecord,
+    EventRow, GrantRow, KeyMaterialRow, KmsKeyRow, LogFileRow, LookupAttribute, ManagedPolicyRow,
+    ObjectRow, PartRow, PolicyDocumentRow, PolicyOwner, RoleRecord, SigningKeyRow, Store,
+    StoreError, StoreResult, TrailCursor, TrailRow, UploadRow, UserRecord,
 };
 
 /// Upper bound of requests folded into one transaction; keeps commit latency bounded.
@@ -96,6 +96,23 @@ enum WriteOp {
         trail_arn: String,
         cursor: TrailCursor,
     },
+    CompleteDelivery {
+        trail_arn: String,
+        cursor: TrailCursor,
+        files: Vec<LogFileRow>,
+    },
+    PutDigestChain {
+        trail_arn: String,
+        region: String,
+        state_json: String,
+    },
+    CompleteDigest {
+        trail_arn: String,
+        region: String,
+        state_json: String,
+        digested_keys: Vec<String>,
+    },
+    PutSigningKey(SigningKeyRow),
     DeleteEventsBefore {
         cutoff_ms: i64,
         delivered_up_to: i64,
@@ -886,20 +903,83 @@ fn apply_op(conn: &Connection, op: &WriteOp) -> StoreResult<WriteOutcome> {
                  WHERE account_id = ?1 AND home_region = ?2 AND name = ?3",
                 params![account_id, home_region, name],
             )?;
-            conn.execute(
-                "DELETE FROM cloudtrail_cursors WHERE trail_arn = ?1",
-                params![trail_arn],
-            )?;
+            for table in [
+                "cloudtrail_cursors",
+                "cloudtrail_log_files",
+                "cloudtrail_digest_chains",
+            ] {
+                conn.execute(
+                    &format!("DELETE FROM {table} WHERE trail_arn = ?1"),
+                    params![trail_arn],
+                )?;
+            }
             Ok(WriteOutcome::Deleted(n > 0))
         }
-        WriteOp::SetTrailCursor { trail_arn, cursor } => {
+        WriteOp::CompleteDelivery {
+            trail_arn,
+            cursor,
+            files,
+        } => {
+            set_cursor(conn, trail_arn, cursor)?;
+            for f in files {
+                conn.execute(
+                    "INSERT INTO cloudtrail_log_files
+                     (trail_arn, region, s3_key, delivered_ms, digested, record_json)
+                     VALUES (?1, ?2, ?3, ?4, 0, ?5)
+                     ON CONFLICT (trail_arn, s3_key) DO NOTHING",
+                    params![
+                        f.trail_arn,
+                        f.region,
+                        f.s3_key,
+                        f.delivered_ms,
+                        f.record_json
+                    ],
+                )?;
+            }
+            Ok(WriteOutcome::Done)
+        }
+        WriteOp::PutDigestChain {
+            trail_arn,
+            region,
+            state_json,
+        } => {
+            put_chain(conn, trail_arn, region, state_json)?;
+            Ok(WriteOutcome::Done)
+        }
+        WriteOp::CompleteDigest {
+            trail_arn,
+            region,
+            state_json,
+            digested_keys,
+        } => {
+            put_chain(conn, trail_arn, region, state_json)?;
+            for key in digested_keys {
+                conn.execute(
+                    "UPDATE cloudtrail_log_files SET digested = 1
+                     WHERE trail_arn = ?1 AND s3_key = ?2",
+                    params![trail_arn, key],
+                )?;
+            }
+            Ok(WriteOutcome::Done)
+        }
+        WriteOp::PutSigningKey(k) => {
             conn.execute(
-                "INSERT INTO cloudtrail_cursors (trail_arn, delivered_seq, pending_json)
-                 VALUES (?1, ?2, ?3)
-                 ON CONFLICT (trail_arn) DO UPDATE SET
-                   delivered_seq = excluded.delivered_seq, pending_json = excluded.pending_json",
-                params![trail_arn, cursor.delivered_seq, cursor.pending_json],
+                "INSERT INTO cloudtrail_signing_keys
+                 (region, fingerprint, valid_from_ms, valid_until_ms, public_der, wrapped_private)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    k.region,
+                    k.fingerprint,
+                    k.valid_from_ms,
+                    k.valid_until_ms,
+                    k.public_der,
+                    k.wrapped_private
+                ],
             )?;
+            Ok(WriteOutcome::Done)
+        }
+        WriteOp::SetTrailCursor { trail_arn, cursor } => {
+            set_cursor(conn, trail_arn, cursor)?;
             Ok(WriteOutcome::Done)
         }
         WriteOp::DeleteEventsBefore {
@@ -1117,6 +1197,36 @@ fn kms_key_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<KmsKeyRow> {
         region: r.get(1)?,
         key_id: r.get(2)?,
         record_json: r.get(3)?,
+    })
+}
+
+fn set_cursor(conn: &Connection, trail_arn: &str, cursor: &TrailCursor) -> StoreResult<()> {
+    conn.execute(
+        "INSERT INTO cloudtrail_cursors (trail_arn, delivered_seq, pending_json)
+         VALUES (?1, ?2, ?3)
+         ON CONFLICT (trail_arn) DO UPDATE SET
+           delivered_seq = excluded.delivered_seq, pending_json = excluded.pending_json",
+        params![trail_arn, cursor.delivered_seq, cursor.pending_json],
+    )?;
+    Ok(())
+}
+
+fn put_chain(conn: &Connection, trail_arn: &str, region: &str, state: &str) -> StoreResult<()> {
+    conn.execute(
+        "INSERT INTO cloudtrail_digest_chains (trail_arn, region, state_json) VALUES (?1, ?2, ?3)
+         ON CONFLICT (trail_arn, region) DO UPDATE SET state_json = excluded.state_json",
+        params![trail_arn, region, state],
+    )?;
+    Ok(())
+}
+
+fn log_file_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LogFileRow> {
+    Ok(LogFileRow {
+        trail_arn: r.get(0)?,
+        region: r.get(1)?,
+        s3_key: r.get(2)?,
+        delivered_ms: r.get(3)?,
+        record_json: r.get(4)?,
     })
 }
 
@@ -1705,6 +1815,124 @@ impl Store for SqliteStore {
                 },
             )
             .optional()?)
+        })
+        .await
+    }
+
+    async fn complete_delivery(
+        &self,
+        trail_arn: &str,
+        cursor: TrailCursor,
+        files: Vec<LogFileRow>,
+    ) -> StoreResult<()> {
+        let op = WriteOp::CompleteDelivery {
+            trail_arn: trail_arn.to_string(),
+            cursor,
+            files,
+        };
+        self.write(op).await.map(|_| ())
+    }
+
+    async fn undigested_log_files(
+        &self,
+        trail_arn: &str,
+        region: &str,
+        until_ms: i64,
+    ) -> StoreResult<Vec<LogFileRow>> {
+        let (arn, region) = (trail_arn.to_string(), region.to_string());
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT trail_arn, region, s3_key, delivered_ms, record_json
+                 FROM cloudtrail_log_files
+                 WHERE trail_arn = ?1 AND region = ?2 AND NOT digested AND delivered_ms <= ?3
+                 ORDER BY delivered_ms, s3_key",
+            )?;
+            let rows = stmt.query_map(params![arn, region, until_ms], log_file_from_row)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    async fn log_file_regions(&self, trail_arn: &str) -> StoreResult<Vec<String>> {
+        let arn = trail_arn.to_string();
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT DISTINCT region FROM cloudtrail_log_files WHERE trail_arn = ?1
+                 UNION SELECT region FROM cloudtrail_digest_chains WHERE trail_arn = ?1",
+            )?;
+            let rows = stmt.query_map(params![arn], |r| r.get(0))?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    async fn get_digest_chain(&self, trail_arn: &str, region: &str) -> StoreResult<Option<String>> {
+        let (arn, region) = (trail_arn.to_string(), region.to_string());
+        self.read(move |c| {
+            Ok(c.query_row(
+                "SELECT state_json FROM cloudtrail_digest_chains
+                 WHERE trail_arn = ?1 AND region = ?2",
+                params![arn, region],
+                |r| r.get(0),
+            )
+            .optional()?)
+        })
+        .await
+    }
+
+    async fn put_digest_chain(
+        &self,
+        trail_arn: &str,
+        region: &str,
+        state_json: String,
+    ) -> StoreResult<()> {
+        let op = WriteOp::PutDigestChain {
+            trail_arn: trail_arn.to_string(),
+            region: region.to_string(),
+            state_json,
+        };
+        self.write(op).await.map(|_| ())
+    }
+
+    async fn complete_digest(
+        &self,
+        trail_arn: &str,
+        region: &str,
+        state_json: String,
+        digested_keys: Vec<String>,
+    ) -> StoreResult<()> {
+        let op = WriteOp::CompleteDigest {
+            trail_arn: trail_arn.to_string(),
+            region: region.to_string(),
+            state_json,
+            digested_keys,
+        };
+        self.write(op).await.map(|_| ())
+    }
+
+    async fn put_signing_key(&self, key: SigningKeyRow) -> StoreResult<()> {
+        self.write(WriteOp::PutSigningKey(key)).await.map(|_| ())
+    }
+
+    async fn list_signing_keys(&self, region: &str) -> StoreResult<Vec<SigningKeyRow>> {
+        let region = region.to_string();
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT region, fingerprint, valid_from_ms, valid_until_ms, public_der,
+                        wrapped_private
+                 FROM cloudtrail_signing_keys WHERE region = ?1 ORDER BY valid_from_ms",
+            )?;
+            let rows = stmt.query_map(params![region], |r| {
+                Ok(SigningKeyRow {
+                    region: r.get(0)?,
+                    fingerprint: r.get(1)?,
+                    valid_from_ms: r.get(2)?,
+                    valid_until_ms: r.get(3)?,
+                    public_der: r.get(4)?,
+                    wrapped_private: r.get(5)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
         .await
     }

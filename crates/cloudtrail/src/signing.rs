@@ -1,0 +1,148 @@
+//! The RSA-2048 key pairs that sign digest files (§6.5, §6.6): one current pair per region,
+//! created on first use and replaced after the rotation period, each valid for that period plus
+//! a day so consecutive keys overlap. Private halves are stored wrapped under the root key;
+//! public halves stay listable forever as PKCS#1 RSAPublicKey DER with an MD5 fingerprint.
+
+use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::rsa::{KeyPair, KeySize};
+use aws_lc_rs::signature::{self, KeyPair as _};
+use keytrail_store::SigningKeyRow;
+
+use crate::error::{CloudTrailError, CloudTrailResult};
+use crate::model::{ListPublicKeysRequest, ListPublicKeysResponse, PublicKey};
+use crate::{CallOutcome, CloudTrail, epoch_seconds, now_ms};
+
+const OVERLAP_MS: i64 = 86_400_000;
+
+/// A key ready to sign.
+pub(crate) struct SigningKey {
+    pub fingerprint: String,
+    pair: KeyPair,
+}
+
+impl SigningKey {
+    /// RSASSA-PKCS1-v1_5 with SHA-256 ("SHA256withRSA"), lowercase hex.
+    pub fn sign(&self, message: &[u8]) -> CloudTrailResult<String> {
+        let mut signature = vec![0; self.pair.public_modulus_len()];
+        self.pair
+            .sign(
+                &signature::RSA_PKCS1_SHA256,
+                &SystemRandom::new(),
+                message,
+                &mut signature,
+            )
+            .map_err(|_| CloudTrailError::internal("digest signing failed"))?;
+        Ok(signature.iter().map(|b| format!("{b:02x}")).collect())
+    }
+}
+
+fn wrap_context(region: &str, fingerprint: &str) -> Vec<u8> {
+    format!("keytrail:cloudtrail-digest-key:{region}:{fingerprint}").into_bytes()
+}
+
+/// Lowercase hex MD5 of the PKCS#1 DER, as CloudTrail fingerprints its public keys.
+pub(crate) fn fingerprint(public_der: &[u8]) -> String {
+    format!("{:x}", md5::compute(public_der))
+}
+
+impl CloudTrail {
+    /// The region's current signing key, created or rotated as needed.
+    pub(crate) async fn signing_key(&self, region: &str) -> CloudTrailResult<SigningKey> {
+        let _guard = self.signing.lock().await;
+        let now = now_ms();
+        let rotation =
+            i64::try_from(self.config.signing_key_rotation.as_millis()).unwrap_or(i64::MAX / 2);
+        let keys = self.store.list_signing_keys(region).await?;
+        let current = keys
+            .iter()
+            .rev()
+            .find(|k| k.valid_from_ms <= now && now - k.valid_from_ms < rotation);
+        let row = match current {
+            Some(row) => row.clone(),
+            None => {
+                let pair = KeyPair::generate(KeySize::Rsa2048)
+                    .map_err(|_| CloudTrailError::internal("RSA key generation failed"))?;
+                let pkcs8 = AsDer::<Pkcs8V1Der>::as_der(&pair)
+                    .map_err(|_| CloudTrailError::internal("RSA key serialization failed"))?;
+                let public_der = pair.public_key().as_ref().to_vec();
+                let fingerprint = fingerprint(&public_der);
+                let wrapped_private = self
+                    .root_key
+                    .wrap(pkcs8.as_ref(), &wrap_context(region, &fingerprint))
+                    .map_err(CloudTrailError::internal)?;
+                let row = SigningKeyRow {
+                    region: region.to_string(),
+                    fingerprint,
+                    valid_from_ms: now,
+                    valid_until_ms: now.saturating_add(rotation).saturating_add(OVERLAP_MS),
+                    public_der,
+                    wrapped_private,
+                };
+                self.store.put_signing_key(row.clone()).await?;
+                tracing::info!(region, fingerprint = %row.fingerprint, "new digest signing key");
+                row
+            }
+        };
+        let pkcs8 = self
+            .root_key
+            .unwrap(
+                &row.wrapped_private,
+                &wrap_context(region, &row.fingerprint),
+            )
+            .map_err(|_| {
+                CloudTrailError::internal(
+                    "a digest signing key cannot be unwrapped with this root key",
+                )
+            })?;
+        let pair = KeyPair::from_pkcs8(&pkcs8)
+            .map_err(|_| CloudTrailError::internal("a stored digest signing key is unreadable"))?;
+        Ok(SigningKey {
+            fingerprint: row.fingerprint,
+            pair,
+        })
+    }
+
+    /// ListPublicKeys: every key of the caller's region valid at some time in the range, in one
+    /// page (the CLI reads only the first).
+    pub(crate) async fn list_public_keys(
+        &self,
+        ctx: &keytrail_audit::CallContext,
+        input: ListPublicKeysRequest,
+        _outcome: &mut CallOutcome,
+    ) -> CloudTrailResult<ListPublicKeysResponse> {
+        self.authorize(ctx, "cloudtrail:ListPublicKeys", "*")
+            .await?;
+        let now = now_ms();
+        let start = input.start_time.map_or(now, |s| (s * 1000.0) as i64);
+        let end = input.end_time.map_or(now, |s| (s * 1000.0) as i64);
+        if start > end {
+            return Err(CloudTrailError::new(
+                "InvalidTimeRangeException",
+                "StartTime must be before EndTime.",
+            ));
+        }
+        // A region gets its first key when something asks for it.
+        self.signing_key(&ctx.region).await?;
+        let keys = self
+            .store
+            .list_signing_keys(&ctx.region)
+            .await?
+            .into_iter()
+            .filter(|k| k.valid_from_ms <= end && k.valid_until_ms >= start)
+            .map(|k| PublicKey {
+                value: Some(base64::Engine::encode(
+                    &base64::engine::general_purpose::STANDARD,
+                    &k.public_der,
+                )),
+                validity_start_time: Some(epoch_seconds(k.valid_from_ms)),
+                validity_end_time: Some(epoch_seconds(k.valid_until_ms)),
+                fingerprint: Some(k.fingerprint),
+            })
+            .collect();
+        Ok(ListPublicKeysResponse {
+            public_key_list: Some(keys),
+            next_token: None,
+        })
+    }
+}
