@@ -208,6 +208,35 @@ impl CloudTrail {
         attempt_ms: i64,
         result: &Result<(Delivered, bool), CloudTrailError>,
     ) -> CloudTrailResult<()> {
+        if let Err(e) = result {
+            tracing::warn!(trail = %trail.arn(), error = %e, "log delivery failed; will retry");
+        }
+        self.update_status(trail, |status| match result {
+            Ok((done, drained)) => {
+                if done.files > 0 {
+                    status.latest_delivery_attempt_ms = Some(attempt_ms);
+                    status.latest_delivery_succeeded_ms = Some(now_ms());
+                    status.latest_delivery_ms = Some(now_ms());
+                    status.latest_delivery_error = None;
+                }
+                if *drained && !status.is_logging {
+                    status.drain_until_ms = None;
+                }
+            }
+            Err(e) => {
+                status.latest_delivery_attempt_ms = Some(attempt_ms);
+                status.latest_delivery_error = Some(e.code.to_string());
+            }
+        })
+        .await
+    }
+
+    /// Changes the stored trail's status (the trail may have changed, or gone, meanwhile).
+    pub(crate) async fn update_status(
+        &self,
+        trail: &TrailRecord,
+        change: impl FnOnce(&mut crate::trail::TrailStatus),
+    ) -> CloudTrailResult<()> {
         let _guard = self.mutations.lock().await;
         let Some(row) = self
             .store
@@ -217,24 +246,7 @@ impl CloudTrail {
             return Ok(());
         };
         let mut record = Self::parse_row(&row)?;
-        match result {
-            Ok((done, drained)) => {
-                if done.files > 0 {
-                    record.status.latest_delivery_attempt_ms = Some(attempt_ms);
-                    record.status.latest_delivery_succeeded_ms = Some(now_ms());
-                    record.status.latest_delivery_ms = Some(now_ms());
-                    record.status.latest_delivery_error = None;
-                }
-                if *drained && !record.status.is_logging {
-                    record.status.drain_until_ms = None;
-                }
-            }
-            Err(e) => {
-                tracing::warn!(trail = %trail.arn(), error = %e, "log delivery failed; will retry");
-                record.status.latest_delivery_attempt_ms = Some(attempt_ms);
-                record.status.latest_delivery_error = Some(e.code.to_string());
-            }
-        }
+        change(&mut record.status);
         self.save(&record).await
     }
 

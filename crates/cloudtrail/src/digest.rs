@@ -164,23 +164,14 @@ impl CloudTrail {
         if matches!(result, Ok(false)) {
             return Ok(());
         }
-        let _guard = self.mutations.lock().await;
-        let Some(row) = self
-            .store
-            .get_trail(&trail.account_id, &trail.home_region, &trail.name)
-            .await?
-        else {
-            return Ok(());
-        };
-        let mut record = Self::parse_row(&row)?;
-        match result {
+        self.update_status(trail, |status| match result {
             Ok(_) => {
-                record.status.latest_digest_delivery_ms = Some(now_ms());
-                record.status.latest_digest_delivery_error = None;
+                status.latest_digest_delivery_ms = Some(now_ms());
+                status.latest_digest_delivery_error = None;
             }
-            Err(e) => record.status.latest_digest_delivery_error = Some(e.code.to_string()),
-        }
-        self.save(&record).await
+            Err(e) => status.latest_digest_delivery_error = Some(e.code.to_string()),
+        })
+        .await
     }
 
     /// One region of one trail; returns whether a digest was written.
