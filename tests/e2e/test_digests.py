@@ -103,6 +103,22 @@ class Digests(unittest.TestCase):
         self.assertRegex(out, r"(\d+)/\1 log files valid")
         self.assertNotIn("INVALID", out)
 
+        # A restart in the middle of the chain: it continues, still valid end to end.
+        before = len(self.keys("CloudTrail-Digest"))
+        self.server.restart()
+        kms = self.server.client("kms")
+        ct = self.server.client("cloudtrail")
+        type(self).s3 = self.server.client("s3")
+        for _ in range(3):
+            kms.list_keys()
+            time.sleep(1)
+        self.wait_for(lambda: len(self.keys("CloudTrail-Digest")) >= before + 2,
+                      "digests after the restart")
+        code, out = self.validate(start)
+        self.assertEqual(code, 0, out)
+        self.assertNotIn("INVALID", out)
+        self.assertNotIn("No log files were delivered", out)
+
         # StopLogging writes a final digest, then the chain stops.
         ct.stop_logging(Name=TRAIL)
         stopped = len(self.keys("CloudTrail-Digest"))
@@ -136,6 +152,24 @@ class Digests(unittest.TestCase):
         code, out = self.validate(start)
         self.assertEqual(code, 1, out)
         self.assertIn("signature verification failed", out)
+        # A digest's signature metadata altered.
+        victim = digests[2]
+        original = self.s3.get_object(Bucket=BUCKET, Key=victim)
+        metadata = dict(original["Metadata"])
+        metadata["signature"] = ("0" if metadata["signature"][0] != "0" else "1") + \
+            metadata["signature"][1:]
+        self.s3.put_object(Bucket=BUCKET, Key=victim, Body=original["Body"].read(),
+                           Metadata=metadata)
+        code, out = self.validate(start)
+        self.assertEqual(code, 1, out)
+        self.assertIn(victim, [line.split("\t")[1][len(f"s3://{BUCKET}/"):]
+                               for line in out.splitlines()
+                               if "INVALID" in line and line.startswith("Digest file")])
+        # A digest deleted from the middle of the chain.
+        self.s3.delete_object(Bucket=BUCKET, Key=digests[-3])
+        code, out = self.validate(start)
+        self.assertEqual(code, 1, out)
+        self.assertIn("INVALID: not found", out)
 
 
 if __name__ == "__main__":

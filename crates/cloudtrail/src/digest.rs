@@ -190,21 +190,16 @@ impl CloudTrail {
         let now = now_ms();
         let Some(start) = state.window_start_ms else {
             if wanted {
-                // A chain starts: files delivered before it are in no digest.
-                let earlier: Vec<String> = self
-                    .store
-                    .undigested_log_files(&arn, region, now)
-                    .await?
-                    .into_iter()
-                    .map(|f| f.s3_key)
-                    .collect();
+                // A chain starts. Log files delivered while it was stopped (validation off, a
+                // crash before the first digest) go into its first digest: every log file the
+                // trail writes is covered by some digest.
                 let started = ChainState {
                     window_start_ms: Some(now - now.rem_euclid(1000)),
                     previous: None,
                     pending: None,
                 };
                 self.store
-                    .complete_digest(&arn, region, json(&started)?, earlier)
+                    .put_digest_chain(&arn, region, json(&started)?)
                     .await?;
             }
             return Ok(false);

@@ -146,3 +146,51 @@ impl CloudTrail {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_lc_rs::signature::UnparsedPublicKey;
+    use base64::Engine;
+
+    /// The public key and fingerprint of the AWS CLI's `list-public-keys` example.
+    const AWS_SAMPLE_KEY: &str = "MIIBCgKCAQEAlSS3cl92HDycr/MTj0moOhas8habjrraXw+KzlWF0axSI2tcF+3iJ9BKQAVSKxGwxwu3m0wG3J+kUl1xboEcEPHYoIYMbgfSw7KGnuDKwkLzsQWhUJ0cIbOHASox1vv/5fNXkrHhGbDCHeVXm804c83nvHUEFYThr1PfyP/8HwrCtR3FX5OANtQCP61C1nJtSSkC8JSQUOrIP4CuwJjc+4WGDk+BGH5m9iuiAKkipEHWmUl8/P7XpfpWQuk4h8g3pXZOrNXr08lbh4d39svj7UqdhvOXoBISp9t/EXYuePGEtBdrKD9Dz+VHwyUPtBQvYr9BnkF88qBnaPNhS44rzwIDAQAB";
+
+    #[test]
+    fn the_published_sample_key_has_the_published_fingerprint() {
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(AWS_SAMPLE_KEY)
+            .unwrap();
+        assert_eq!(fingerprint(&der), "7f3f401420072e50a65a141430817ab3");
+    }
+
+    #[test]
+    fn signatures_are_sha256_with_rsa_over_the_digest_string_verifiable_by_the_pkcs1_key() {
+        let pair = KeyPair::generate(KeySize::Rsa2048).unwrap();
+        let public_der = pair.public_key().as_ref().to_vec();
+        // PKCS#1 RSAPublicKey, as python-rsa's load_pkcs1 (the CLI's validator) reads it.
+        assert!(
+            base64::engine::general_purpose::STANDARD
+                .encode(&public_der)
+                .starts_with("MIIBCgKCAQEA")
+        );
+        let key = SigningKey {
+            fingerprint: fingerprint(&public_der),
+            pair,
+        };
+        let message = "2026-11-28T21:05:23Z\nlogs/AWSLogs/1/CloudTrail-Digest/x.json.gz\nabc\nnull";
+        let signature = key.sign(message.as_bytes()).unwrap();
+        assert_eq!(signature.len(), 512);
+        assert!(signature.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+        // PKCS#1 v1.5 is deterministic: a redone digest carries the same signature.
+        assert_eq!(signature, key.sign(message.as_bytes()).unwrap());
+        let bytes: Vec<u8> = (0..signature.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&signature[i..i + 2], 16).unwrap())
+            .collect();
+        let verifier =
+            UnparsedPublicKey::new(&signature::RSA_PKCS1_2048_8192_SHA256, &public_der);
+        verifier.verify(message.as_bytes(), &bytes).unwrap();
+        assert!(verifier.verify(b"another message", &bytes).is_err());
+    }
+}
