@@ -12,7 +12,7 @@ import time
 import unittest
 from datetime import datetime, timedelta, timezone
 
-from keytrail_server import KeytrailServer
+from keytrail_server import BIN, KeytrailServer
 
 ACCOUNT = "000000000000"
 BUCKET = "digest-logs"
@@ -37,8 +37,18 @@ class Digests(unittest.TestCase):
         return out.returncode, out.stdout + out.stderr
 
     def validate(self, start):
-        return self.aws("cloudtrail", "validate-logs", "--trail-arn", TRAIL_ARN,
-                        "--start-time", start, "--verbose")
+        """The AWS CLI's validator and keytrail's own must agree: the exit status, and the
+        output (both reports are returned, joined)."""
+        code, out = self.aws("cloudtrail", "validate-logs", "--trail-arn", TRAIL_ARN,
+                             "--start-time", start, "--verbose")
+        ours = subprocess.run([BIN, "validate-logs", "--trail-arn", TRAIL_ARN, "--start-time",
+                               start, "--verbose"], env=self.server.env(), capture_output=True,
+                              text=True)
+        self.assertEqual(ours.returncode, code, f"aws CLI:\n{out}\nkeytrail:\n{ours.stdout}{ours.stderr}")
+        for line in out.splitlines():
+            if "INVALID" in line:
+                self.assertIn(line, ours.stdout, ours.stdout)
+        return code, out + "\n" + ours.stdout
 
     def keys(self, kind):
         listed = self.s3.list_objects_v2(Bucket=BUCKET, Prefix=f"AWSLogs/{ACCOUNT}/{kind}/")

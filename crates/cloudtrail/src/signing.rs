@@ -181,15 +181,18 @@ mod tests {
         let message = "2026-11-28T21:05:23Z\nlogs/AWSLogs/1/CloudTrail-Digest/x.json.gz\nabc\nnull";
         let signature = key.sign(message.as_bytes()).unwrap();
         assert_eq!(signature.len(), 512);
-        assert!(signature.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+        assert!(
+            signature
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        );
         // PKCS#1 v1.5 is deterministic: a redone digest carries the same signature.
         assert_eq!(signature, key.sign(message.as_bytes()).unwrap());
         let bytes: Vec<u8> = (0..signature.len())
             .step_by(2)
             .map(|i| u8::from_str_radix(&signature[i..i + 2], 16).unwrap())
             .collect();
-        let verifier =
-            UnparsedPublicKey::new(&signature::RSA_PKCS1_2048_8192_SHA256, &public_der);
+        let verifier = UnparsedPublicKey::new(&signature::RSA_PKCS1_2048_8192_SHA256, &public_der);
         verifier.verify(message.as_bytes(), &bytes).unwrap();
         assert!(verifier.verify(b"another message", &bytes).is_err());
     }

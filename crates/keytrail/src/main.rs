@@ -3,6 +3,7 @@
 //! and reads configuration (flag > environment variable > config file > default).
 
 mod config;
+mod validate;
 
 /// glibc's allocator spent a fifth of the request threads' time under load; mimalloc's
 /// thread-local free lists do not.
@@ -61,6 +62,9 @@ enum Command {
     /// Read the audit journal.
     #[command(subcommand)]
     Events(EventsCommand),
+    /// Check a trail's digest and log files against a running server, as
+    /// `aws cloudtrail validate-logs` does (credentials from AWS_ACCESS_KEY_ID/SECRET).
+    ValidateLogs(validate::ValidateArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -125,6 +129,13 @@ fn main() -> Result<()> {
             }
             Command::Events(EventsCommand::Tail { lines, follow }) => {
                 tail(&data_dir, lines, follow).await
+            }
+            Command::ValidateLogs(args) => {
+                let status = validate::run(args).await?;
+                if status != 0 {
+                    std::process::exit(status);
+                }
+                Ok(())
             }
         }
     })
