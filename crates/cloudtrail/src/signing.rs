@@ -197,3 +197,109 @@ mod tests {
         assert!(verifier.verify(b"another message", &bytes).is_err());
     }
 }
+
+#[cfg(test)]
+mod rotation_tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use keytrail_audit::{Journal, Principal};
+    use keytrail_store::Store;
+
+    use crate::model::ListPublicKeysRequest;
+    use crate::{CallOutcome, CloudTrail, CloudTrailConfig};
+
+    #[tokio::test]
+    async fn keys_rotate_after_their_period_and_old_ones_stay_listed_with_overlap() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(keytrail_store::sqlite::SqliteStore::open(&dir.path().join("k.db")).unwrap());
+        let root_key = Arc::new(keytrail_crypto::RootKey::ephemeral().unwrap());
+        let identities = Arc::new(keytrail_iam::Identities::new(
+            Arc::clone(&store),
+            Arc::clone(&root_key),
+        ));
+        let kms = Arc::new(keytrail_kms::Kms::new(
+            Arc::clone(&store),
+            Arc::clone(&root_key),
+            Arc::clone(&identities),
+            Journal::new(Arc::clone(&store)),
+        ));
+        let s3 = keytrail_s3::S3Engine::open(
+            Arc::clone(&store),
+            Arc::clone(&kms),
+            Arc::clone(&root_key),
+            Arc::clone(&identities),
+            dir.path(),
+        )
+        .unwrap();
+        let config = CloudTrailConfig {
+            signing_key_rotation: Duration::from_millis(1500),
+            ..Default::default()
+        };
+        let cloudtrail = CloudTrail::new(
+            Arc::clone(&store),
+            kms,
+            s3,
+            identities,
+            root_key,
+            Journal::new(Arc::clone(&store)),
+            config,
+        );
+        let first = cloudtrail.signing_key("us-east-1").await.unwrap();
+        let again = cloudtrail.signing_key("us-east-1").await.unwrap();
+        assert_eq!(first.fingerprint, again.fingerprint);
+        let other_region = cloudtrail.signing_key("eu-west-1").await.unwrap();
+        assert_ne!(first.fingerprint, other_region.fingerprint);
+        tokio::time::sleep(Duration::from_millis(1700)).await;
+        let rotated = cloudtrail.signing_key("us-east-1").await.unwrap();
+        assert_ne!(first.fingerprint, rotated.fingerprint);
+
+        let ctx = keytrail_audit::CallContext {
+            request_id: "r".into(),
+            time: time::OffsetDateTime::now_utc(),
+            region: "us-east-1".into(),
+            principal: Principal::root("000000000000", None),
+            source_ip: "127.0.0.1".into(),
+            user_agent: "test".into(),
+            invoked_by: None,
+            source_arn: None,
+            source_account: None,
+            tls: None,
+        };
+        let now = time::OffsetDateTime::now_utc().unix_timestamp() as f64;
+        let listed = cloudtrail
+            .list_public_keys(
+                &ctx,
+                ListPublicKeysRequest {
+                    start_time: Some(now - 60.0),
+                    end_time: Some(now),
+                    next_token: None,
+                },
+                &mut CallOutcome::default(),
+            )
+            .await
+            .unwrap()
+            .public_key_list
+            .unwrap();
+        let fingerprints: Vec<_> = listed
+            .iter()
+            .filter_map(|k| k.fingerprint.clone())
+            .collect();
+        assert_eq!(fingerprints, [first.fingerprint, rotated.fingerprint]);
+        // Consecutive keys overlap: the old one is still valid when the new one starts.
+        assert!(listed[0].validity_end_time.unwrap() > listed[1].validity_start_time.unwrap());
+        let inverted = cloudtrail
+            .list_public_keys(
+                &ctx,
+                ListPublicKeysRequest {
+                    start_time: Some(now),
+                    end_time: Some(now - 60.0),
+                    next_token: None,
+                },
+                &mut CallOutcome::default(),
+            )
+            .await;
+        assert_eq!(inverted.unwrap_err().code, "InvalidTimeRangeException");
+    }
+}
