@@ -13,7 +13,7 @@ import tempfile
 import time
 import unittest
 
-from keytrail_server import KeytrailServer
+from keytrail_server import BIN, KeytrailServer
 
 ACCOUNT = "000000000000"
 REGION = "us-east-1"
@@ -303,8 +303,40 @@ class Seed(CliCase):
         self.assertTrue(status["IsLogging"])
         self.assertIn("LatestDeliveryTime", status)
         self.assertNotIn("LatestDeliveryError", status)
+        projection = subprocess.run(
+            [BIN, "--data-dir", self.server.data_dir, "usage", "--projection"],
+            capture_output=True, text=True, check=True).stdout
+        # The usage command reads the configuration, not the server's flags: AWS's 5 minutes.
+        self.assertIn(f"{TRAIL_ARN}: (24 × 60 / 5 log files) × 1 region(s) = 288 "
+                      "GenerateDataKey/day", projection)
+        self.assertIn("GenerateDataKey by CloudTrail", projection)
         self.ok("cloudtrail", "stop-logging", "--name", TRAIL)
         self.assertFalse(self.ok("cloudtrail", "get-trail-status", "--name", TRAIL)["IsLogging"])
+
+        # Usage: every KMS request on the key counted once, by who caused it.
+        time.sleep(5)  # the final delivery after StopLogging
+        journal = [e for e in self.server.events() if e["eventSource"] == "kms.amazonaws.com"
+                   and "errorCode" not in e
+                   and any(r["ARN"] == key_arn for r in e.get("resources", []))]
+        expected = {}
+        for e in journal:
+            identity = e["userIdentity"]
+            source = ("cloudtrail" if identity.get("invokedBy") == "cloudtrail.amazonaws.com"
+                      and identity["type"] == "AWSService"
+                      else "s3" if identity.get("invokedBy") == "s3.amazonaws.com" else "user")
+            expected[source] = expected.get(source, 0) + 1
+        usage = json.loads(subprocess.run(
+            [BIN, "--data-dir", self.server.data_dir, "usage", "--format", "json"],
+            capture_output=True, text=True, check=True).stdout)
+        key_usage = [k for k in usage["keys"] if k["key_arn"] == key_arn][0]
+        self.assertEqual(key_usage["by_source"], expected)
+        self.assertGreaterEqual(expected["cloudtrail"], len(deliveries))
+        self.assertGreaterEqual(expected["s3"], 1)
+        csv = subprocess.run([BIN, "--data-dir", self.server.data_dir, "usage", "--format", "csv"],
+                             capture_output=True, text=True, check=True).stdout.splitlines()
+        self.assertEqual(csv[0], "account_id,region,key_arn,key_spec,source,requests")
+        self.assertIn(f"{ACCOUNT},{REGION},{key_arn},SYMMETRIC_DEFAULT,cloudtrail,"
+                      f"{expected['cloudtrail']}", csv)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ pub use record::{
     EVENT_VERSION, EventCategory, EventRecord, EventType, Resource, SessionContext, UserIdentity,
 };
 
-use keytrail_store::{EventResource, EventRow, Store, StoreError};
+use keytrail_store::{EventResource, EventRow, KmsUsageKey, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
@@ -136,6 +136,35 @@ fn to_row(record: &EventRecord) -> Result<EventRow, AuditError> {
                 resource_name: r.arn.clone(),
             })
             .collect(),
+        kms_usage: kms_usage(record),
+    })
+}
+
+/// What a KMS request counts as in usage reports: billable requests only (those that
+/// succeeded and name a key), attributed to who caused them.
+fn kms_usage(record: &EventRecord) -> Option<KmsUsageKey> {
+    if record.event_source != "kms.amazonaws.com" || record.error_code.is_some() {
+        return None;
+    }
+    let key = record
+        .resources
+        .iter()
+        .find(|r| r.resource_type == "AWS::KMS::Key")?;
+    let identity = &record.user_identity;
+    let source = match (
+        identity.identity_type.as_str(),
+        identity.invoked_by.as_deref(),
+    ) {
+        ("AWSService", Some("cloudtrail.amazonaws.com")) => "cloudtrail",
+        ("AWSService", _) => "service",
+        (_, Some("s3.amazonaws.com")) => "s3",
+        (_, Some(_)) => "service",
+        _ => "user",
+    };
+    Some(KmsUsageKey {
+        key_arn: key.arn.clone(),
+        operation: record.event_name.clone(),
+        source: source.to_string(),
     })
 }
 

@@ -39,6 +39,9 @@ pub struct FileConfig {
     pub credentials: Vec<FileCredential>,
     #[serde(default)]
     pub cloudtrail: FileCloudTrail,
+    /// KMS list prices for `keytrail usage` (defaults: AWS's public prices).
+    #[serde(default)]
+    pub pricing: crate::usage::Pricing,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -191,34 +194,11 @@ impl Settings {
                 user_name: c.user_name.clone(),
             })
             .collect();
-        let mut cloudtrail = keytrail_cloudtrail::CloudTrailConfig::default();
-        if let Some(s) = args
-            .cloudtrail_delivery_seconds
-            .or(file.cloudtrail.delivery_interval_seconds)
-        {
-            if s == 0 {
-                bail!("the CloudTrail delivery interval must be at least one second");
-            }
-            cloudtrail.delivery_interval = std::time::Duration::from_secs(s);
-        }
-        if let Some(days) = file.cloudtrail.event_history_days {
-            cloudtrail.retention = std::time::Duration::from_secs(days * 86_400);
-        }
-        if let Some(s) = args
-            .cloudtrail_digest_seconds
-            .or(file.cloudtrail.digest_interval_seconds)
-        {
-            if s == 0 {
-                bail!("the CloudTrail digest interval must be at least one second");
-            }
-            cloudtrail.digest_interval = std::time::Duration::from_secs(s);
-        }
-        if let Some(days) = file.cloudtrail.signing_key_rotation_days {
-            cloudtrail.signing_key_rotation = std::time::Duration::from_secs(days.max(1) * 86_400);
-        }
-        if let Some(n) = file.cloudtrail.max_records_per_file {
-            cloudtrail.max_records_per_file = n.max(1);
-        }
+        let cloudtrail = cloudtrail_config(
+            args.cloudtrail_delivery_seconds,
+            args.cloudtrail_digest_seconds,
+            file,
+        )?;
         Ok(Self {
             server,
             credentials,
@@ -226,4 +206,35 @@ impl Settings {
             cloudtrail,
         })
     }
+}
+
+/// CloudTrail's settings: flags (when given) over the config file over AWS's defaults.
+pub fn cloudtrail_config(
+    delivery_seconds: Option<u64>,
+    digest_seconds: Option<u64>,
+    file: &FileConfig,
+) -> Result<keytrail_cloudtrail::CloudTrailConfig> {
+    let mut cloudtrail = keytrail_cloudtrail::CloudTrailConfig::default();
+    if let Some(s) = delivery_seconds.or(file.cloudtrail.delivery_interval_seconds) {
+        if s == 0 {
+            bail!("the CloudTrail delivery interval must be at least one second");
+        }
+        cloudtrail.delivery_interval = std::time::Duration::from_secs(s);
+    }
+    if let Some(s) = digest_seconds.or(file.cloudtrail.digest_interval_seconds) {
+        if s == 0 {
+            bail!("the CloudTrail digest interval must be at least one second");
+        }
+        cloudtrail.digest_interval = std::time::Duration::from_secs(s);
+    }
+    if let Some(days) = file.cloudtrail.event_history_days {
+        cloudtrail.retention = std::time::Duration::from_secs(days * 86_400);
+    }
+    if let Some(days) = file.cloudtrail.signing_key_rotation_days {
+        cloudtrail.signing_key_rotation = std::time::Duration::from_secs(days.max(1) * 86_400);
+    }
+    if let Some(n) = file.cloudtrail.max_records_per_file {
+        cloudtrail.max_records_per_file = n.max(1);
+    }
+    Ok(cloudtrail)
 }

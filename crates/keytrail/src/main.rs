@@ -3,6 +3,7 @@
 //! and reads configuration (flag > environment variable > config file > default).
 
 mod config;
+mod usage;
 mod validate;
 
 /// glibc's allocator spent a fifth of the request threads' time under load; mimalloc's
@@ -65,6 +66,9 @@ enum Command {
     /// Check a trail's digest and log files against a running server, as
     /// `aws cloudtrail validate-logs` does (credentials from AWS_ACCESS_KEY_ID/SECRET).
     ValidateLogs(validate::ValidateArgs),
+    /// KMS requests per key and source, their cost at AWS's prices, and what the configured
+    /// trails will cost (reads the data directory; works beside a running server).
+    Usage(usage::UsageArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -129,6 +133,10 @@ fn main() -> Result<()> {
             }
             Command::Events(EventsCommand::Tail { lines, follow }) => {
                 tail(&data_dir, lines, follow).await
+            }
+            Command::Usage(args) => {
+                let cloudtrail = config::cloudtrail_config(None, None, &file)?;
+                usage::run(args, &data_dir, &file.pricing, &cloudtrail).await
             }
             Command::ValidateLogs(args) => {
                 let status = validate::run(args).await?;

@@ -202,7 +202,7 @@ fn xml_unescape(s: &str) -> String {
 }
 
 fn gunzip(bytes: &[u8]) -> Option<Vec<u8>> {
-    let mut decoder = flate2::read::GzDecoder::new(bytes);
+    let mut decoder = flate2::bufread::GzDecoder::new(bytes);
     let mut out = Vec::new();
     decoder.read_to_end(&mut out).ok()?;
     // A single member and nothing after it, as the CLI requires.

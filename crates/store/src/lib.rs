@@ -156,6 +156,29 @@ pub struct EventRow {
     pub username: Option<String>,
     /// The resources the event names, for LookupEvents (written, not read back).
     pub resources: Vec<EventResource>,
+    /// For a billable KMS request: what it counts as in the hourly usage rollup, counted in
+    /// the transaction that stores the event (written, not read back).
+    pub kms_usage: Option<KmsUsageKey>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KmsUsageKey {
+    pub key_arn: String,
+    pub operation: String,
+    /// Who caused it: `user`, `s3` (S3 for a user), `cloudtrail` (log delivery), `service`.
+    pub source: String,
+}
+
+/// KMS requests of one hour, account, region, key, operation and source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KmsUsageRow {
+    pub account_id: String,
+    pub region: String,
+    pub hour_ms: i64,
+    pub key_arn: String,
+    pub operation: String,
+    pub source: String,
+    pub requests: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -439,6 +462,14 @@ pub trait Store: Send + Sync + 'static {
     async fn last_event_seq(&self) -> StoreResult<i64>;
     /// Management events for LookupEvents, newest first, from indexes.
     async fn lookup_events(&self, lookup: EventLookup) -> StoreResult<Vec<EventRow>>;
+    /// The hourly KMS usage rollup for hours starting in [start_ms, end_ms), optionally of one
+    /// account.
+    async fn kms_usage(
+        &self,
+        start_ms: i64,
+        end_ms: i64,
+        account_id: Option<&str>,
+    ) -> StoreResult<Vec<KmsUsageRow>>;
     /// Deletes events older than `cutoff_ms` that no trail still has to deliver (seq at most
     /// `delivered_up_to`); returns how many.
     async fn delete_events_before(

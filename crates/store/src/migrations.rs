@@ -225,4 +225,17 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         PRIMARY KEY (trail_arn, region)
     );",
     ),
+    (
+        10,
+        "CREATE TABLE kms_usage (
+        account_id TEXT NOT NULL,
+        region TEXT NOT NULL,
+        hour_ms BIGINT NOT NULL,
+        key_arn TEXT NOT NULL,
+        operation TEXT NOT NULL,
+        source TEXT NOT NULL,
+        requests BIGINT NOT NULL,
+        PRIMARY KEY (hour_ms, account_id, region, key_arn, operation, source)
+    );",
+    ),
 ];

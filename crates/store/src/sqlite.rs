@@ -20,9 +20,9 @@ use tokio::sync::oneshot;
 use crate::migrations::MIGRATIONS;
 use crate::{
     AccessKeyRecord, AccountRecord, AliasRow, BucketRow, DeleteBucketOutcome, EventLookup,
-    EventRow, GrantRow, KeyMaterialRow, KmsKeyRow, LogFileRow, LookupAttribute, ManagedPolicyRow,
-    ObjectRow, PartRow, PolicyDocumentRow, PolicyOwner, RoleRecord, SigningKeyRow, Store,
-    StoreError, StoreResult, TrailCursor, TrailRow, UploadRow, UserRecord,
+    EventRow, GrantRow, KeyMaterialRow, KmsKeyRow, KmsUsageRow, LogFileRow, LookupAttribute,
+    ManagedPolicyRow, ObjectRow, PartRow, PolicyDocumentRow, PolicyOwner, RoleRecord,
+    SigningKeyRow, Store, StoreError, StoreResult, TrailCursor, TrailRow, UploadRow, UserRecord,
 };
 
 /// Upper bound of requests folded into one transaction; keeps commit latency bounded.
@@ -1085,6 +1085,13 @@ fn apply_op(conn: &Connection, op: &WriteOp) -> StoreResult<WriteOutcome> {
                     username)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             )?;
+            let mut usage_stmt = conn.prepare_cached(
+                "INSERT INTO kms_usage
+                 (account_id, region, hour_ms, key_arn, operation, source, requests)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1)
+                 ON CONFLICT (hour_ms, account_id, region, key_arn, operation, source)
+                 DO UPDATE SET requests = requests + 1",
+            )?;
             let mut resources = conn.prepare_cached(
                 "INSERT INTO event_resources
                  (seq, account_id, region, resource_type, resource_name, event_time_ms)
@@ -1105,6 +1112,17 @@ fn apply_op(conn: &Connection, op: &WriteOp) -> StoreResult<WriteOutcome> {
                     e.record_json,
                     e.username
                 ])?;
+                if let Some(usage) = &e.kms_usage {
+                    let hour_ms = e.event_time_ms - e.event_time_ms.rem_euclid(3_600_000);
+                    usage_stmt.execute(params![
+                        e.account_id,
+                        e.region,
+                        hour_ms,
+                        usage.key_arn,
+                        usage.operation,
+                        usage.source
+                    ])?;
+                }
                 // Data events never reach Event history, so only management events are indexed
                 // by resource.
                 if e.management && !e.resources.is_empty() {
@@ -1255,6 +1273,7 @@ fn event_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventRow> {
         record_json: r.get(11)?,
         username: r.get(12)?,
         resources: Vec::new(),
+        kms_usage: None,
     })
 }
 
@@ -1725,6 +1744,36 @@ impl Store for SqliteStore {
                 ],
                 event_from_row,
             )?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    async fn kms_usage(
+        &self,
+        start_ms: i64,
+        end_ms: i64,
+        account_id: Option<&str>,
+    ) -> StoreResult<Vec<KmsUsageRow>> {
+        let account_id = account_id.map(str::to_string);
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT account_id, region, hour_ms, key_arn, operation, source, requests
+                 FROM kms_usage WHERE hour_ms >= ?1 AND hour_ms < ?2
+                   AND (?3 IS NULL OR account_id = ?3)
+                 ORDER BY hour_ms, account_id, region, key_arn, operation, source",
+            )?;
+            let rows = stmt.query_map(params![start_ms, end_ms, account_id], |r| {
+                Ok(KmsUsageRow {
+                    account_id: r.get(0)?,
+                    region: r.get(1)?,
+                    hour_ms: r.get(2)?,
+                    key_arn: r.get(3)?,
+                    operation: r.get(4)?,
+                    source: r.get(5)?,
+                    requests: r.get(6)?,
+                })
+            })?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
         .await
@@ -2373,6 +2422,7 @@ mod tests {
             record_json: format!("{{\"n\":{i}}}"),
             username: Some("root".into()),
             resources: Vec::new(),
+            kms_usage: None,
         }
     }
 
