@@ -267,7 +267,9 @@ mod rotation_tests {
             source_account: None,
             tls: None,
         };
-        let now = time::OffsetDateTime::now_utc().unix_timestamp() as f64;
+        // Whole seconds, as clients send them: the end is the next second so a key created in
+        // this one is inside the range.
+        let now = time::OffsetDateTime::now_utc().unix_timestamp() as f64 + 1.0;
         let listed = cloudtrail
             .list_public_keys(
                 &ctx,

@@ -246,7 +246,10 @@ pub async fn run(args: ValidateArgs) -> Result<i32> {
     let start = parse_time(&args.start_time)?;
     let end = match &args.end_time {
         Some(t) => parse_time(t)?,
-        None => OffsetDateTime::now_utc(),
+        None => {
+            let now = OffsetDateTime::now_utc();
+            now.replace_nanosecond(0).unwrap_or(now)
+        }
     };
     if start > end {
         bail!("--start-time must be before --end-time");
