@@ -4,8 +4,9 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
 scripts/python-env.sh tests/e2e/requirements.txt
-# Other S3 clients users run against keytrail, from Debian.
-for tool in s3cmd rclone; do
+# Other S3 clients users run against keytrail, and the browser the usage report is rendered in,
+# from Debian.
+for tool in s3cmd rclone chromium; do
   if ! command -v "$tool" >/dev/null 2>&1; then
     sudo_cmd=""
     [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"

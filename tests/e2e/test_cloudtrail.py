@@ -332,6 +332,20 @@ class Seed(CliCase):
         self.assertEqual(key_usage["by_source"], expected)
         self.assertGreaterEqual(expected["cloudtrail"], len(deliveries))
         self.assertGreaterEqual(expected["s3"], 1)
+        # The HTML report: one self-contained page with two SVG charts, rendered by Chromium.
+        page = subprocess.run([BIN, "--data-dir", self.server.data_dir, "usage", "--format",
+                               "html"], capture_output=True, text=True, check=True).stdout
+        self.assertEqual(page.count("<svg"), 2)
+        self.assertIn(key_arn, page)
+        html_path = os.path.join(self.tmp.name, "usage.html")
+        png_path = os.path.join(self.tmp.name, "usage.png")
+        with open(html_path, "w") as f:
+            f.write(page)
+        subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu",
+                        f"--screenshot={png_path}", "--window-size=1000,900",
+                        f"file://{html_path}"], capture_output=True, check=True, timeout=120)
+        with open(png_path, "rb") as f:
+            self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n")
         csv = subprocess.run([BIN, "--data-dir", self.server.data_dir, "usage", "--format", "csv"],
                              capture_output=True, text=True, check=True).stdout.splitlines()
         self.assertEqual(csv[0], "account_id,region,key_arn,key_spec,source,requests")

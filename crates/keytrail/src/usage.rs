@@ -48,7 +48,7 @@ pub struct UsageArgs {
     /// One account only.
     #[arg(long)]
     account_id: Option<String>,
-    /// table, json or csv.
+    /// table, json, csv or html (one self-contained page with charts).
     #[arg(long, default_value = "table")]
     format: String,
     /// Show what the configured trails will cost per day and month, beside what they did.
@@ -80,6 +80,8 @@ struct Report {
     total_cost_usd: f64,
     month_projection_usd: f64,
     pricing: Pricing,
+    /// Requests per hour (epoch ms) and source, for the chart.
+    hourly: BTreeMap<i64, BTreeMap<String, i64>>,
 }
 
 fn parse_time(text: &str) -> Result<OffsetDateTime> {
@@ -133,7 +135,7 @@ async fn report(store: &Arc<dyn Store>, args: &UsageArgs, pricing: &Pricing) -> 
     };
     let end = match &args.end {
         Some(t) => parse_time(t)?,
-        None => now,
+        None => now.replace_nanosecond(0).unwrap_or(now),
     };
     if start >= end {
         bail!("--start must be before --end");
@@ -171,6 +173,7 @@ async fn report(store: &Arc<dyn Store>, args: &UsageArgs, pricing: &Pricing) -> 
     }
     let mut keys: BTreeMap<String, KeyUsage> = BTreeMap::new();
     let mut by_source: BTreeMap<String, i64> = BTreeMap::new();
+    let mut hourly: BTreeMap<i64, BTreeMap<String, i64>> = BTreeMap::new();
     for row in &rows {
         let KmsUsageRow {
             account_id,
@@ -196,6 +199,11 @@ async fn report(store: &Arc<dyn Store>, args: &UsageArgs, pricing: &Pricing) -> 
         *entry.by_operation.entry(operation.clone()).or_default() += requests;
         entry.requests += requests;
         *by_source.entry(source.clone()).or_default() += requests;
+        *hourly
+            .entry(row.hour_ms)
+            .or_default()
+            .entry(source.clone())
+            .or_default() += requests;
     }
     let keys: Vec<KeyUsage> = keys.into_values().collect();
     let requests = keys.iter().map(|k| k.requests).sum();
@@ -231,6 +239,7 @@ async fn report(store: &Arc<dyn Store>, args: &UsageArgs, pricing: &Pricing) -> 
         total_cost_usd: request_cost_usd + key_cost_usd,
         month_projection_usd,
         pricing: pricing.clone(),
+        hourly,
     })
 }
 
@@ -309,6 +318,7 @@ pub async fn run(
     let report = report(&store, &args, pricing).await?;
     match args.format.as_str() {
         "json" => println!("{}", serde_json::to_string_pretty(&report)?),
+        "html" => println!("{}", html(&report)),
         "csv" => {
             println!("account_id,region,key_arn,key_spec,source,requests");
             for key in &report.keys {
@@ -360,7 +370,7 @@ pub async fn run(
                 report.month_projection_usd
             );
         }
-        other => bail!("--format must be table, json or csv, not {other}"),
+        other => bail!("--format must be table, json, csv or html, not {other}"),
     }
     if args.projection {
         for line in projection(&store, cloudtrail, pricing).await? {
@@ -369,6 +379,162 @@ pub async fn run(
     }
     store.close().await;
     Ok(())
+}
+
+const SOURCE_COLOURS: &[(&str, &str)] = &[
+    ("user", "#2b6cb0"),
+    ("s3", "#38a169"),
+    ("cloudtrail", "#dd6b20"),
+    ("service", "#805ad5"),
+];
+
+fn colour(source: &str) -> &'static str {
+    SOURCE_COLOURS
+        .iter()
+        .find(|(s, _)| *s == source)
+        .map_or("#718096", |(_, c)| c)
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// Requests per hour, stacked by source, as inline SVG.
+fn hourly_chart(report: &Report) -> String {
+    let (width, height, left, bottom) = (880.0, 260.0, 50.0, 30.0);
+    let hours = report.hourly.len().max(1) as f64;
+    let peak = report
+        .hourly
+        .values()
+        .map(|s| s.values().sum::<i64>())
+        .max()
+        .unwrap_or(1)
+        .max(1) as f64;
+    let bar = (width - left) / hours;
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" role=\"img\" aria-label=\"KMS requests per hour by source\">\
+         <line x1=\"{left}\" y1=\"{y}\" x2=\"{width}\" y2=\"{y}\" stroke=\"#444\"/>\
+         <text x=\"4\" y=\"14\" font-size=\"11\">{peak}</text><text x=\"4\" y=\"{y}\" font-size=\"11\">0</text>",
+        y = height - bottom
+    );
+    for (i, (hour, sources)) in report.hourly.iter().enumerate() {
+        let x = left + i as f64 * bar;
+        let mut top = height - bottom;
+        for (source, n) in sources {
+            let h = *n as f64 / peak * (height - bottom - 10.0);
+            top -= h;
+            svg.push_str(&format!(
+                "<rect x=\"{x:.1}\" y=\"{top:.1}\" width=\"{w:.1}\" height=\"{h:.1}\" fill=\"{c}\"><title>{source}: {n}</title></rect>",
+                w = (bar - 1.0).max(1.0),
+                c = colour(source)
+            ));
+        }
+        if i == 0 || i + 1 == report.hourly.len() {
+            let label = OffsetDateTime::from_unix_timestamp(hour / 1000)
+                .map(|t| format!("{:02}-{:02} {:02}h", u8::from(t.month()), t.day(), t.hour()))
+                .unwrap_or_default();
+            svg.push_str(&format!(
+                "<text x=\"{x:.1}\" y=\"{ly}\" font-size=\"11\">{label}</text>",
+                ly = height - 10.0
+            ));
+        }
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+/// Requests per key, as horizontal inline-SVG bars.
+fn key_chart(report: &Report) -> String {
+    let row = 26.0;
+    let height = row * report.keys.len().max(1) as f64 + 10.0;
+    let peak = report
+        .keys
+        .iter()
+        .map(|k| k.requests)
+        .max()
+        .unwrap_or(1)
+        .max(1) as f64;
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"880\" height=\"{height}\" role=\"img\" aria-label=\"KMS requests per key\">"
+    );
+    for (i, key) in report.keys.iter().enumerate() {
+        let y = 5.0 + i as f64 * row;
+        let mut x = 330.0;
+        let short = key.key_arn.rsplit('/').next().unwrap_or(&key.key_arn);
+        svg.push_str(&format!(
+            "<text x=\"0\" y=\"{ty:.1}\" font-size=\"12\">{} {}</text>",
+            escape(&key.region),
+            escape(short),
+            ty = y + 15.0
+        ));
+        for (source, n) in &key.by_source {
+            let w = *n as f64 / peak * 480.0;
+            svg.push_str(&format!(
+                "<rect x=\"{x:.1}\" y=\"{y:.1}\" width=\"{w:.1}\" height=\"20\" fill=\"{c}\"><title>{source}: {n}</title></rect>",
+                c = colour(source)
+            ));
+            x += w;
+        }
+        svg.push_str(&format!(
+            "<text x=\"{tx:.1}\" y=\"{ty:.1}\" font-size=\"12\">{}</text>",
+            key.requests,
+            tx = x + 6.0,
+            ty = y + 15.0
+        ));
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+/// One self-contained page: the totals, the cost, and the two charts.
+fn html(report: &Report) -> String {
+    let legend: String = SOURCE_COLOURS
+        .iter()
+        .map(|(s, c)| format!("<span style=\"color:{c}\">&#9632;</span> {s} &nbsp; "))
+        .collect();
+    let rows: String = report
+        .keys
+        .iter()
+        .map(|k| {
+            let sources: Vec<String> =
+                k.by_source.iter().map(|(s, n)| format!("{s} {n}")).collect();
+            format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=n>{}</td><td>{}</td></tr>",
+                escape(&k.account_id),
+                escape(&k.region),
+                escape(&k.key_arn),
+                escape(&k.key_spec),
+                k.requests,
+                escape(&sources.join(", "))
+            )
+        })
+        .collect();
+    format!(
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>keytrail KMS usage</title>\
+         <style>body{{font-family:sans-serif;margin:24px;color:#1a202c}}table{{border-collapse:collapse}}\
+         td,th{{border-bottom:1px solid #ddd;padding:4px 8px;font-size:13px;text-align:left}}.n{{text-align:right}}\
+         .big{{font-size:28px;font-weight:bold}}</style></head><body>\
+         <h1>KMS usage</h1><p>{start} to {end}</p>\
+         <p><span class=big>{requests}</span> requests &nbsp; <span class=big>${total:.4}</span> at AWS prices \
+         (requests ${req:.4} + {keys} customer managed key(s) ${keycost:.4}); this month at this pace ${proj:.2}</p>\
+         <h2>Requests per hour, by source</h2><p>{legend}</p>{hourly}\
+         <h2>Requests per key</h2>{by_key}\
+         <h2>Keys</h2><table><tr><th>account</th><th>region</th><th>key</th><th>spec</th><th>requests</th><th>by source</th></tr>{rows}</table>\
+         </body></html>",
+        start = escape(&report.start),
+        end = escape(&report.end),
+        requests = report.requests,
+        total = report.total_cost_usd,
+        req = report.request_cost_usd,
+        keys = report.customer_managed_keys,
+        keycost = report.key_cost_usd,
+        proj = report.month_projection_usd,
+        hourly = hourly_chart(report),
+        by_key = key_chart(report),
+    )
 }
 
 #[cfg(test)]

@@ -268,6 +268,17 @@ impl Kms {
         if let Err(e) = &result {
             record = record.failed(e.code(), &e.message());
         }
+        // Prometheus: successful requests per key and operation (what usage reports bill).
+        if result.is_ok()
+            && let Some(arn) = &notes.key_arn
+        {
+            metrics::counter!(
+                "keytrail_kms_requests_total",
+                "key" => arn.clone(),
+                "operation" => O::NAME
+            )
+            .increment(1);
+        }
         if let Err(e) = self.journal.record(&record).await {
             tracing::error!(error = %e, "KMS event could not be journaled");
             return Err(KmsError::Internal(

@@ -475,6 +475,9 @@ async fn health_and_metrics() {
     assert_eq!(resp.status(), 200);
     let client = sts_client(&server.url, ROOT_KEY, ROOT_SECRET).await;
     client.get_caller_identity().send().await.unwrap();
+    let kms = kms_client(&server.url, ROOT_KEY, ROOT_SECRET);
+    let key = kms.create_key().send().await.unwrap();
+    let key_arn = key.key_metadata().unwrap().arn().unwrap().to_string();
     let text = http
         .get(format!("{}/_keytrail/metrics", server.url))
         .send()
@@ -492,4 +495,12 @@ async fn health_and_metrics() {
     );
     assert!(text.contains("keytrail_request_duration_seconds_bucket"));
     assert!(text.contains("keytrail_journal_commit_batch_size"));
+    // KMS requests per key and operation.
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("keytrail_kms_requests_total")
+                && l.contains(&format!("key=\"{key_arn}\""))
+                && l.contains("operation=\"CreateKey\"")),
+        "{text}"
+    );
 }
