@@ -2,7 +2,7 @@
 //!
 //! Routing is by request shape, as AWS's endpoints would be told apart: `X-Amz-Target` names an
 //! awsJson 1.1 service (KMS, CloudTrail); `Action=` form posts are the query protocol (STS, IAM);
-//! everything else is S3 through s3s. `/_keytrail/*` serves health and Prometheus metrics.
+//! everything else is S3 through s3s. `/_keytrail/*` serves health, Prometheus metrics and KMS usage.
 //! This is the only crate that knows HTTP; it authenticates each request (SigV4), builds the
 //! call context and journals one event per call before the response leaves.
 
@@ -17,6 +17,7 @@ mod query;
 mod s3;
 mod sigauth;
 pub mod tls;
+mod usage_api;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -243,6 +244,7 @@ fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/_keytrail/health", get(health))
         .route("/_keytrail/metrics", get(render_metrics))
+        .route("/_keytrail/usage", get(usage_api::usage))
         .fallback(dispatch)
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),

@@ -415,6 +415,7 @@ pub struct Signed {
     pub headers: Vec<(String, String)>,
 }
 
+#[derive(Clone, Copy)]
 pub struct Creds<'a> {
     pub key: &'a str,
     pub secret: &'a str,
