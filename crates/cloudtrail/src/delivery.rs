@@ -265,7 +265,7 @@ impl CloudTrail {
         if let Some(pending) = cursor.pending_json.take() {
             let plan: Plan = serde_json::from_str(&pending).map_err(CloudTrailError::internal)?;
             let rows = self.rows_between(trail, plan.from_seq, plan.to_seq).await?;
-            let (records, files) = self.write_plan(trail, &plan, &rows).await?;
+            let (records, files) = self.write_plan(trail, &plan, &select(trail, &rows)).await?;
             done.records += records;
             done.files += plan.files.len();
             cursor.delivered_seq = plan.to_seq;
@@ -326,7 +326,7 @@ impl CloudTrail {
                         },
                     )
                     .await?;
-                let (records, files) = self.write_plan(trail, &plan, &rows).await?;
+                let (records, files) = self.write_plan(trail, &plan, &selected).await?;
                 done.records += records;
                 done.files += plan.files.len();
                 cursor.delivered_seq = to_seq;
@@ -365,15 +365,14 @@ impl CloudTrail {
         Ok(rows)
     }
 
-    /// Writes the plan's files from `rows`; returns how many records they hold and the rows
-    /// that record them for the digest.
+    /// Writes the plan's files from the events selected for its range (by region); returns how
+    /// many records they hold and the rows that record them for the digest.
     async fn write_plan(
         &self,
         trail: &TrailRecord,
         plan: &Plan,
-        rows: &[EventRow],
+        selected: &[(String, Vec<&EventRow>)],
     ) -> CloudTrailResult<(usize, Vec<LogFileRow>)> {
-        let selected = select(trail, rows);
         let per_file = self.config.max_records_per_file.max(1);
         let mut records = 0;
         let mut written = Vec::new();

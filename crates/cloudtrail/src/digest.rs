@@ -250,9 +250,15 @@ impl CloudTrail {
             .filter(|f| pending.files.contains(&f.s3_key))
             .collect();
         let mut entries = Vec::with_capacity(rows.len());
+        let (mut newest, mut oldest): (Option<i64>, Option<i64>) = (None, None);
         for row in &rows {
             let file: DeliveredFile =
                 serde_json::from_str(&row.record_json).map_err(CloudTrailError::internal)?;
+            newest = newest.max(file.newest_ms);
+            oldest = match (oldest, file.oldest_ms) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             entries.push(LogFileEntry {
                 s3_bucket: file.bucket,
                 s3_object: row.s3_key.clone(),
@@ -262,16 +268,6 @@ impl CloudTrail {
                 oldest_event_time: file.oldest_ms.map(iso),
             });
         }
-        let newest = rows
-            .iter()
-            .filter_map(|r| serde_json::from_str::<DeliveredFile>(&r.record_json).ok())
-            .filter_map(|f| f.newest_ms)
-            .max();
-        let oldest = rows
-            .iter()
-            .filter_map(|r| serde_json::from_str::<DeliveredFile>(&r.record_json).ok())
-            .filter_map(|f| f.oldest_ms)
-            .min();
         let key = digest_key(trail, region, pending.end_ms);
         let signing = self.signing_key(region).await?;
         let previous = state.previous.as_ref();

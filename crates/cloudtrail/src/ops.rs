@@ -134,6 +134,20 @@ impl CloudTrail {
         Err(CloudTrailError::not_found(name))
     }
 
+    /// The trail a call names, recorded as its event's resource and authorized for `action`.
+    async fn trail_for(
+        &self,
+        ctx: &CallContext,
+        name: &str,
+        action: &str,
+        outcome: &mut CallOutcome,
+    ) -> CloudTrailResult<TrailRecord> {
+        let record = self.find_trail(ctx, name).await?;
+        outcome.trail_arn = Some(record.arn());
+        self.authorize(ctx, action, &record.arn()).await?;
+        Ok(record)
+    }
+
     pub(crate) fn parse_row(row: &TrailRow) -> CloudTrailResult<TrailRecord> {
         serde_json::from_str(&row.record_json).map_err(CloudTrailError::internal)
     }
@@ -368,9 +382,8 @@ impl CloudTrail {
     ) -> CloudTrailResult<TrailSettings> {
         let name = input.name.clone().unwrap_or_default();
         let _guard = self.mutations.lock().await;
-        let mut record = self.find_trail(ctx, &name).await?;
-        outcome.trail_arn = Some(record.arn());
-        self.authorize(ctx, "cloudtrail:UpdateTrail", &record.arn())
+        let mut record = self
+            .trail_for(ctx, &name, "cloudtrail:UpdateTrail", outcome)
             .await?;
         Self::home_only(ctx, &record)?;
         validate_prefix(&input.s3_key_prefix)?;
@@ -438,9 +451,8 @@ impl CloudTrail {
     ) -> CloudTrailResult<Empty> {
         let name = input.name.unwrap_or_default();
         let _guard = self.mutations.lock().await;
-        let record = self.find_trail(ctx, &name).await?;
-        outcome.trail_arn = Some(record.arn());
-        self.authorize(ctx, "cloudtrail:DeleteTrail", &record.arn())
+        let record = self
+            .trail_for(ctx, &name, "cloudtrail:DeleteTrail", outcome)
             .await?;
         Self::home_only(ctx, &record)?;
         self.store
@@ -461,10 +473,12 @@ impl CloudTrail {
         outcome: &mut CallOutcome,
     ) -> CloudTrailResult<GetTrailResponse> {
         let record = self
-            .find_trail(ctx, input.name.as_deref().unwrap_or_default())
-            .await?;
-        outcome.trail_arn = Some(record.arn());
-        self.authorize(ctx, "cloudtrail:GetTrail", &record.arn())
+            .trail_for(
+                ctx,
+                input.name.as_deref().unwrap_or_default(),
+                "cloudtrail:GetTrail",
+                outcome,
+            )
             .await?;
         Ok(GetTrailResponse {
             trail: Some(record.trail()),
@@ -536,10 +550,12 @@ impl CloudTrail {
         outcome: &mut CallOutcome,
     ) -> CloudTrailResult<GetTrailStatusResponse> {
         let record = self
-            .find_trail(ctx, input.name.as_deref().unwrap_or_default())
-            .await?;
-        outcome.trail_arn = Some(record.arn());
-        self.authorize(ctx, "cloudtrail:GetTrailStatus", &record.arn())
+            .trail_for(
+                ctx,
+                input.name.as_deref().unwrap_or_default(),
+                "cloudtrail:GetTrailStatus",
+                outcome,
+            )
             .await?;
         let s = &record.status;
         Ok(GetTrailStatusResponse {
@@ -566,10 +582,12 @@ impl CloudTrail {
     ) -> CloudTrailResult<Empty> {
         let _guard = self.mutations.lock().await;
         let mut record = self
-            .find_trail(ctx, input.name.as_deref().unwrap_or_default())
-            .await?;
-        outcome.trail_arn = Some(record.arn());
-        self.authorize(ctx, "cloudtrail:StartLogging", &record.arn())
+            .trail_for(
+                ctx,
+                input.name.as_deref().unwrap_or_default(),
+                "cloudtrail:StartLogging",
+                outcome,
+            )
             .await?;
         Self::home_only(ctx, &record)?;
         if !record.status.is_logging {
@@ -609,10 +627,12 @@ impl CloudTrail {
     ) -> CloudTrailResult<Empty> {
         let _guard = self.mutations.lock().await;
         let mut record = self
-            .find_trail(ctx, input.name.as_deref().unwrap_or_default())
-            .await?;
-        outcome.trail_arn = Some(record.arn());
-        self.authorize(ctx, "cloudtrail:StopLogging", &record.arn())
+            .trail_for(
+                ctx,
+                input.name.as_deref().unwrap_or_default(),
+                "cloudtrail:StopLogging",
+                outcome,
+            )
             .await?;
         Self::home_only(ctx, &record)?;
         if record.status.is_logging {
@@ -634,10 +654,12 @@ impl CloudTrail {
     ) -> CloudTrailResult<EventSelectorsResponse> {
         let _guard = self.mutations.lock().await;
         let mut record = self
-            .find_trail(ctx, input.trail_name.as_deref().unwrap_or_default())
-            .await?;
-        outcome.trail_arn = Some(record.arn());
-        self.authorize(ctx, "cloudtrail:PutEventSelectors", &record.arn())
+            .trail_for(
+                ctx,
+                input.trail_name.as_deref().unwrap_or_default(),
+                "cloudtrail:PutEventSelectors",
+                outcome,
+            )
             .await?;
         Self::home_only(ctx, &record)?;
         match (&input.event_selectors, &input.advanced_event_selectors) {
@@ -673,10 +695,12 @@ impl CloudTrail {
         outcome: &mut CallOutcome,
     ) -> CloudTrailResult<EventSelectorsResponse> {
         let record = self
-            .find_trail(ctx, input.trail_name.as_deref().unwrap_or_default())
-            .await?;
-        outcome.trail_arn = Some(record.arn());
-        self.authorize(ctx, "cloudtrail:GetEventSelectors", &record.arn())
+            .trail_for(
+                ctx,
+                input.trail_name.as_deref().unwrap_or_default(),
+                "cloudtrail:GetEventSelectors",
+                outcome,
+            )
             .await?;
         // A trail without custom selectors logs all management events, read and write.
         let basic = record.event_selectors.clone().or_else(|| {

@@ -379,16 +379,17 @@ impl Identities {
         }
     }
 
-    pub async fn api_attach_policy(
+    /// For Attach/Detach{User,Role}Policy: authorizes the operation on the user or role (with
+    /// `iam:PolicyARN`) and checks it exists; returns the caller's account.
+    async fn attachment_target(
         &self,
         ctx: &CallContext,
         entity: IamEntity<'_>,
+        verb: &str,
         arn: &str,
-    ) -> IamApiResult<()> {
-        entity.validate()?;
-        let name = Self::policy_name_of(ctx, arn)?;
+    ) -> IamApiResult<String> {
         let account = ctx.principal.account_id.clone();
-        let operation = format!("Attach{}Policy", entity.kind());
+        let operation = format!("{verb}{}Policy", entity.kind());
         self.authorize_iam_with(
             ctx,
             &operation,
@@ -397,6 +398,18 @@ impl Identities {
         )
         .await?;
         self.existing_entity(&account, entity).await?;
+        Ok(account)
+    }
+
+    pub async fn api_attach_policy(
+        &self,
+        ctx: &CallContext,
+        entity: IamEntity<'_>,
+        arn: &str,
+    ) -> IamApiResult<()> {
+        entity.validate()?;
+        let name = Self::policy_name_of(ctx, arn)?;
+        let account = self.attachment_target(ctx, entity, "Attach", arn).await?;
         let attached = self
             .store
             .list_attached_policies(&account, entity.owner(), entity.name())
@@ -431,16 +444,7 @@ impl Identities {
     ) -> IamApiResult<()> {
         entity.validate()?;
         let name = Self::policy_name_of(ctx, arn)?;
-        let account = ctx.principal.account_id.clone();
-        let operation = format!("Detach{}Policy", entity.kind());
-        self.authorize_iam_with(
-            ctx,
-            &operation,
-            &entity.arn(&account),
-            &[("iam:PolicyARN", arn)],
-        )
-        .await?;
-        self.existing_entity(&account, entity).await?;
+        let account = self.attachment_target(ctx, entity, "Detach", arn).await?;
         let detached = self
             .store
             .detach_policy(&account, entity.owner(), entity.name(), name)
