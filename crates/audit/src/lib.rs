@@ -7,6 +7,7 @@
 //! records into store rows and appends them (the store batches concurrent appends into one
 //! commit).
 
+pub mod clock;
 mod context;
 mod record;
 

@@ -12,7 +12,7 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use keytrail_audit::{EventCategory, EventRecord, Resource};
+use keytrail_audit::{EventCategory, EventRecord, Resource, clock};
 use keytrail_s3::ServicePut;
 use keytrail_store::{EventRow, LogFileRow, TrailCursor};
 use serde::{Deserialize, Serialize};
@@ -146,15 +146,17 @@ fn select<'a>(trail: &TrailRecord, rows: &'a [EventRow]) -> Vec<(String, Vec<&'a
 }
 
 impl CloudTrail {
-    /// The background task: delivers every `delivery_interval` (or at once when StartLogging or
-    /// StopLogging asks), and enforces Event history's retention hourly, until `shutdown`.
+    /// The background task: delivers whenever the service clock reaches a multiple of
+    /// `delivery_interval` (on the fives for five minutes, so the schedule does not drift by the
+    /// time each delivery takes) or at once when StartLogging or StopLogging asks, and enforces
+    /// Event history's retention hourly, until `shutdown`.
     pub async fn run_delivery(&self, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
         let mut last_retention: Option<Instant> = None;
         loop {
             tokio::select! {
                 () = &mut shutdown => return,
-                () = tokio::time::sleep(self.config.delivery_interval) => {}
+                () = tokio::time::sleep(clock::real_until_next_multiple(self.config.delivery_interval)) => {}
                 () = self.wake.notified() => {}
             }
             self.deliver_all().await;
@@ -298,7 +300,7 @@ impl CloudTrail {
                 cursor.delivered_seq = to_seq;
                 self.store.set_trail_cursor(&arn, cursor.clone()).await?;
             } else {
-                let at = OffsetDateTime::now_utc();
+                let at = clock::now();
                 let per_file = self.config.max_records_per_file.max(1);
                 let mut files = Vec::new();
                 for (region, events) in &selected {

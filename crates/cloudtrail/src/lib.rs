@@ -89,7 +89,7 @@ impl std::fmt::Debug for CloudTrail {
 }
 
 pub(crate) fn now_ms() -> i64 {
-    i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
+    keytrail_audit::clock::now_ms()
 }
 
 pub(crate) fn epoch_seconds(ms: i64) -> f64 {
@@ -126,7 +126,7 @@ impl CloudTrail {
     pub(crate) fn service_context(trail: &TrailRecord, region: &str) -> CallContext {
         CallContext {
             request_id: uuid::Uuid::new_v4().to_string(),
-            time: time::OffsetDateTime::now_utc(),
+            time: keytrail_audit::clock::now(),
             region: region.to_string(),
             principal: Principal::service(&trail.account_id, EVENT_SOURCE),
             source_ip: EVENT_SOURCE.into(),

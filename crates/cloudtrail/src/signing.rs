@@ -257,7 +257,7 @@ mod rotation_tests {
 
         let ctx = keytrail_audit::CallContext {
             request_id: "r".into(),
-            time: time::OffsetDateTime::now_utc(),
+            time: keytrail_audit::clock::now(),
             region: "us-east-1".into(),
             principal: Principal::root("000000000000", None),
             source_ip: "127.0.0.1".into(),
@@ -269,7 +269,7 @@ mod rotation_tests {
         };
         // Whole seconds, as clients send them: the end is the next second so a key created in
         // this one is inside the range.
-        let now = time::OffsetDateTime::now_utc().unix_timestamp() as f64 + 1.0;
+        let now = keytrail_audit::clock::now().unix_timestamp() as f64 + 1.0;
         let listed = cloudtrail
             .list_public_keys(
                 &ctx,

@@ -158,7 +158,7 @@ fn validate_access_key_id(id: &str) -> IamResult<()> {
 }
 
 pub(crate) fn now_ms() -> i64 {
-    i64::try_from((time::OffsetDateTime::now_utc().unix_timestamp_nanos()) / 1_000_000).unwrap_or(0)
+    keytrail_audit::clock::now_ms()
 }
 
 type CacheEntry = (Instant, Option<ResolvedKey>);

@@ -240,7 +240,7 @@ impl Identities {
             },
             access_key_id: Some(access_key_id.to_string()),
         };
-        if OffsetDateTime::now_utc().unix_timestamp() >= claims.expires {
+        if keytrail_audit::clock::now().unix_timestamp() >= claims.expires {
             return Ok(Credential::ExpiredToken(principal));
         }
         // A deleted role (or one deleted and created again) ends its sessions.

@@ -130,6 +130,13 @@ pub struct ServeArgs {
     /// Seconds a CloudTrail digest file covers [default: 3600].
     #[arg(long, env = "KEYTRAIL_CLOUDTRAIL_DIGEST_SECONDS")]
     pub cloudtrail_digest_seconds: Option<u64>,
+    /// Run the service clock this many times faster than the wall clock (for tests and
+    /// simulations: 288 makes a day pass in five minutes). Signatures still use the wall clock.
+    #[arg(long, env = "KEYTRAIL_CLOCK_RATE")]
+    pub clock_rate: Option<f64>,
+    /// Where the service clock starts (RFC 3339, e.g. 2026-11-01T00:00:00Z) [default: now].
+    #[arg(long, env = "KEYTRAIL_CLOCK_START", requires = "clock_rate")]
+    pub clock_start: Option<String>,
 }
 
 /// Everything `serve` needs, resolved.
@@ -138,6 +145,8 @@ pub struct Settings {
     pub credentials: Vec<DeclaredCredential>,
     pub default_account: String,
     pub cloudtrail: keytrail_cloudtrail::CloudTrailConfig,
+    /// An accelerated service clock: where it starts and how fast it runs.
+    pub clock: Option<(Option<time::OffsetDateTime>, f64)>,
 }
 
 impl Settings {
@@ -199,11 +208,20 @@ impl Settings {
             args.cloudtrail_digest_seconds,
             file,
         )?;
+        let clock_start = args
+            .clock_start
+            .as_deref()
+            .map(|text| {
+                time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+                    .with_context(|| format!("--clock-start {text:?} is not an RFC 3339 time"))
+            })
+            .transpose()?;
         Ok(Self {
             server,
             credentials,
             default_account,
             cloudtrail,
+            clock: args.clock_rate.map(|rate| (clock_start, rate)),
         })
     }
 }

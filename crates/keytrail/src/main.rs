@@ -208,6 +208,14 @@ fn export_lines(key: &NewAccessKey, endpoint: Option<&str>) -> String {
 const KMS_SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
 async fn serve(settings: Settings, root_key_file: Option<&Path>) -> Result<()> {
+    if let Some((start, rate)) = settings.clock {
+        keytrail_audit::clock::accelerate(start, rate)?;
+        tracing::warn!(
+            rate,
+            now = %keytrail_audit::clock::now(),
+            "the service clock is accelerated: events, deliveries and expiries follow it"
+        );
+    }
     let opened = open(&settings.server.data_dir, root_key_file)?;
     opened.identities.check_root_key().await.context(
         "the root key does not unwrap the stored secrets: refusing to start with the wrong root key",
@@ -224,7 +232,10 @@ async fn serve(settings: Settings, root_key_file: Option<&Path>) -> Result<()> {
     let sweeper = {
         let kms = Arc::clone(&kms);
         tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(KMS_SWEEP_INTERVAL);
+            // Deletion windows end on the service clock, which may run fast.
+            let every = keytrail_audit::clock::real(KMS_SWEEP_INTERVAL)
+                .max(std::time::Duration::from_millis(250));
+            let mut ticks = tokio::time::interval(every);
             loop {
                 ticks.tick().await;
                 if let Err(e) = kms.sweep().await {

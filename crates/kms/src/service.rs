@@ -174,8 +174,7 @@ fn identity_failure(e: keytrail_iam::IamError) -> KmsError {
 }
 
 pub(crate) fn now_ms() -> i64 {
-    i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
-        .unwrap_or(i64::MAX)
+    keytrail_audit::clock::now_ms()
 }
 
 pub(crate) fn epoch_seconds(ms: i64) -> f64 {

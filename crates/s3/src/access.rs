@@ -351,7 +351,7 @@ mod tests {
     fn call(principal: keytrail_audit::Principal, source_arn: Option<&str>) -> CallContext {
         CallContext {
             request_id: "r".into(),
-            time: time::OffsetDateTime::now_utc(),
+            time: keytrail_audit::clock::now(),
             region: "us-east-1".into(),
             principal,
             source_ip: "127.0.0.1".into(),

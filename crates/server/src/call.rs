@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 
 use http::request::Parts;
 use keytrail_audit::{CallContext, EventCategory, EventRecord, Principal, TlsDetails};
-use time::OffsetDateTime;
 
 use crate::AppState;
 use crate::errors::ApiError;
@@ -92,7 +91,7 @@ pub fn call_context_of(
     let conn = head.extensions.get::<ConnInfo>();
     CallContext {
         request_id: request_id.to_string(),
-        time: OffsetDateTime::now_utc(),
+        time: keytrail_audit::clock::now(),
         region,
         principal,
         source_ip: conn.map(|c| c.remote.ip().to_string()).unwrap_or_default(),

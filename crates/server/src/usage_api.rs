@@ -94,7 +94,7 @@ async fn answer(
         .query()
         .map(|q| serde_urlencoded::from_str(q).unwrap_or_default())
         .unwrap_or_default();
-    let now = OffsetDateTime::now_utc();
+    let now = keytrail_audit::clock::now();
     let start = time_param(params.get("start"), now - time::Duration::days(30))?;
     let end = time_param(params.get("end"), now)?;
     if start >= end {

@@ -21,23 +21,6 @@ fn trail_arn(name: &str) -> String {
     format!("arn:aws:cloudtrail:us-east-1:{ACCOUNT}:trail/{name}")
 }
 
-fn bucket_policy(bucket: &str) -> String {
-    format!(
-        r#"{{"Version":"2012-10-17","Statement":[
-          {{"Sid":"AWSCloudTrailAclCheck20150319","Effect":"Allow","Principal":{{"Service":"cloudtrail.amazonaws.com"}},
-            "Action":"s3:GetBucketAcl","Resource":"arn:aws:s3:::{bucket}"}},
-          {{"Sid":"AWSCloudTrailWrite20150319","Effect":"Allow","Principal":{{"Service":"cloudtrail.amazonaws.com"}},
-            "Action":"s3:PutObject","Resource":"arn:aws:s3:::{bucket}/*",
-            "Condition":{{"StringEquals":{{"s3:x-amz-acl":"bucket-owner-full-control"}}}}}}]}}"#
-    )
-}
-
-const KEY_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[
-  {"Sid":"Enable IAM User Permissions","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::000000000000:root"},"Action":"kms:*","Resource":"*"},
-  {"Sid":"Allow CloudTrail to encrypt logs","Effect":"Allow","Principal":{"Service":"cloudtrail.amazonaws.com"},
-   "Action":"kms:GenerateDataKey*","Resource":"*",
-   "Condition":{"StringLike":{"kms:EncryptionContext:aws:cloudtrail:arn":"arn:aws:cloudtrail:*:000000000000:trail/*"}}}]}"#;
-
 fn code<T: std::fmt::Debug, E: ProvideErrorMetadata>(
     result: Result<T, aws_sdk_cloudtrail::error::SdkError<E>>,
 ) -> String {
@@ -79,14 +62,14 @@ async fn fixture() -> (Fixture, String) {
         .s3
         .put_bucket_policy()
         .bucket(BUCKET)
-        .policy(bucket_policy(BUCKET))
+        .policy(cloudtrail_bucket_policy(BUCKET))
         .send()
         .await
         .unwrap();
     let key = fixture
         .kms
         .create_key()
-        .policy(KEY_POLICY)
+        .policy(cloudtrail_key_policy(ACCOUNT))
         .send()
         .await
         .unwrap();
@@ -105,18 +88,7 @@ async fn delivered(s3: &aws_sdk_s3::Client) -> Vec<serde_json::Value> {
         .await
         .unwrap();
     for object in listed.contents() {
-        let body = s3
-            .get_object()
-            .bucket(BUCKET)
-            .key(object.key().unwrap())
-            .send()
-            .await
-            .unwrap()
-            .body
-            .collect()
-            .await
-            .unwrap()
-            .into_bytes();
+        let body = read_object(s3, BUCKET, object.key().unwrap()).await;
         let mut json = String::new();
         flate2::read::GzDecoder::new(&body[..])
             .read_to_string(&mut json)

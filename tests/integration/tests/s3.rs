@@ -11,12 +11,6 @@ use common::*;
 
 use error_code as code;
 
-async fn read_object(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<u8> {
-    let got = s3.get_object().bucket(bucket).key(key).send().await;
-    let got = got.unwrap_or_else(|e| panic!("GetObject {bucket}/{key}: {e:?}"));
-    got.body.collect().await.unwrap().into_bytes().to_vec()
-}
-
 #[tokio::test]
 async fn sdk_uploads_with_signed_chunks_and_trailers() {
     let server = TestServer::start();

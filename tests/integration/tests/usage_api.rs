@@ -7,23 +7,6 @@ mod common;
 use aws_sdk_kms::primitives::Blob;
 use common::*;
 
-async fn usage(server: &TestServer, creds: Creds<'_>, query: &str) -> (u16, serde_json::Value) {
-    let url = format!("{}/_keytrail/usage?{query}", server.url);
-    let signed = sign("GET", &url, &[], b"", creds, scope("keytrail"));
-    let resp = send(
-        &reqwest::Client::new(),
-        "GET",
-        &url,
-        &signed.headers,
-        Vec::new(),
-    )
-    .await;
-    (
-        resp.status,
-        serde_json::from_str(&resp.body).unwrap_or(serde_json::Value::String(resp.body.clone())),
-    )
-}
-
 #[tokio::test]
 async fn the_usage_api_answers_allowed_callers_for_their_own_account() {
     let server = TestServer::start_with(&format!("{DECLARED_CREDENTIALS}{ROOT_111}"), &[]);
@@ -42,13 +25,13 @@ async fn the_usage_api_answers_allowed_callers_for_their_own_account() {
         key: ROOT_111_KEY,
         secret: ROOT_111_SECRET,
     };
-    let (status, body) = usage(&server, root_111, "groupBy=operation").await;
+    let (status, body) = usage(&server.url, root_111, "groupBy=operation").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["accountId"], "111122223333");
     let groups = body["groups"].as_array().unwrap();
     let encrypts = groups.iter().find(|g| g["name"] == "Encrypt").unwrap();
     assert_eq!(encrypts["requests"], 3);
-    let (_, by_key) = usage(&server, root_111, "").await;
+    let (_, by_key) = usage(&server.url, root_111, "").await;
     assert_eq!(by_key["groupBy"], "key");
     assert!(
         by_key["groups"]
@@ -57,7 +40,7 @@ async fn the_usage_api_answers_allowed_callers_for_their_own_account() {
             .iter()
             .any(|g| g["name"] == key_arn.as_str() && g["requests"] == 4)
     );
-    let (status, body) = usage(&server, root_111, "groupBy=colour").await;
+    let (status, body) = usage(&server.url, root_111, "groupBy=colour").await;
     assert_eq!(status, 400, "{body}");
 
     // Alice (a user of the account) needs a policy; then she sees the account's figures.
@@ -65,7 +48,7 @@ async fn the_usage_api_answers_allowed_callers_for_their_own_account() {
         key: ALICE_KEY,
         secret: ALICE_SECRET,
     };
-    let (status, body) = usage(&server, alice, "").await;
+    let (status, body) = usage(&server.url, alice, "").await;
     assert_eq!(status, 403, "{body}");
     assert!(
         body["message"]
@@ -83,13 +66,13 @@ async fn the_usage_api_answers_allowed_callers_for_their_own_account() {
         .send()
         .await
         .unwrap();
-    let (status, body) = usage(&server, alice, "groupBy=source").await;
+    let (status, body) = usage(&server.url, alice, "groupBy=source").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["requests"], 4);
     assert_eq!(body["groups"][0]["name"], "user");
 
     // Another account sees only its own (empty) usage; a bad signature is refused.
-    let (status, body) = usage(&server, root(), "").await;
+    let (status, body) = usage(&server.url, root(), "").await;
     assert_eq!(status, 200);
     assert_eq!(body["accountId"], "000000000000");
     assert_eq!(body["requests"], 0);
@@ -97,6 +80,6 @@ async fn the_usage_api_answers_allowed_callers_for_their_own_account() {
         key: ROOT_111_KEY,
         secret: "not-the-secret",
     };
-    let (status, _) = usage(&server, wrong, "").await;
+    let (status, _) = usage(&server.url, wrong, "").await;
     assert_eq!(status, 400);
 }

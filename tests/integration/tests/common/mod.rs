@@ -549,3 +549,51 @@ pub fn xml_code(body: &str) -> String {
         .unwrap_or(start);
     body[start..end].to_string()
 }
+
+/// `GET /_keytrail/usage?<query>` signed with `creds`: the status and the JSON body.
+pub async fn usage(url: &str, creds: Creds<'_>, query: &str) -> (u16, serde_json::Value) {
+    let endpoint = format!("{url}/_keytrail/usage?{query}");
+    let signed = sign("GET", &endpoint, &[], b"", creds, scope("keytrail"));
+    let resp = send(
+        &reqwest::Client::new(),
+        "GET",
+        &endpoint,
+        &signed.headers,
+        Vec::new(),
+    )
+    .await;
+    (
+        resp.status,
+        serde_json::from_str(&resp.body).unwrap_or(serde_json::Value::String(resp.body.clone())),
+    )
+}
+
+/// The bucket policy CloudTrail's documentation gives for a trail's bucket (§5.11).
+pub fn cloudtrail_bucket_policy(bucket: &str) -> String {
+    format!(
+        r#"{{"Version":"2012-10-17","Statement":[
+          {{"Sid":"AWSCloudTrailAclCheck20150319","Effect":"Allow","Principal":{{"Service":"cloudtrail.amazonaws.com"}},
+            "Action":"s3:GetBucketAcl","Resource":"arn:aws:s3:::{bucket}"}},
+          {{"Sid":"AWSCloudTrailWrite20150319","Effect":"Allow","Principal":{{"Service":"cloudtrail.amazonaws.com"}},
+            "Action":"s3:PutObject","Resource":"arn:aws:s3:::{bucket}/*",
+            "Condition":{{"StringEquals":{{"s3:x-amz-acl":"bucket-owner-full-control"}}}}}}]}}"#
+    )
+}
+
+/// A key policy for `account` that lets CloudTrail encrypt the account's trails' logs (§5.12).
+pub fn cloudtrail_key_policy(account: &str) -> String {
+    format!(
+        r#"{{"Version":"2012-10-17","Statement":[
+  {{"Sid":"Enable IAM User Permissions","Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{account}:root"}},"Action":"kms:*","Resource":"*"}},
+  {{"Sid":"Allow CloudTrail to encrypt logs","Effect":"Allow","Principal":{{"Service":"cloudtrail.amazonaws.com"}},
+   "Action":"kms:GenerateDataKey*","Resource":"*",
+   "Condition":{{"StringLike":{{"kms:EncryptionContext:aws:cloudtrail:arn":"arn:aws:cloudtrail:*:{account}:trail/*"}}}}}}]}}"#
+    )
+}
+
+/// An object's bytes, read with the SDK.
+pub async fn read_object(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<u8> {
+    let got = s3.get_object().bucket(bucket).key(key).send().await;
+    let got = got.unwrap_or_else(|e| panic!("GetObject {bucket}/{key}: {e:?}"));
+    got.body.collect().await.unwrap().into_bytes().to_vec()
+}
