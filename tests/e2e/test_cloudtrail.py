@@ -307,9 +307,9 @@ class Seed(CliCase):
             [BIN, "--data-dir", self.server.data_dir, "usage", "--projection"],
             capture_output=True, text=True, check=True).stdout
         # The usage command reads the configuration, not the server's flags: AWS's 5 minutes.
-        self.assertIn(f"{TRAIL_ARN}: (24 × 60 / 5 log files) × 1 region(s) = 288 "
-                      "GenerateDataKey/day", projection)
-        self.assertIn("GenerateDataKey by CloudTrail", projection)
+        self.assertIn(f"{TRAIL_ARN}: (24 × 60 / 5 = 288 log files) × 1 region(s) = 288/day",
+                      projection)
+        self.assertIn("measured 24h", projection)
         self.ok("cloudtrail", "stop-logging", "--name", TRAIL)
         self.assertFalse(self.ok("cloudtrail", "get-trail-status", "--name", TRAIL)["IsLogging"])
 
