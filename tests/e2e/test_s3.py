@@ -81,6 +81,10 @@ class S3(unittest.TestCase):
             data = os.urandom(size)
             self.s3.put_object(Bucket="objs", Key=f"size-{size}", Body=data)
             self.assertEqual(self.s3.get_object(Bucket="objs", Key=f"size-{size}")["Body"].read(), data)
+        # Small bodies are kept in the object's row: sealed there too.
+        small = b"MARKER-e2e-plaintext-never-on-disk, small"
+        self.s3.put_object(Bucket="objs", Key="small", Body=small)
+        self.assertEqual(self.s3.get_object(Bucket="objs", Key="small")["Body"].read(), small)
         # No plaintext byte on disk.
         out = subprocess.run(["grep", "-rl", "MARKER-e2e-plaintext", self.server.data_dir],
                              capture_output=True, text=True)
@@ -429,6 +433,26 @@ class S3(unittest.TestCase):
         self.assertEqual(sorted(d["Key"] for d in deleted["Deleted"]),
                          ["dst", "never-existed", "src"])
         self.assertNotIn("Contents", self.s3.list_objects_v2(Bucket="copies"))
+
+    def test_object_tagging_with_boto3_and_the_cli(self):
+        self.s3.create_bucket(Bucket="tagging")
+        self.s3.put_object(Bucket="tagging", Key="t", Body=b"tagged", Tagging="a=1&b=two%20words")
+        self.assertEqual(self.s3.get_object(Bucket="tagging", Key="t")["TagCount"], 2)
+        out = subprocess.run(
+            ["aws", "s3api", "put-object-tagging", "--bucket", "tagging", "--key", "t",
+             "--tagging", "TagSet=[{Key=stage,Value=prod}]"],
+            env=self.server.env(), capture_output=True, text=True)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        out = subprocess.run(
+            ["aws", "s3api", "get-object-tagging", "--bucket", "tagging", "--key", "t",
+             "--output", "json"], env=self.server.env(), capture_output=True, text=True)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(json.loads(out.stdout)["TagSet"], [{"Key": "stage", "Value": "prod"}])
+        self.assertEqual(error(lambda: self.s3.put_object_tagging(
+            Bucket="tagging", Key="t",
+            Tagging={"TagSet": [{"Key": "aws:x", "Value": "1"}]})), "InvalidTag")
+        self.s3.delete_object_tagging(Bucket="tagging", Key="t")
+        self.assertEqual(self.s3.get_object_tagging(Bucket="tagging", Key="t")["TagSet"], [])
 
     def test_aws_cli_cp_round_trip_with_sse_kms(self):
         key = self.kms.create_key(Description="cli-s3")["KeyMetadata"]["KeyId"]

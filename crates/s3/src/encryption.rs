@@ -490,6 +490,8 @@ impl S3Engine {
             checksums: BTreeMap::new(),
             parts: Vec::new(),
             headers: ContentHeaders::default(),
+            tags: Vec::new(),
+            inline: false,
         };
         self.data_key(ctx, bucket, key, &object).await
     }

@@ -14,6 +14,8 @@ mod checksums;
 mod encryption;
 mod reading;
 mod record;
+mod storing;
+mod tagging;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -22,7 +24,6 @@ use std::sync::Arc;
 pub use access::S3Authorizer;
 use base64::Engine;
 use bytes::Bytes;
-use futures::StreamExt;
 use keytrail_audit::CallContext;
 use keytrail_crypto::RootKey;
 use keytrail_kms::Kms;
@@ -31,11 +32,10 @@ use keytrail_store::{
 };
 use s3s::dto::*;
 use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
-use tokio::io::AsyncWriteExt;
 
-use crate::body::{BodyKey, SEGMENT_LEN};
+use crate::body::BodyKey;
 use crate::checksums::{
-    BodyInput, Digester, ExpectedChecksums, announced_trailers, is_large, md5_hex, multipart_etag,
+    BodyInput, ExpectedChecksums, announced_trailers, is_large, md5_hex, multipart_etag,
     stored_checksums,
 };
 use crate::encryption::{
@@ -46,6 +46,7 @@ use crate::reading::{Conditions, parse_copy_range};
 use crate::record::{
     BucketRecord, ContentHeaders, DefaultEncryption, ObjectRecord, PartRecord, Piece, UploadRecord,
 };
+use crate::storing::StoredBody;
 
 const S3_SERVICE: &str = "s3.amazonaws.com";
 
@@ -101,7 +102,7 @@ fn store_err(e: StoreError) -> S3Error {
 }
 
 fn now_ms() -> i64 {
-    i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
+    keytrail_audit::clock::now_ms()
 }
 
 fn timestamp(ms: i64) -> Timestamp {
@@ -259,99 +260,13 @@ impl S3Engine {
     }
 
     async fn remove_body(&self, bucket: &str, record_json: &str) {
-        if let Ok(record) = serde_json::from_str::<ObjectRecord>(record_json) {
+        if let Ok(record) = serde_json::from_str::<ObjectRecord>(record_json)
+            && !record.inline
+        {
             for piece in record.pieces() {
                 let _ = tokio::fs::remove_file(self.body_path(bucket, &piece.file)).await;
             }
         }
-    }
-
-    /// Streams a body into sealed segments in a temporary file, checks every stated checksum
-    /// and Content-MD5, then fsyncs and renames it to `file_name` in the bucket's directory.
-    /// Nothing is left behind when a check fails.
-    async fn store_body(
-        &self,
-        bucket: &str,
-        file_name: &str,
-        body_key: &BodyKey,
-        input: BodyInput,
-    ) -> S3Result<StoredBody> {
-        let BodyInput {
-            body,
-            expected,
-            hasher,
-            trailing,
-            content_md5,
-            large,
-        } = input;
-        let tmp_path = self
-            .objects_dir
-            .join("tmp")
-            .join(uuid::Uuid::new_v4().to_string());
-        let mut file = tokio::fs::File::create(&tmp_path).await.map_err(internal)?;
-        let mut digester = Digester::new(hasher, large);
-        let result: S3Result<u64> = async {
-            let mut writer = SegmentWriter::new(body_key, &mut file);
-            let mut size = 0u64;
-            if let Some(mut stream) = body {
-                while let Some(chunk) = stream.next().await {
-                    let chunk: Bytes = chunk.map_err(|e| {
-                        S3Error::with_message(S3ErrorCode::IncompleteBody, e.to_string())
-                    })?;
-                    digester.update(&chunk).await;
-                    size += chunk.len() as u64;
-                    writer.push(&chunk).await?;
-                }
-            }
-            writer.finish().await?;
-            Ok(size)
-        }
-        .await;
-        let digests = digester.finish().await;
-        let result = result.and_then(|size| digests.map(|d| (size, d)));
-        let checked = result.and_then(|(size, (digest, computed))| {
-            let trailer_values = trailing.and_then(|t| t.take());
-            expected.verify(&computed, trailer_values.as_ref())?;
-            if let Some(stated) = &content_md5 {
-                let given = base64::engine::general_purpose::STANDARD
-                    .decode(stated)
-                    .map_err(|_| {
-                        s3_error!(InvalidDigest, "The Content-MD5 you specified was invalid.")
-                    })?;
-                if given != digest {
-                    return Err(s3_error!(
-                        BadDigest,
-                        "The Content-MD5 you specified did not match what we received."
-                    ));
-                }
-            }
-            Ok((size, digest, computed))
-        });
-        let (size, md5, computed) = match checked {
-            Ok(v) => v,
-            Err(e) => {
-                drop(file);
-                let _ = tokio::fs::remove_file(&tmp_path).await;
-                return Err(e);
-            }
-        };
-        file.sync_all().await.map_err(internal)?;
-        drop(file);
-        let dir = self.objects_dir.join(bucket);
-        tokio::fs::create_dir_all(&dir).await.map_err(internal)?;
-        let path = dir.join(file_name);
-        tokio::fs::rename(&tmp_path, &path)
-            .await
-            .map_err(internal)?;
-        if let Ok(dir) = tokio::fs::File::open(&dir).await {
-            let _ = dir.sync_all().await;
-        }
-        Ok(StoredBody {
-            size,
-            md5,
-            computed,
-            path,
-        })
     }
 }
 
@@ -541,6 +456,9 @@ impl S3 for S3Engine {
             &input.checksum_sha256,
         ]);
         let hasher = expected.hasher(&trailer_names);
+        let tags = self
+            .tags_from_header(&ctx, &input.bucket, &input.key, input.tagging.as_deref())
+            .await?;
         let version = uuid::Uuid::new_v4();
         let version_id = version.to_string();
         let (data_key, sse_record) = self
@@ -562,12 +480,18 @@ impl S3 for S3Engine {
                     hasher,
                     trailing,
                     content_md5: input.content_md5.clone(),
+                    md5: !matches!(sse_record, record::Sse::Kms { .. }),
                 },
+                true,
             )
             .await?;
-        let (size, digest, computed, final_path) =
-            (stored.size, stored.md5, stored.computed, stored.path);
-        let etag = md5_hex(&digest);
+        let (size, computed) = (stored.size, stored.computed.clone());
+        // An SSE-KMS object's ETag is not an MD5 of its data on AWS either; the version id is
+        // unique to this upload.
+        let etag = stored
+            .md5
+            .as_deref()
+            .map_or_else(|| version.simple().to_string(), md5_hex);
         let record = ObjectRecord {
             headers: ContentHeaders {
                 cache_control: input.cache_control.clone(),
@@ -586,6 +510,8 @@ impl S3 for S3Engine {
             sse: sse_record,
             checksums: stored_checksums(&computed),
             parts: Vec::new(),
+            tags,
+            inline: stored.is_inline(),
         };
         let row = ObjectRow {
             bucket: input.bucket.clone(),
@@ -594,11 +520,12 @@ impl S3 for S3Engine {
             etag: etag.clone(),
             modified_at_ms: now_ms(),
             record_json: serde_json::to_string(&record).map_err(internal)?,
+            inline_body: stored.inline_body(),
         };
         let replaced = match self.store.put_object(row).await {
             Ok(r) => r,
             Err(e) => {
-                let _ = tokio::fs::remove_file(&final_path).await;
+                stored.discard().await;
                 return Err(store_err(e));
             }
         };
@@ -817,6 +744,44 @@ impl S3 for S3Engine {
         Ok(S3Response::new(DeleteBucketTaggingOutput::default()))
     }
 
+    async fn put_object_tagging(
+        &self,
+        req: S3Request<PutObjectTaggingInput>,
+    ) -> S3Result<S3Response<PutObjectTaggingOutput>> {
+        let input = req.input;
+        only_the_null_version(input.version_id.as_deref())?;
+        let tags = tagging::from_tag_set(input.tagging.tag_set)?;
+        self.edit_object(&input.bucket, &input.key, |record| {
+            record.tags = tags.clone()
+        })
+        .await?;
+        Ok(S3Response::new(PutObjectTaggingOutput::default()))
+    }
+
+    async fn get_object_tagging(
+        &self,
+        req: S3Request<GetObjectTaggingInput>,
+    ) -> S3Result<S3Response<GetObjectTaggingOutput>> {
+        let input = req.input;
+        only_the_null_version(input.version_id.as_deref())?;
+        let (_, record) = self.find_object(&input.bucket, &input.key).await?;
+        Ok(S3Response::new(GetObjectTaggingOutput {
+            tag_set: tagging::to_tag_set(&record.tags),
+            version_id: None,
+        }))
+    }
+
+    async fn delete_object_tagging(
+        &self,
+        req: S3Request<DeleteObjectTaggingInput>,
+    ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
+        let input = req.input;
+        only_the_null_version(input.version_id.as_deref())?;
+        self.edit_object(&input.bucket, &input.key, |record| record.tags.clear())
+            .await?;
+        Ok(S3Response::new(DeleteObjectTaggingOutput::default()))
+    }
+
     async fn get_bucket_acl(
         &self,
         req: S3Request<GetBucketAclInput>,
@@ -923,6 +888,19 @@ impl S3 for S3Engine {
             .metadata_directive
             .as_ref()
             .is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
+        let tags = match input.tagging_directive.as_ref().map(|d| d.as_str()) {
+            Some(TaggingDirective::REPLACE) => {
+                self.tags_from_header(&ctx, &input.bucket, &input.key, input.tagging.as_deref())
+                    .await?
+            }
+            Some(TaggingDirective::COPY) | None => source.tags.clone(),
+            Some(other) => {
+                return Err(s3_error!(
+                    InvalidArgument,
+                    "Unknown tagging directive: {other}"
+                ));
+            }
+        };
         if !replace
             && source_bucket == input.bucket
             && source_key == input.key
@@ -938,7 +916,7 @@ impl S3 for S3Engine {
         let source_key_bytes = self
             .data_key(&ctx, source_bucket, source_key, &source)
             .await?;
-        let body = self.range_stream(source_bucket, &source, &source_key_bytes, 0..source.size)?;
+        let body = self.range_stream(&source_row, &source, &source_key_bytes, 0..source.size)?;
         drop(source_key_bytes);
         let version = uuid::Uuid::new_v4();
         let version_id = version.to_string();
@@ -964,7 +942,9 @@ impl S3 for S3Engine {
                     hasher,
                     trailing: None,
                     content_md5: None,
+                    md5: true,
                 },
+                true,
             )
             .await?;
         let (content_type, metadata) = if replace {
@@ -981,7 +961,7 @@ impl S3 for S3Engine {
         let etag = if source.parts.is_empty() {
             source_row.etag.clone()
         } else {
-            md5_hex(&stored.md5)
+            md5_hex(stored.md5.as_deref().unwrap_or_default())
         };
         let headers = if replace {
             ContentHeaders {
@@ -1003,6 +983,8 @@ impl S3 for S3Engine {
             checksums: source.checksums.clone(),
             parts: Vec::new(),
             headers,
+            tags,
+            inline: stored.is_inline(),
         };
         let modified = now_ms();
         let row = ObjectRow {
@@ -1012,11 +994,12 @@ impl S3 for S3Engine {
             etag: etag.clone(),
             modified_at_ms: modified,
             record_json: serde_json::to_string(&record).map_err(internal)?,
+            inline_body: stored.inline_body(),
         };
         let replaced = match self.store.put_object(row).await {
             Ok(r) => r,
             Err(e) => {
-                let _ = tokio::fs::remove_file(&stored.path).await;
+                stored.discard().await;
                 return Err(store_err(e));
             }
         };
@@ -1047,6 +1030,9 @@ impl S3 for S3Engine {
         let ctx = Self::ctx(&req)?;
         let input = req.input;
         let bucket = self.existing_bucket(&input.bucket).await?;
+        let tags = self
+            .tags_from_header(&ctx, &input.bucket, &input.key, input.tagging.as_deref())
+            .await?;
         let sse = parse_sse(
             SseHeaders {
                 server_side_encryption: &input.server_side_encryption,
@@ -1076,6 +1062,7 @@ impl S3 for S3Engine {
                 .map(|m| m.into_iter().collect())
                 .unwrap_or_default(),
             sse: sse_record,
+            tags,
         };
         self.store
             .create_upload(UploadRow {
@@ -1146,7 +1133,9 @@ impl S3 for S3Engine {
                     hasher,
                     trailing,
                     content_md5: input.content_md5,
+                    md5: true,
                 },
+                false,
             )
             .await?;
         let etag = self
@@ -1192,7 +1181,7 @@ impl S3 for S3Engine {
             ));
         }
         let (source_bucket, source_key) = bucket_copy_source(&input.copy_source)?;
-        let (_, source) = self.copy_source(&ctx, &input.copy_source).await?;
+        let (source_row, source) = self.copy_source(&ctx, &input.copy_source).await?;
         let range = match &input.copy_source_range {
             None => 0..source.size,
             Some(text) => parse_copy_range(text, source.size)?,
@@ -1203,7 +1192,7 @@ impl S3 for S3Engine {
         let source_key_bytes = self
             .data_key(&ctx, source_bucket, source_key, &source)
             .await?;
-        let body = self.range_stream(source_bucket, &source, &source_key_bytes, range.clone())?;
+        let body = self.range_stream(&source_row, &source, &source_key_bytes, range.clone())?;
         drop(source_key_bytes);
         let data_key = self
             .upload_data_key(&ctx, &input.bucket, &input.key, &upload)
@@ -1228,7 +1217,9 @@ impl S3 for S3Engine {
                     hasher,
                     trailing: None,
                     content_md5: None,
+                    md5: true,
                 },
+                false,
             )
             .await?;
         let etag = self
@@ -1343,6 +1334,8 @@ impl S3 for S3Engine {
             checksums: BTreeMap::new(),
             parts: chosen.iter().map(|(_, p)| p.piece.clone()).collect(),
             headers: upload.headers.clone(),
+            tags: upload.tags.clone(),
+            inline: false,
         };
         let row = ObjectRow {
             bucket: input.bucket.clone(),
@@ -1351,6 +1344,7 @@ impl S3 for S3Engine {
             etag: etag.clone(),
             modified_at_ms: now_ms(),
             record_json: serde_json::to_string(&record).map_err(internal)?,
+            inline_body: None,
         };
         let replaced = self
             .store
@@ -1521,7 +1515,7 @@ impl S3 for S3Engine {
             .data_key(&ctx, &input.bucket, &input.key, &record)
             .await?;
         let len = range.end - range.start;
-        let body = self.range_stream(&input.bucket, &record, &data_key, range.clone())?;
+        let body = self.range_stream(&row, &record, &data_key, range.clone())?;
         drop(data_key);
         let mut output = GetObjectOutput {
             body: Some(body),
@@ -1537,6 +1531,8 @@ impl S3 for S3Engine {
                 .then(|| record.metadata.clone().into_iter().collect()),
             accept_ranges: Some("bytes".into()),
             bucket_key_enabled: bucket_key_header(&record.sse),
+            tag_count: (!record.tags.is_empty())
+                .then(|| i32::try_from(record.tags.len()).unwrap_or(i32::MAX)),
             ..Default::default()
         };
         let checksum_mode = input
@@ -1712,13 +1708,6 @@ impl S3 for S3Engine {
     }
 }
 
-struct StoredBody {
-    size: u64,
-    md5: Vec<u8>,
-    computed: Checksum,
-    path: PathBuf,
-}
-
 struct ListPage {
     objects: Vec<Object>,
     prefixes: Vec<CommonPrefix>,
@@ -1738,7 +1727,7 @@ impl S3Engine {
         stored: &StoredBody,
         piece: Piece,
     ) -> S3Result<String> {
-        let etag = md5_hex(&stored.md5);
+        let etag = md5_hex(stored.md5.as_deref().unwrap_or_default());
         let part = PartRecord {
             piece,
             etag: etag.clone(),
@@ -1755,7 +1744,7 @@ impl S3Engine {
         let replaced = match replaced {
             Ok(r) => r,
             Err(e) => {
-                let _ = tokio::fs::remove_file(&stored.path).await;
+                stored.discard().await;
                 return Err(store_err(e));
             }
         };
@@ -1768,6 +1757,54 @@ impl S3Engine {
     }
 
     /// Read-modify-write of a bucket's record (default encryption, policy, tags).
+    /// The tags an `x-amz-tagging` header sets on a new object; setting them needs
+    /// `s3:PutObjectTagging` as well as `s3:PutObject`, as on AWS.
+    async fn tags_from_header(
+        &self,
+        ctx: &CallContext,
+        bucket: &str,
+        key: &str,
+        header: Option<&str>,
+    ) -> S3Result<Vec<(String, String)>> {
+        let Some(header) = header else {
+            return Ok(Vec::new());
+        };
+        let tags = tagging::from_header(header)?;
+        self.authorizer
+            .authorize(
+                &Self::caller(ctx),
+                "s3:PutObjectTagging",
+                Some(bucket),
+                Some(key),
+                &[],
+            )
+            .await?;
+        Ok(tags)
+    }
+
+    /// Changes an object's record but not its body; retried if the object is replaced
+    /// meanwhile, so the edit always lands on the object current when it commits.
+    async fn edit_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        edit: impl Fn(&mut ObjectRecord),
+    ) -> S3Result<()> {
+        loop {
+            let (row, mut record) = self.find_object(bucket, key).await?;
+            edit(&mut record);
+            let json = serde_json::to_string(&record).map_err(internal)?;
+            if self
+                .store
+                .replace_object_record(bucket, key, &row.record_json, json)
+                .await
+                .map_err(store_err)?
+            {
+                return Ok(());
+            }
+        }
+    }
+
     async fn edit_bucket(
         &self,
         bucket: &BucketRow,
@@ -1790,6 +1827,14 @@ impl S3Engine {
                 "The specified bucket does not exist",
             ))
         }
+    }
+}
+
+/// Buckets are unversioned: the only version a request may name is `null`.
+fn only_the_null_version(version_id: Option<&str>) -> S3Result<()> {
+    match version_id {
+        None | Some("null") => Ok(()),
+        Some(_) => Err(s3_error!(InvalidArgument, "Invalid version id specified")),
     }
 }
 
@@ -1922,65 +1967,3 @@ impl S3Engine {
 
 /// Parts other than the last must be at least this large, as AWS requires.
 const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
-
-/// Seals a body into segments as it streams in. A full segment is held back until more data
-/// arrives, because only then is it known not to be the last one.
-struct SegmentWriter<'a> {
-    key: &'a BodyKey,
-    file: &'a mut tokio::fs::File,
-    index: u64,
-    held: Option<Vec<u8>>,
-    buffer: Vec<u8>,
-}
-
-impl<'a> SegmentWriter<'a> {
-    fn new(key: &'a BodyKey, file: &'a mut tokio::fs::File) -> Self {
-        Self {
-            key,
-            file,
-            index: 0,
-            held: None,
-            buffer: Vec::with_capacity(SEGMENT_LEN + body::TAG_LEN),
-        }
-    }
-
-    async fn write(&mut self, mut segment: Vec<u8>, last: bool) -> S3Result<()> {
-        self.key
-            .seal(self.index, last, &mut segment)
-            .map_err(internal)?;
-        self.file.write_all(&segment).await.map_err(internal)?;
-        self.index += 1;
-        Ok(())
-    }
-
-    async fn push(&mut self, mut data: &[u8]) -> S3Result<()> {
-        while !data.is_empty() {
-            if let Some(held) = self.held.take() {
-                self.write(held, false).await?;
-            }
-            let take = (SEGMENT_LEN - self.buffer.len()).min(data.len());
-            self.buffer.extend_from_slice(&data[..take]);
-            data = &data[take..];
-            if self.buffer.len() == SEGMENT_LEN {
-                let full = std::mem::replace(
-                    &mut self.buffer,
-                    Vec::with_capacity(SEGMENT_LEN + body::TAG_LEN),
-                );
-                self.held = Some(full);
-            }
-        }
-        Ok(())
-    }
-
-    async fn finish(mut self) -> S3Result<()> {
-        let buffer = std::mem::take(&mut self.buffer);
-        match self.held.take() {
-            Some(held) if buffer.is_empty() => self.write(held, true).await,
-            Some(held) => {
-                self.write(held, false).await?;
-                self.write(buffer, true).await
-            }
-            None => self.write(buffer, true).await,
-        }
-    }
-}

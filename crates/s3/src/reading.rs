@@ -14,9 +14,16 @@ use crate::encryption::version_bytes;
 use crate::record::ObjectRecord;
 use crate::{S3Engine, body, internal};
 
+/// Where a piece's sealed segments are.
+pub(crate) enum PieceSource {
+    File(PathBuf),
+    /// In the object's row.
+    Inline(Bytes),
+}
+
 /// What to read of one piece of an object.
 pub(crate) struct PieceRead {
-    pub(crate) path: PathBuf,
+    pub(crate) source: PieceSource,
     pub(crate) key: BodyKey,
     pub(crate) size: u64,
     pub(crate) range: std::ops::Range<u64>,
@@ -41,12 +48,21 @@ impl ObjectReader {
             let Some(piece) = self.pending.pop() else {
                 return Ok(None);
             };
-            let mut file = tokio::fs::File::open(&piece.path).await?;
             let first = piece.range.start / SEGMENT_LEN as u64;
-            file.seek(std::io::SeekFrom::Start(body::stored_offset(first)))
-                .await?;
+            let offset = body::stored_offset(first);
+            let source = match piece.source {
+                PieceSource::File(path) => {
+                    let mut file = tokio::fs::File::open(&path).await?;
+                    file.seek(std::io::SeekFrom::Start(offset)).await?;
+                    SegmentSource::File(file)
+                }
+                PieceSource::Inline(sealed) => {
+                    let start = usize::try_from(offset).unwrap_or(usize::MAX);
+                    SegmentSource::Inline(sealed.slice(start.min(sealed.len())..))
+                }
+            };
             self.current = Some(SegmentReader {
-                file,
+                source,
                 key: piece.key,
                 next: first,
                 count: body::segment_count(piece.size),
@@ -57,9 +73,15 @@ impl ObjectReader {
     }
 }
 
+/// The rest of a piece's sealed segments.
+pub(crate) enum SegmentSource {
+    File(tokio::fs::File),
+    Inline(Bytes),
+}
+
 /// Reads and opens one segment after another for [`S3Engine::range_stream`].
 pub(crate) struct SegmentReader {
-    pub(crate) file: tokio::fs::File,
+    pub(crate) source: SegmentSource,
     pub(crate) key: BodyKey,
     pub(crate) next: u64,
     pub(crate) count: u64,
@@ -73,8 +95,22 @@ impl SegmentReader {
         if self.range.start >= self.range.end || seg_start >= self.range.end {
             return Ok(None);
         }
-        let mut sealed = vec![0u8; body::stored_len(self.size, self.next)];
-        self.file.read_exact(&mut sealed).await?;
+        let len = body::stored_len(self.size, self.next);
+        let mut sealed = vec![0u8; len];
+        match &mut self.source {
+            SegmentSource::File(file) => {
+                file.read_exact(&mut sealed).await?;
+            }
+            SegmentSource::Inline(rest) => {
+                if rest.len() < len {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "an inline body is shorter than its record says",
+                    ));
+                }
+                sealed.copy_from_slice(&rest.split_to(len));
+            }
+        }
         let plain = self
             .key
             .open(self.next, self.next + 1 == self.count, &mut sealed)
@@ -170,7 +206,7 @@ impl S3Engine {
     /// of any size needs bounded memory and a range decrypts only the segments it covers.
     pub(crate) fn range_stream(
         &self,
-        bucket: &str,
+        row: &ObjectRow,
         record: &ObjectRecord,
         data_key: &[u8],
         range: std::ops::Range<u64>,
@@ -184,8 +220,13 @@ impl S3Engine {
                 continue;
             }
             let version = version_bytes(&piece.version_id)?;
+            let source = match (&row.inline_body, record.inline) {
+                (Some(sealed), true) => PieceSource::Inline(Bytes::copy_from_slice(sealed)),
+                (None, true) => return Err(internal("an inline object's row has no body")),
+                (_, false) => PieceSource::File(self.body_path(&row.bucket, &piece.file)),
+            };
             pieces.push(PieceRead {
-                path: self.body_path(bucket, &piece.file),
+                source,
                 key: BodyKey::new(data_key, version).map_err(internal)?,
                 size: piece.size,
                 range: range.start.max(start) - start..range.end.min(end) - start,

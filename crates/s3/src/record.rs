@@ -23,6 +23,12 @@ pub struct ObjectRecord {
     pub parts: Vec<Piece>,
     #[serde(default)]
     pub headers: ContentHeaders,
+    /// Object tags, in the order they were set.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<(String, String)>,
+    /// The sealed body is in the object's row (`inline_body`), not in `file`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub inline: bool,
 }
 
 /// The representation headers S3 stores with an object and returns on GET and HEAD.
@@ -88,6 +94,8 @@ pub struct UploadRecord {
     pub headers: ContentHeaders,
     pub metadata: BTreeMap<String, String>,
     pub sse: Sse,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<(String, String)>,
 }
 
 /// One uploaded part.

@@ -326,8 +326,9 @@ pub struct BucketRow {
     pub record_json: String,
 }
 
-/// An object's metadata; its body lives in a file the S3 crate names in `record_json`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An object's metadata; its body lives in files the S3 crate names in `record_json`, or, when
+/// small, in `inline_body` (as the S3 crate sealed it).
+#[derive(Clone, PartialEq, Eq)]
 pub struct ObjectRow {
     pub bucket: String,
     pub key: String,
@@ -335,6 +336,22 @@ pub struct ObjectRow {
     pub etag: String,
     pub modified_at_ms: i64,
     pub record_json: String,
+    /// Read by `get_object` (and returned as the replaced row), not by listings.
+    pub inline_body: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for ObjectRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObjectRow")
+            .field("bucket", &self.bucket)
+            .field("key", &self.key)
+            .field("size", &self.size)
+            .field("etag", &self.etag)
+            .field("modified_at_ms", &self.modified_at_ms)
+            .field("record_json", &self.record_json)
+            .field("inline_body", &self.inline_body.as_ref().map(Vec::len))
+            .finish()
+    }
 }
 
 /// A multipart upload in progress.
@@ -598,6 +615,15 @@ pub trait Store: Send + Sync + 'static {
     /// caller's to remove once this returns).
     async fn put_object(&self, object: ObjectRow) -> StoreResult<Option<ObjectRow>>;
     async fn get_object(&self, bucket: &str, key: &str) -> StoreResult<Option<ObjectRow>>;
+    /// Changes an object's record (not its body) if it is still `expected_json`, so an edit
+    /// such as new tags never lands on an object that was replaced meanwhile; whether it did.
+    async fn replace_object_record(
+        &self,
+        bucket: &str,
+        key: &str,
+        expected_json: &str,
+        record_json: String,
+    ) -> StoreResult<bool>;
     /// Removes an object's row and returns it.
     async fn delete_object(&self, bucket: &str, key: &str) -> StoreResult<Option<ObjectRow>>;
     /// Objects whose key starts with `prefix` and sorts after `after`, in byte order of key.

@@ -238,4 +238,10 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         PRIMARY KEY (hour_ms, account_id, region, key_arn, operation, source)
     );",
     ),
+    (
+        11,
+        // Small object bodies (sealed segments, never plaintext) live in their row, so a small
+        // PUT is durable with the group commit of its metadata instead of fsyncs of its own.
+        "ALTER TABLE s3_objects ADD COLUMN inline_body BLOB;",
+    ),
 ];

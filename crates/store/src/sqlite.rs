@@ -67,6 +67,12 @@ enum WriteOp {
         name: String,
         record_json: String,
     },
+    ReplaceObjectRecord {
+        bucket: String,
+        key: String,
+        expected_json: String,
+        record_json: String,
+    },
     CreateUpload(UploadRow),
     PutPart(PartRow),
     FinishUpload {
@@ -765,6 +771,19 @@ fn apply_op(conn: &Connection, op: &WriteOp) -> StoreResult<WriteOutcome> {
             };
             Ok(WriteOutcome::Object(previous))
         }
+        WriteOp::ReplaceObjectRecord {
+            bucket,
+            key,
+            expected_json,
+            record_json,
+        } => {
+            let n = conn.execute(
+                "UPDATE s3_objects SET record_json = ?4
+                 WHERE bucket = ?1 AND object_key = ?2 AND record_json = ?3",
+                params![bucket, key, expected_json, record_json],
+            )?;
+            Ok(WriteOutcome::Deleted(n > 0))
+        }
         WriteOp::UpdateBucket { name, record_json } => {
             let n = conn.execute(
                 "UPDATE s3_buckets SET record_json = ?2 WHERE name = ?1",
@@ -819,12 +838,21 @@ fn apply_op(conn: &Connection, op: &WriteOp) -> StoreResult<WriteOutcome> {
         WriteOp::PutObject(o) => {
             let previous = select_object(conn, &o.bucket, &o.key)?;
             conn.execute(
-                "INSERT INTO s3_objects (bucket, object_key, size, etag, modified_at_ms, record_json)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                "INSERT INTO s3_objects
+                    (bucket, object_key, size, etag, modified_at_ms, record_json, inline_body)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
                  ON CONFLICT (bucket, object_key) DO UPDATE SET size = excluded.size,
                     etag = excluded.etag, modified_at_ms = excluded.modified_at_ms,
-                    record_json = excluded.record_json",
-                params![o.bucket, o.key, o.size, o.etag, o.modified_at_ms, o.record_json],
+                    record_json = excluded.record_json, inline_body = excluded.inline_body",
+                params![
+                    o.bucket,
+                    o.key,
+                    o.size,
+                    o.etag,
+                    o.modified_at_ms,
+                    o.record_json,
+                    o.inline_body
+                ],
             )?;
             Ok(WriteOutcome::Object(previous))
         }
@@ -1165,6 +1193,14 @@ fn object_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ObjectRow> {
         etag: r.get(3)?,
         modified_at_ms: r.get(4)?,
         record_json: r.get(5)?,
+        inline_body: None,
+    })
+}
+
+fn object_with_body_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ObjectRow> {
+    Ok(ObjectRow {
+        inline_body: r.get(6)?,
+        ..object_from_row(r)?
     })
 }
 
@@ -1174,9 +1210,11 @@ fn select_object(
     key: &str,
 ) -> rusqlite::Result<Option<ObjectRow>> {
     conn.query_row(
-        &format!("SELECT {OBJECT_COLUMNS} FROM s3_objects WHERE bucket = ?1 AND object_key = ?2"),
+        &format!(
+            "SELECT {OBJECT_COLUMNS}, inline_body FROM s3_objects WHERE bucket = ?1 AND object_key = ?2"
+        ),
         params![bucket, key],
-        object_from_row,
+        object_with_body_from_row,
     )
     .optional()
 }
@@ -2228,6 +2266,27 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn replace_object_record(
+        &self,
+        bucket: &str,
+        key: &str,
+        expected_json: &str,
+        record_json: String,
+    ) -> StoreResult<bool> {
+        match self
+            .write(WriteOp::ReplaceObjectRecord {
+                bucket: bucket.to_string(),
+                key: key.to_string(),
+                expected_json: expected_json.to_string(),
+                record_json,
+            })
+            .await?
+        {
+            WriteOutcome::Deleted(replaced) => Ok(replaced),
+            _ => Ok(false),
+        }
+    }
+
     async fn update_bucket_record(&self, name: &str, record_json: String) -> StoreResult<bool> {
         match self
             .write(WriteOp::UpdateBucket {
@@ -2572,6 +2631,7 @@ mod tests {
             Err(StoreError::AlreadyExists { .. })
         ));
         let object = |key: &str| ObjectRow {
+            inline_body: None,
             bucket: "logs".into(),
             key: key.into(),
             size: 1,

@@ -783,3 +783,349 @@ async fn sdk_bucket_configuration_and_multipart_listings() {
         "NoSuchUpload"
     );
 }
+
+#[tokio::test]
+async fn object_tags_on_put_copy_multipart_and_their_own_operations() {
+    use aws_sdk_s3::types::{Tag, Tagging, TaggingDirective};
+    let server = TestServer::start();
+    let s3 = s3_client(&server.url, ROOT_KEY, ROOT_SECRET);
+    s3.create_bucket().bucket("tags").send().await.unwrap();
+    let tag = |k: &str, v: &str| Tag::builder().key(k).value(v).build().unwrap();
+    let tags_of = |key: &'static str| {
+        let s3 = s3.clone();
+        async move {
+            let out = s3
+                .get_object_tagging()
+                .bucket("tags")
+                .key(key)
+                .send()
+                .await
+                .unwrap();
+            out.tag_set()
+                .iter()
+                .map(|t| (t.key().to_string(), t.value().to_string()))
+                .collect::<Vec<_>>()
+        }
+    };
+    let pair = |k: &str, v: &str| (k.to_string(), v.to_string());
+
+    // x-amz-tagging on PutObject (URL-encoded), counted on GET.
+    s3.put_object()
+        .bucket("tags")
+        .key("a")
+        .tagging("project=key%20trail&team=a%2Bb")
+        .body(ByteStream::from_static(b"tagged"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        tags_of("a").await,
+        vec![pair("project", "key trail"), pair("team", "a+b")]
+    );
+    let got = s3
+        .get_object()
+        .bucket("tags")
+        .key("a")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.tag_count(), Some(2));
+
+    // PutObjectTagging replaces the set, leaving body and ETag alone; DeleteObjectTagging
+    // empties it.
+    let etag = got.e_tag().unwrap().to_string();
+    s3.put_object_tagging()
+        .bucket("tags")
+        .key("a")
+        .tagging(
+            Tagging::builder()
+                .tag_set(tag("stage", "prod"))
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tags_of("a").await, vec![pair("stage", "prod")]);
+    let got = s3
+        .get_object()
+        .bucket("tags")
+        .key("a")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.e_tag(), Some(etag.as_str()));
+    assert_eq!(
+        got.body.collect().await.unwrap().into_bytes().as_ref(),
+        b"tagged"
+    );
+
+    // CopyObject copies tags by default and replaces them with REPLACE.
+    s3.copy_object()
+        .bucket("tags")
+        .key("copied")
+        .copy_source("tags/a")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tags_of("copied").await, vec![pair("stage", "prod")]);
+    s3.copy_object()
+        .bucket("tags")
+        .key("replaced")
+        .copy_source("tags/a")
+        .tagging_directive(TaggingDirective::Replace)
+        .tagging("fresh=yes")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tags_of("replaced").await, vec![pair("fresh", "yes")]);
+
+    // A multipart upload's tags arrive with the completed object.
+    let upload = s3
+        .create_multipart_upload()
+        .bucket("tags")
+        .key("multi")
+        .tagging("parts=1")
+        .send()
+        .await
+        .unwrap();
+    let part = s3
+        .upload_part()
+        .bucket("tags")
+        .key("multi")
+        .upload_id(upload.upload_id().unwrap())
+        .part_number(1)
+        .body(ByteStream::from_static(b"only part"))
+        .send()
+        .await
+        .unwrap();
+    s3.complete_multipart_upload()
+        .bucket("tags")
+        .key("multi")
+        .upload_id(upload.upload_id().unwrap())
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .parts(
+                    CompletedPart::builder()
+                        .part_number(1)
+                        .e_tag(part.e_tag().unwrap())
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tags_of("multi").await, vec![pair("parts", "1")]);
+
+    s3.delete_object_tagging()
+        .bucket("tags")
+        .key("a")
+        .send()
+        .await
+        .unwrap();
+    assert!(tags_of("a").await.is_empty());
+    let got = s3
+        .get_object()
+        .bucket("tags")
+        .key("a")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.tag_count(), None);
+
+    // Refusals: too many, duplicate keys, the aws: prefix, a missing object, a version of an
+    // unversioned bucket. None of them changes the tags.
+    let put_tags = |tags: Vec<Tag>| {
+        s3.put_object_tagging()
+            .bucket("tags")
+            .key("copied")
+            .tagging(Tagging::builder().set_tag_set(Some(tags)).build().unwrap())
+            .send()
+    };
+    let eleven = (0..11).map(|i| tag(&format!("k{i}"), "v")).collect();
+    assert_eq!(code(put_tags(eleven).await), "BadRequest");
+    let duplicate = vec![tag("k", "1"), tag("k", "2")];
+    assert_eq!(code(put_tags(duplicate).await), "InvalidTag");
+    let result = s3
+        .put_object()
+        .bucket("tags")
+        .key("reserved")
+        .tagging("aws%3Aowner=me")
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await;
+    assert_eq!(code(result), "InvalidTag");
+    let result = s3.get_object().bucket("tags").key("reserved").send().await;
+    assert_eq!(code(result), "NoSuchKey", "a refused put stores nothing");
+    let result = s3
+        .get_object_tagging()
+        .bucket("tags")
+        .key("missing")
+        .send()
+        .await;
+    assert_eq!(code(result), "NoSuchKey");
+    let result = s3
+        .get_object_tagging()
+        .bucket("tags")
+        .key("copied")
+        .version_id("3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY")
+        .send()
+        .await;
+    assert_eq!(code(result), "InvalidArgument");
+    assert_eq!(tags_of("copied").await, vec![pair("stage", "prod")]);
+
+    // Tagging calls are S3 data events.
+    let events = server.events();
+    for name in [
+        "PutObjectTagging",
+        "GetObjectTagging",
+        "DeleteObjectTagging",
+    ] {
+        assert!(
+            events.iter().any(|e| e["eventName"] == name
+                && e["eventCategory"] == "Data"
+                && e["resources"][0]["ARN"] == "arn:aws:s3:::tags/a"),
+            "{name} journaled"
+        );
+    }
+}
+
+/// Files under the bucket's body directory.
+fn body_files(server: &TestServer, bucket: &str) -> usize {
+    std::fs::read_dir(server.data_dir().join("objects").join(bucket))
+        .map(|dir| dir.count())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn small_bodies_live_in_their_row_and_sse_kms_etags_are_not_md5s() {
+    let mut server = TestServer::start();
+    let s3 = s3_client(&server.url, ROOT_KEY, ROOT_SECRET);
+    let kms = kms_client(&server.url, ROOT_KEY, ROOT_SECRET);
+    s3.create_bucket().bucket("rows").send().await.unwrap();
+    let one_segment: Vec<u8> = (0..65_536u32).map(|i| (i % 253) as u8).collect();
+    let two_segments: Vec<u8> = (0..65_537u32).map(|i| (i % 241) as u8).collect();
+    for (key, body) in [("one", &one_segment), ("two", &two_segments)] {
+        s3.put_object()
+            .bucket("rows")
+            .key(key)
+            .body(ByteStream::from(body.clone()))
+            .send()
+            .await
+            .unwrap();
+    }
+    // 64 KiB is one segment, kept in the row; one byte more needs a file.
+    assert_eq!(body_files(&server, "rows"), 1);
+    // Overwriting the file-backed object with a small body removes its file.
+    s3.put_object()
+        .bucket("rows")
+        .key("two")
+        .body(ByteStream::from_static(b"small now"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(body_files(&server, "rows"), 0);
+    let ranged = s3
+        .get_object()
+        .bucket("rows")
+        .key("one")
+        .range("bytes=65000-65535")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        ranged.body.collect().await.unwrap().into_bytes().as_ref(),
+        &one_segment[65_000..]
+    );
+    // A small copy is kept in its row as well, re-encrypted.
+    s3.copy_object()
+        .bucket("rows")
+        .key("one-copy")
+        .copy_source("rows/one")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(body_files(&server, "rows"), 0);
+
+    // SSE-S3 ETags are the body's MD5; SSE-KMS ETags are not (as on AWS), yet they identify
+    // the object for conditional requests. A Content-MD5 is still checked.
+    let key = kms.create_key().send().await.unwrap();
+    let key_id = key.key_metadata().unwrap().key_id().to_string();
+    let plain = s3
+        .put_object()
+        .bucket("rows")
+        .key("md5")
+        .body(ByteStream::from_static(b"etag body"))
+        .send()
+        .await
+        .unwrap();
+    let md5 = format!("\"{}\"", hex_md5(b"etag body"));
+    assert_eq!(plain.e_tag(), Some(md5.as_str()));
+    let kms_put = s3
+        .put_object()
+        .bucket("rows")
+        .key("kms")
+        .server_side_encryption(ServerSideEncryption::AwsKms)
+        .ssekms_key_id(&key_id)
+        .body(ByteStream::from_static(b"etag body"))
+        .send()
+        .await
+        .unwrap();
+    let kms_etag = kms_put.e_tag().unwrap().to_string();
+    assert_ne!(kms_etag, md5);
+    assert_eq!(kms_etag.trim_matches('"').len(), 32);
+    let head = s3
+        .head_object()
+        .bucket("rows")
+        .key("kms")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.e_tag(), Some(kms_etag.as_str()));
+    let matched = s3
+        .get_object()
+        .bucket("rows")
+        .key("kms")
+        .if_match(&kms_etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        matched.body.collect().await.unwrap().into_bytes().as_ref(),
+        b"etag body"
+    );
+    let wrong_md5 = s3
+        .put_object()
+        .bucket("rows")
+        .key("kms-checked")
+        .server_side_encryption(ServerSideEncryption::AwsKms)
+        .ssekms_key_id(&key_id)
+        .content_md5("AAAAAAAAAAAAAAAAAAAAAA==")
+        .body(ByteStream::from_static(b"etag body"))
+        .send()
+        .await;
+    assert_eq!(code(wrong_md5), "BadDigest");
+
+    // Everything reads back the same after a restart.
+    server.restart();
+    let s3 = s3_client(&server.url, ROOT_KEY, ROOT_SECRET);
+    assert_eq!(read_object(&s3, "rows", "one").await, one_segment);
+    assert_eq!(read_object(&s3, "rows", "one-copy").await, one_segment);
+    assert_eq!(read_object(&s3, "rows", "two").await, b"small now");
+    assert_eq!(read_object(&s3, "rows", "kms").await, b"etag body");
+    assert_eq!(
+        code(
+            s3.get_object()
+                .bucket("rows")
+                .key("kms-checked")
+                .send()
+                .await
+        ),
+        "NoSuchKey"
+    );
+}
+
+fn hex_md5(data: &[u8]) -> String {
+    format!("{:x}", md5::compute(data))
+}

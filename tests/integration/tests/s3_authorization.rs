@@ -236,3 +236,53 @@ async fn bucket_policies_and_identity_policies_decide_s3_requests() {
             .contains("s3:ListAllMyBuckets")
     );
 }
+
+#[tokio::test]
+async fn tagging_a_new_object_needs_put_object_tagging_too() {
+    let server = TestServer::start_with(&format!("{DECLARED_CREDENTIALS}{ROOT_111}"), &[]);
+    let url = server.url.clone();
+    let owner = s3_client(&url, ROOT_111_KEY, ROOT_111_SECRET);
+    owner.create_bucket().bucket(BUCKET).send().await.unwrap();
+    let iam = iam_client(&url, ROOT_111_KEY, ROOT_111_SECRET);
+    let writer = s3_client_with(&url, create_user_with_key(&iam, "writer").await);
+    let allow = |actions: &str| {
+        format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":{actions},"Resource":"arn:aws:s3:::{BUCKET}/*"}}]}}"#
+        )
+    };
+    let policy = |document: String| {
+        iam.put_user_policy()
+            .user_name("writer")
+            .policy_name("write")
+            .policy_document(document)
+            .send()
+    };
+    policy(allow(r#""s3:PutObject""#)).await.unwrap();
+    let tagged_put = |key: &'static str| {
+        writer
+            .put_object()
+            .bucket(BUCKET)
+            .key(key)
+            .tagging("team=audit")
+            .body(ByteStream::from_static(b"payload"))
+            .send()
+    };
+    put(&writer, "plain", None).await.unwrap();
+    let (denied, message) = error_code_and_message(tagged_put("tagged").await);
+    assert_eq!(denied, "AccessDenied");
+    assert!(message.contains("s3:PutObjectTagging"), "{message}");
+    assert_eq!(get(&owner, "tagged").await.unwrap_err(), "NoSuchKey");
+
+    policy(allow(r#"["s3:PutObject","s3:PutObjectTagging"]"#))
+        .await
+        .unwrap();
+    tagged_put("tagged").await.unwrap();
+    let tags = owner
+        .get_object_tagging()
+        .bucket(BUCKET)
+        .key("tagged")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tags.tag_set()[0].key(), "team");
+}
