@@ -24,6 +24,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 import bench  # noqa: E402  (the shared process and wrk helpers)
 
 BIG = 64 * 1024 * 1024
+HUGE = 1024 * 1024 * 1024
 SMALL = 4096
 
 
@@ -127,6 +128,27 @@ def main():
                     row[f"4 KiB PUT {label} p99 ms"] = run["p99_ms"]
                     row[f"4 KiB PUT {label} non-2xx"] = run["non_2xx"]
             results[name] = row
+        # Bounded memory: a 1 GiB SSE-KMS upload and download through keytrail, and its peak
+        # resident memory over the whole run.
+        huge = os.path.join(data.name, "huge.bin")
+        with open(huge, "wb") as f, open(big, "rb") as chunk:
+            block = chunk.read()
+            for _ in range(HUGE // BIG):
+                f.write(block)
+        s3 = client(kt_port)
+        kms = boto3.session.Session().client(
+            "kms", endpoint_url=f"http://127.0.0.1:{kt_port}", region_name="us-east-1",
+            aws_access_key_id="test", aws_secret_access_key="test")
+        key = kms.create_key()["KeyMetadata"]["Arn"]
+        put_url = presigned(s3, "PUT", "bench", "huge",
+                            {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": key})
+        kt = results["keytrail"]
+        kt["1 GiB PUT SSE-KMS MB/s"] = curl_mb_s(
+            "PUT", put_url, huge, ["x-amz-server-side-encryption: aws:kms",
+                                   f"x-amz-server-side-encryption-aws-kms-key-id: {key}"])
+        kt["1 GiB GET SSE-KMS MB/s"] = curl_mb_s("GET", presigned(s3, "GET", "bench", "huge"), huge)
+        os.remove(huge)
+        kt["peak RSS MiB (whole run, 1 GiB objects included)"] = round(keytrail.peak_rss_mib(), 1)
     finally:
         keytrail.stop()
         moto.stop()
@@ -162,6 +184,9 @@ def main():
             print(f"{figure:<34} {kt[figure]:>10.1f} {peer[figure]:>10.1f} {ratio:>14.1f}")
     print(f"{'KMS calls per 1,000 SSE-KMS PUTs':<34} {kt['KMS calls per 1,000 SSE-KMS PUTs']:>10.1f}")
     print(f"{'KMS calls per 1,000 Bucket Key PUTs':<34} {kt['KMS calls per 1,000 Bucket Key PUTs']:>10.2f}")
+    for figure in ("1 GiB PUT SSE-KMS MB/s", "1 GiB GET SSE-KMS MB/s",
+                   "peak RSS MiB (whole run, 1 GiB objects included)"):
+        print(f"{figure:<34} {kt[figure]:>10.1f}")
     for figure, value in ceiling.items():
         print(f"{figure:<34} {value:>10.1f}")
     print(f"64 MiB SSE-S3 GET / AES-GCM ceiling = {kt['64 MiB GET SSE-S3 MB/s'] / ceiling['openssl aes-256-gcm MB/s (1 core)']:.2f}")

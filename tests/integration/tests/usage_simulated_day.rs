@@ -409,6 +409,29 @@ async fn a_simulated_day_costs_what_the_seed_says() {
         .unwrap();
     assert_eq!(seed_projection["measured_last_24h"].as_i64(), Some(seed));
 
+    // The HTML report of the day and the reads after it, when asked for (docs/usage-report.png
+    // is this page in Chromium).
+    if let Ok(path) = std::env::var("KEYTRAIL_SIMULATED_DAY_REPORT") {
+        let out = Command::new(keytrail_bin())
+            .arg("--config")
+            .arg(&list_prices)
+            .arg("--data-dir")
+            .arg(server.data_dir())
+            .args([
+                "usage",
+                "--start",
+                DAY_START,
+                "--end",
+                "2026-11-02T01:00:00Z",
+                "--format",
+                "html",
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        std::fs::write(path, out.stdout).unwrap();
+    }
+
     // Without a free tier the requests show: the day's 576 cost 576 × $0.03 / 10,000.
     let no_free_tier = server.data.path().join("no-free-tier.toml");
     std::fs::write(
