@@ -7,6 +7,7 @@
 //! which is what lifts the ~300 writes/s of one fsync per request. Reads use a small pool of
 //! read-only connections on the blocking thread pool and never wait for the writer.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -474,6 +475,11 @@ fn apply_batch(
             }
         }
         if outcomes.len() == batch.len() {
+            let mut usage = UsageTally::default();
+            for job in batch {
+                usage.count(&job.op);
+            }
+            usage.upsert(&tx)?;
             tx.commit()?;
             return Ok(outcomes);
         }
@@ -481,18 +487,70 @@ fn apply_batch(
     }
     let mut tx = conn.transaction()?;
     let mut outcomes = Vec::with_capacity(batch.len());
+    let mut usage = UsageTally::default();
     for job in batch {
         let mut sp = tx.savepoint()?;
         let outcome = apply_op(&sp, &job.op);
         if outcome.is_ok() {
             sp.commit()?;
+            usage.count(&job.op);
         } else {
             sp.rollback()?;
         }
         outcomes.push(outcome);
     }
+    usage.upsert(&tx)?;
     tx.commit()?;
     Ok(outcomes)
+}
+
+/// The KMS requests a batch's events add to the hourly `kms_usage` rollup, summed so that each
+/// distinct (hour, account, region, key, operation, source) is upserted once per commit rather
+/// than once per event.
+#[derive(Default)]
+struct UsageTally(HashMap<(i64, String, String, String, String, String), i64>);
+
+impl UsageTally {
+    fn count(&mut self, op: &WriteOp) {
+        let WriteOp::AppendEvents(events) = op else {
+            return;
+        };
+        for e in events {
+            if let Some(usage) = &e.kms_usage {
+                let hour_ms = e.event_time_ms - e.event_time_ms.rem_euclid(3_600_000);
+                *self
+                    .0
+                    .entry((
+                        hour_ms,
+                        e.account_id.clone(),
+                        e.region.clone(),
+                        usage.key_arn.clone(),
+                        usage.operation.clone(),
+                        usage.source.clone(),
+                    ))
+                    .or_default() += 1;
+            }
+        }
+    }
+
+    fn upsert(self, conn: &Connection) -> rusqlite::Result<()> {
+        if self.0.is_empty() {
+            return Ok(());
+        }
+        let mut stmt = conn.prepare_cached(
+            "INSERT INTO kms_usage
+             (account_id, region, hour_ms, key_arn, operation, source, requests)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (hour_ms, account_id, region, key_arn, operation, source)
+             DO UPDATE SET requests = requests + excluded.requests",
+        )?;
+        for ((hour_ms, account, region, key, operation, source), requests) in self.0 {
+            stmt.execute(params![
+                account, region, hour_ms, key, operation, source, requests
+            ])?;
+        }
+        Ok(())
+    }
 }
 
 fn apply_op(conn: &Connection, op: &WriteOp) -> StoreResult<WriteOutcome> {
@@ -1113,13 +1171,6 @@ fn apply_op(conn: &Connection, op: &WriteOp) -> StoreResult<WriteOutcome> {
                     username)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             )?;
-            let mut usage_stmt = conn.prepare_cached(
-                "INSERT INTO kms_usage
-                 (account_id, region, hour_ms, key_arn, operation, source, requests)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1)
-                 ON CONFLICT (hour_ms, account_id, region, key_arn, operation, source)
-                 DO UPDATE SET requests = requests + 1",
-            )?;
             let mut resources = conn.prepare_cached(
                 "INSERT INTO event_resources
                  (seq, account_id, region, resource_type, resource_name, event_time_ms)
@@ -1140,17 +1191,6 @@ fn apply_op(conn: &Connection, op: &WriteOp) -> StoreResult<WriteOutcome> {
                     e.record_json,
                     e.username
                 ])?;
-                if let Some(usage) = &e.kms_usage {
-                    let hour_ms = e.event_time_ms - e.event_time_ms.rem_euclid(3_600_000);
-                    usage_stmt.execute(params![
-                        e.account_id,
-                        e.region,
-                        hour_ms,
-                        usage.key_arn,
-                        usage.operation,
-                        usage.source
-                    ])?;
-                }
                 // Data events never reach Event history, so only management events are indexed
                 // by resource.
                 if e.management && !e.resources.is_empty() {
@@ -2532,6 +2572,55 @@ mod tests {
         assert!(a.is_ok() != b.is_ok(), "exactly one duplicate must fail");
         assert!(c.is_ok());
         assert_eq!(store.recent_events(10).await.unwrap().len(), 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_usage_rollup_counts_each_committed_kms_event_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SqliteStore::open(&dir.path().join("k.db")).unwrap());
+        let kms_event = |i: usize, key: &str, hour: i64| EventRow {
+            event_time_ms: hour * 3_600_000 + i as i64,
+            event_source: "kms.amazonaws.com".into(),
+            event_name: "GenerateDataKey".into(),
+            kms_usage: Some(crate::KmsUsageKey {
+                key_arn: key.into(),
+                operation: "GenerateDataKey".into(),
+                source: "user".into(),
+            }),
+            ..event(i)
+        };
+        // Concurrent appends land in shared batches; one duplicate fails in its batch and
+        // must not be counted.
+        let mut tasks = Vec::new();
+        for i in 0..300 {
+            let (key, hour) = if i % 3 == 0 { ("k2", 7) } else { ("k1", 5) };
+            let store = Arc::clone(&store);
+            let row = kms_event(i, key, hour);
+            tasks.push(tokio::spawn(
+                async move { store.append_events(vec![row]).await },
+            ));
+        }
+        let duplicate = store.append_events(vec![kms_event(1, "k1", 5)]);
+        let mut ok = 0;
+        for t in tasks {
+            ok += usize::from(t.await.unwrap().is_ok());
+        }
+        let duplicate_ok = duplicate.await.is_ok();
+        assert_eq!(
+            ok + usize::from(duplicate_ok),
+            300,
+            "one of the two e-1 fails"
+        );
+        let rows = store.kms_usage(0, i64::MAX, None).await.unwrap();
+        let count = |key: &str, hour: i64| {
+            rows.iter()
+                .filter(|r| r.key_arn == key && r.hour_ms == hour * 3_600_000)
+                .map(|r| r.requests)
+                .sum::<i64>()
+        };
+        assert_eq!(count("k1", 5), 200);
+        assert_eq!(count("k2", 7), 100);
+        assert_eq!(rows.len(), 2);
     }
 
     #[tokio::test]

@@ -61,8 +61,14 @@ fn hourly_chart(report: &Report) -> String {
             let label = OffsetDateTime::from_unix_timestamp(hour / 1000)
                 .map(|t| format!("{:02}-{:02} {:02}h", u8::from(t.month()), t.day(), t.hour()))
                 .unwrap_or_default();
+            // The last hour's label ends at its bar's right edge, inside the chart.
+            let (lx, anchor) = if i == 0 && report.hourly.len() > 1 {
+                (x, "start")
+            } else {
+                (x + bar, "end")
+            };
             svg.push_str(&format!(
-                "<text x=\"{x:.1}\" y=\"{ly}\" font-size=\"11\">{label}</text>",
+                "<text x=\"{lx:.1}\" y=\"{ly}\" font-size=\"11\" text-anchor=\"{anchor}\">{label}</text>",
                 ly = height - 10.0
             ));
         }
