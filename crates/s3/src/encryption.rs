@@ -28,8 +28,16 @@ pub(crate) struct BucketKeyId {
     pub(crate) context: BTreeMap<String, String>,
 }
 
-type Issued = (std::time::Instant, Zeroizing<Vec<u8>>, String, Vec<u8>);
-type Opened = (std::time::Instant, Zeroizing<Vec<u8>>);
+/// When a bucket key was made or opened (service-clock milliseconds), and the key.
+type Issued = (i64, Zeroizing<Vec<u8>>, String, Vec<u8>);
+type Opened = (i64, Zeroizing<Vec<u8>>);
+
+/// Whether a bucket key made or opened at `at_ms` may still be used: its lifetime runs on the
+/// service clock, like everything else S3 decides by time.
+fn live(at_ms: i64) -> bool {
+    let lifetime = i64::try_from(BUCKET_KEY_LIFETIME.as_millis()).unwrap_or(i64::MAX);
+    keytrail_audit::clock::now_ms().saturating_sub(at_ms) < lifetime
+}
 
 /// S3 Bucket Keys: a KMS data key reused for a few minutes, from which each object's data key
 /// is derived, so thousands of uploads cost one GenerateDataKey (and reads one Decrypt).
@@ -46,7 +54,7 @@ impl BucketKeyCache {
     pub(crate) fn issued(&self, id: &BucketKeyId) -> Option<(Zeroizing<Vec<u8>>, String, Vec<u8>)> {
         let map = self.issued.lock().ok()?;
         let (at, key, arn, blob) = map.get(id)?;
-        (at.elapsed() < BUCKET_KEY_LIFETIME).then(|| (key.clone(), arn.clone(), blob.clone()))
+        live(*at).then(|| (key.clone(), arn.clone(), blob.clone()))
     }
 
     pub(crate) fn remember(
@@ -57,21 +65,21 @@ impl BucketKeyCache {
         blob: Vec<u8>,
     ) {
         if let Ok(mut map) = self.issued.lock() {
-            map.retain(|_, (at, ..)| at.elapsed() < BUCKET_KEY_LIFETIME);
-            map.insert(id, (std::time::Instant::now(), key, arn, blob));
+            map.retain(|_, (at, ..)| live(*at));
+            map.insert(id, (keytrail_audit::clock::now_ms(), key, arn, blob));
         }
     }
 
     pub(crate) fn opened(&self, id: &(String, Vec<u8>)) -> Option<Zeroizing<Vec<u8>>> {
         let map = self.opened.lock().ok()?;
         let (at, key) = map.get(id)?;
-        (at.elapsed() < BUCKET_KEY_LIFETIME).then(|| key.clone())
+        live(*at).then(|| key.clone())
     }
 
     pub(crate) fn remember_opened(&self, id: (String, Vec<u8>), key: Zeroizing<Vec<u8>>) {
         if let Ok(mut map) = self.opened.lock() {
-            map.retain(|_, (at, _)| at.elapsed() < BUCKET_KEY_LIFETIME);
-            map.insert(id, (std::time::Instant::now(), key));
+            map.retain(|_, (at, _)| live(*at));
+            map.insert(id, (keytrail_audit::clock::now_ms(), key));
         }
     }
 }

@@ -121,9 +121,12 @@ async fn answer(
                 .ok()
                 .and_then(|t| t.format(&Rfc3339).ok())
                 .unwrap_or_default(),
+            "day" => OffsetDateTime::from_unix_timestamp(row.hour_ms / 1000)
+                .map(|t| t.date().to_string())
+                .unwrap_or_default(),
             other => {
                 return Err(bad_request(format!(
-                    "groupBy must be key, source, operation, region or hour, not {other}"
+                    "groupBy must be key, source, operation, region, hour or day, not {other}"
                 )));
             }
         };

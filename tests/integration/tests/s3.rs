@@ -566,10 +566,7 @@ async fn sdk_sse_kms_refusals_and_multipart_errors() {
 /// Default encryption, policy, tagging and ACL of a bucket, and the multipart listings.
 #[tokio::test]
 async fn sdk_bucket_configuration_and_multipart_listings() {
-    use aws_sdk_s3::types::{
-        ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration, ServerSideEncryptionRule,
-        Tag, Tagging,
-    };
+    use aws_sdk_s3::types::{Tag, Tagging};
     let server = TestServer::start();
     let s3 = s3_client(&server.url, ROOT_KEY, ROOT_SECRET);
     let kms = kms_client(&server.url, ROOT_KEY, ROOT_SECRET);
@@ -594,22 +591,7 @@ async fn sdk_bucket_configuration_and_multipart_listings() {
     let key = kms.create_key().send().await.unwrap();
     let key_id = key.key_metadata().unwrap().key_id().to_string();
     let key_arn = key.key_metadata().unwrap().arn().unwrap().to_string();
-    let kms_default = |key_id: &str| {
-        ServerSideEncryptionConfiguration::builder()
-            .rules(
-                ServerSideEncryptionRule::builder()
-                    .apply_server_side_encryption_by_default(
-                        ServerSideEncryptionByDefault::builder()
-                            .sse_algorithm(ServerSideEncryption::AwsKms)
-                            .kms_master_key_id(key_id)
-                            .build()
-                            .unwrap(),
-                    )
-                    .build(),
-            )
-            .build()
-            .unwrap()
-    };
+    let kms_default = |key_id: &str| sse_kms_default(key_id, false);
     s3.put_bucket_encryption()
         .bucket("config")
         .server_side_encryption_configuration(kms_default(&key_id))

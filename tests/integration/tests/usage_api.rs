@@ -40,6 +40,12 @@ async fn the_usage_api_answers_allowed_callers_for_their_own_account() {
             .iter()
             .any(|g| g["name"] == key_arn.as_str() && g["requests"] == 4)
     );
+    let (_, by_day) = usage(&server.url, root_111, "groupBy=day").await;
+    let today = time::OffsetDateTime::now_utc().date().to_string();
+    assert_eq!(
+        by_day["groups"],
+        serde_json::json!([{ "name": today, "requests": 4 }])
+    );
     let (status, body) = usage(&server.url, root_111, "groupBy=colour").await;
     assert_eq!(status, 400, "{body}");
 

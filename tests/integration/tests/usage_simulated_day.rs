@@ -31,6 +31,18 @@ const REGIONS: [&str; 2] = ["us-east-1", "eu-west-1"];
 const SINGLE: &str = "555555555555";
 const SEED: &str = "111111111111";
 const THREE: [&str; 3] = ["222222222222", "333333333333", "444444444444"];
+/// A two-region trail whose bucket encrypts with an S3 Bucket Key.
+const BUCKET_KEYED: &str = "666666666666";
+const ALL: [&str; 6] = [SINGLE, SEED, THREE[0], THREE[1], THREE[2], BUCKET_KEYED];
+
+/// How an account's trail is set up.
+#[derive(Clone, Copy, PartialEq)]
+enum Trail {
+    SingleRegion,
+    MultiRegion,
+    /// Multi-region, into a bucket whose default encryption uses an S3 Bucket Key.
+    MultiRegionBucketKey,
+}
 
 fn root_key(account: &str) -> String {
     format!("AKIAROOT{account}")
@@ -41,9 +53,7 @@ fn root_secret(account: &str) -> String {
 }
 
 fn config() -> String {
-    std::iter::once(SINGLE)
-        .chain(std::iter::once(SEED))
-        .chain(THREE)
+    ALL.iter()
         .map(|account| {
             format!(
                 "[[credentials]]\naccess_key_id = \"{}\"\nsecret_access_key = \"{}\"\naccount_id = \"{account}\"\n\n",
@@ -58,8 +68,8 @@ fn bucket(account: &str) -> String {
     format!("trail-logs-{account}")
 }
 
-/// A bucket, a key and a logging trail (over both regions unless `single_region`); the key ARN.
-async fn set_up_trail(url: &str, account: &str, single_region: bool) -> String {
+/// A bucket, a key and a logging trail; the key ARN.
+async fn set_up_trail(url: &str, account: &str, trail: Trail) -> String {
     let (key, secret) = (root_key(account), root_secret(account));
     let s3 = s3_client(url, &key, &secret);
     let kms = kms_client(url, &key, &secret);
@@ -72,23 +82,48 @@ async fn set_up_trail(url: &str, account: &str, single_region: bool) -> String {
         .send()
         .await
         .unwrap();
-    let created = kms
-        .create_key()
-        .policy(cloudtrail_key_policy(account))
-        .send()
-        .await
-        .unwrap();
+    // With a Bucket Key, S3 asks KMS for the bucket's key: the context is the bucket's ARN.
+    let policy = if trail == Trail::MultiRegionBucketKey {
+        bucket_key_policy(account, &bucket)
+    } else {
+        cloudtrail_key_policy(account)
+    };
+    let created = kms.create_key().policy(policy).send().await.unwrap();
     let key_arn = created.key_metadata().unwrap().arn().unwrap().to_string();
+    if trail == Trail::MultiRegionBucketKey {
+        s3.put_bucket_encryption()
+            .bucket(&bucket)
+            .server_side_encryption_configuration(sse_kms_default(&key_arn, true))
+            .send()
+            .await
+            .unwrap();
+    }
     ct.create_trail()
         .name("main")
         .s3_bucket_name(&bucket)
         .kms_key_id(&key_arn)
-        .is_multi_region_trail(!single_region)
+        .is_multi_region_trail(trail != Trail::SingleRegion)
         .send()
         .await
         .unwrap();
     ct.start_logging().name("main").send().await.unwrap();
     key_arn
+}
+
+/// CloudTrail's usual key policy, plus its use of the key for the bucket's Bucket Key (whose
+/// encryption context is the bucket's ARN, not the trail's).
+fn bucket_key_policy(account: &str, bucket: &str) -> String {
+    let mut policy: serde_json::Value =
+        serde_json::from_str(&cloudtrail_key_policy(account)).unwrap();
+    policy["Statement"].as_array_mut().unwrap().push(serde_json::json!({
+        "Sid": "Allow CloudTrail's log files a Bucket Key",
+        "Effect": "Allow",
+        "Principal": {"Service": "cloudtrail.amazonaws.com"},
+        "Action": "kms:GenerateDataKey*",
+        "Resource": "*",
+        "Condition": {"StringEquals": {"kms:EncryptionContext:aws:s3:arn": format!("arn:aws:s3:::{bucket}")}}
+    }));
+    policy.to_string()
 }
 
 /// The service clock's time now: the newest event's time (the lookup's own call included).
@@ -203,11 +238,12 @@ async fn a_simulated_day_costs_what_the_seed_says() {
         &["--clock-rate", RATE, "--clock-start", CLOCK_START],
     );
     let url = server.url.clone();
-    set_up_trail(&url, SINGLE, true).await;
+    set_up_trail(&url, SINGLE, Trail::SingleRegion).await;
     let mut key_arns = Vec::new();
     for account in std::iter::once(SEED).chain(THREE) {
-        key_arns.push(set_up_trail(&url, account, false).await);
+        key_arns.push(set_up_trail(&url, account, Trail::MultiRegion).await);
     }
+    set_up_trail(&url, BUCKET_KEYED, Trail::MultiRegionBucketKey).await;
     let (seed_key, seed_secret) = creds(SEED);
     let seed_ct = cloudtrail_client(&url, &seed_key, &seed_secret);
     let ready = service_time(&seed_ct).await;
@@ -220,10 +256,7 @@ async fn a_simulated_day_costs_what_the_seed_says() {
     // 29 s of service time, about ten in each five-minute window.
     let busy = Arc::new(AtomicBool::new(true));
     let mut workers = Vec::new();
-    for account in std::iter::once(SINGLE)
-        .chain(std::iter::once(SEED))
-        .chain(THREE)
-    {
+    for account in ALL {
         for region in REGIONS {
             let (key, secret) = creds(account);
             let ct = cloudtrail_client_in(&url, long_term(&key, &secret), region);
@@ -255,6 +288,20 @@ async fn a_simulated_day_costs_what_the_seed_says() {
     within_one(single, 288, "one account, one region");
     let seed = delivery_requests(&url, SEED).await;
     within_one(seed, 576, "one account, two regions");
+    let (status, by_day) = usage(
+        &url,
+        Creds {
+            key: &seed_key,
+            secret: &seed_secret,
+        },
+        &format!("start={DAY_START}&end={DAY_END}&groupBy=day"),
+    )
+    .await;
+    assert_eq!(status, 200, "{by_day}");
+    assert_eq!(
+        by_day["groups"],
+        serde_json::json!([{ "name": "2026-11-01", "requests": seed }])
+    );
     let mut three = 0;
     for account in THREE {
         let n = delivery_requests(&url, account).await;
@@ -265,6 +312,18 @@ async fn a_simulated_day_costs_what_the_seed_says() {
         (three - 1_728).abs() <= 3,
         "three accounts × two regions: {three}, expected 1,728"
     );
+    // With a Bucket Key, one data key serves both regions' files of a delivery and is reused for
+    // five minutes: at most one GenerateDataKey per delivery, at least one per two.
+    let keyed = delivery_requests(&url, BUCKET_KEYED).await;
+    assert!(
+        (143..=289).contains(&keyed),
+        "a Bucket Key: {keyed} GenerateDataKey for 576 log files"
+    );
+    let mut keyed_files = 0;
+    for region in REGIONS {
+        keyed_files += log_files(&url, BUCKET_KEYED, region).await.len() as i64;
+    }
+    within_one(keyed_files, 576, "log files with a Bucket Key");
     // The files are there, as many as the KMS calls: CloudTrail asked for no data key it did not
     // use.
     let mut seed_files = Vec::new();
@@ -280,7 +339,8 @@ async fn a_simulated_day_costs_what_the_seed_says() {
     );
     println!(
         "measured GenerateDataKey by CloudTrail on {DAY_START}: one region {single}, \
-         two regions {seed}, three accounts × two regions {three}"
+         two regions {seed}, three accounts × two regions {three}, two regions with a Bucket \
+         Key {keyed}"
     );
 
     // Reading N log files costs N Decrypts, attributed to the reader.
@@ -347,10 +407,7 @@ async fn a_simulated_day_costs_what_the_seed_says() {
         "projection: {}",
         serde_json::to_string_pretty(&report["projection"]).unwrap()
     );
-    for id in std::iter::once(SINGLE)
-        .chain(std::iter::once(SEED))
-        .chain(THREE)
-    {
+    for id in ALL {
         let a = account(&report, id);
         close(
             a["request_cost_usd"].as_f64().unwrap(),
@@ -377,11 +434,12 @@ async fn a_simulated_day_costs_what_the_seed_says() {
     // The projection from configuration, with its arithmetic, beside the measurement.
     let projection = &report["projection"];
     for trail in projection["trails"].as_array().unwrap() {
-        let expected = if trail["account_id"] == SINGLE {
+        let expected = if trail["account_id"] == SINGLE || trail["account_id"] == BUCKET_KEYED {
             288.0
         } else {
             576.0
         };
+        assert_eq!(trail["bucket_key"], trail["account_id"] == BUCKET_KEYED);
         close(
             trail["generate_data_key_per_day"].as_f64().unwrap(),
             expected,

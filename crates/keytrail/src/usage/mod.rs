@@ -212,6 +212,9 @@ struct TrailProjection {
     digests_per_region_day: f64,
     /// The home region, or every region a multi-region trail has delivered for.
     regions: usize,
+    /// The trail's bucket encrypts with an S3 Bucket Key: one data key serves every region's
+    /// files of a delivery (and is reused for five minutes), so regions do not multiply.
+    bucket_key: bool,
     generate_data_key_per_day: f64,
     generate_data_key_per_month: f64,
     arithmetic: String,
@@ -267,18 +270,36 @@ async fn projection(
         } else {
             0.0
         };
-        let per_day = (files_per_day + digests) * regions as f64;
-        let per_month = per_day * days_per_month;
+        let bucket_key = bucket_uses_bucket_key(store, &trail.s3_bucket_name).await?;
         let digest_term = if digests > 0.0 {
             format!(" + {digests:.0} digests")
         } else {
             String::new()
         };
+        let (per_day, arithmetic) = if bucket_key {
+            // Digests follow a delivery within the key's five minutes and reuse it.
+            (
+                files_per_day,
+                format!(
+                    "24 × 60 / {minutes} = at most {files_per_day:.0} deliveries, one Bucket Key \
+                     GenerateDataKey each for all {regions} region(s)"
+                ),
+            )
+        } else {
+            let per_day = (files_per_day + digests) * regions as f64;
+            (
+                per_day,
+                format!(
+                    "(24 × 60 / {minutes} = {files_per_day:.0} log files{digest_term}) × {regions} region(s)"
+                ),
+            )
+        };
+        let per_month = per_day * days_per_month;
         trails.push(TrailProjection {
             arithmetic: format!(
-                "(24 × 60 / {minutes} = {files_per_day:.0} log files{digest_term}) × {regions} region(s) \
-                 = {per_day:.0}/day × {days_per_month:.2} days = {per_month:.0}/month"
+                "{arithmetic} = {per_day:.0}/day × {days_per_month:.2} days = {per_month:.0}/month"
             ),
+            bucket_key,
             trail_arn: trail.arn(),
             account_id: trail.account_id.clone(),
             log_files_per_region_day: files_per_day,
@@ -337,6 +358,16 @@ async fn projection(
         trails,
         accounts,
     })
+}
+
+/// Whether a bucket's default encryption turns S3 Bucket Keys on (they then apply to PUTs that
+/// ask for SSE-KMS without saying otherwise, as CloudTrail's do).
+async fn bucket_uses_bucket_key(store: &Arc<dyn Store>, bucket: &str) -> Result<bool> {
+    let Some(row) = store.get_bucket(bucket).await? else {
+        return Ok(false);
+    };
+    let record: serde_json::Value = serde_json::from_str(&row.record_json)?;
+    Ok(record["encryption"]["bucketKeyEnabled"].as_bool() == Some(true))
 }
 
 fn print_projection(projection: &Projection, pricing: &Pricing) {

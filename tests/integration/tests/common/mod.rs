@@ -597,3 +597,29 @@ pub async fn read_object(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Ve
     let got = got.unwrap_or_else(|e| panic!("GetObject {bucket}/{key}: {e:?}"));
     got.body.collect().await.unwrap().into_bytes().to_vec()
 }
+
+/// A bucket default encryption rule: SSE-KMS under `key_id`, with or without a Bucket Key.
+pub fn sse_kms_default(
+    key_id: &str,
+    bucket_key: bool,
+) -> aws_sdk_s3::types::ServerSideEncryptionConfiguration {
+    use aws_sdk_s3::types::{
+        ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration,
+        ServerSideEncryptionRule,
+    };
+    ServerSideEncryptionConfiguration::builder()
+        .rules(
+            ServerSideEncryptionRule::builder()
+                .apply_server_side_encryption_by_default(
+                    ServerSideEncryptionByDefault::builder()
+                        .sse_algorithm(ServerSideEncryption::AwsKms)
+                        .kms_master_key_id(key_id)
+                        .build()
+                        .expect("a complete default"),
+                )
+                .set_bucket_key_enabled(bucket_key.then_some(true))
+                .build(),
+        )
+        .build()
+        .expect("a complete configuration")
+}
