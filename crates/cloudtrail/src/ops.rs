@@ -148,6 +148,19 @@ impl CloudTrail {
         Ok(record)
     }
 
+    /// [`Self::trail_for`] for calls that change a trail, which only its home region may make.
+    async fn trail_to_change(
+        &self,
+        ctx: &CallContext,
+        name: &str,
+        action: &str,
+        outcome: &mut CallOutcome,
+    ) -> CloudTrailResult<TrailRecord> {
+        let record = self.trail_for(ctx, name, action, outcome).await?;
+        Self::home_only(ctx, &record)?;
+        Ok(record)
+    }
+
     pub(crate) fn parse_row(row: &TrailRow) -> CloudTrailResult<TrailRecord> {
         serde_json::from_str(&row.record_json).map_err(CloudTrailError::internal)
     }
@@ -383,9 +396,8 @@ impl CloudTrail {
         let name = input.name.clone().unwrap_or_default();
         let _guard = self.mutations.lock().await;
         let mut record = self
-            .trail_for(ctx, &name, "cloudtrail:UpdateTrail", outcome)
+            .trail_to_change(ctx, &name, "cloudtrail:UpdateTrail", outcome)
             .await?;
-        Self::home_only(ctx, &record)?;
         validate_prefix(&input.s3_key_prefix)?;
         let destination_changed = input.s3_bucket_name.is_some()
             || input.s3_key_prefix.is_some()
@@ -452,9 +464,8 @@ impl CloudTrail {
         let name = input.name.unwrap_or_default();
         let _guard = self.mutations.lock().await;
         let record = self
-            .trail_for(ctx, &name, "cloudtrail:DeleteTrail", outcome)
+            .trail_to_change(ctx, &name, "cloudtrail:DeleteTrail", outcome)
             .await?;
-        Self::home_only(ctx, &record)?;
         self.store
             .delete_trail(
                 &record.account_id,
@@ -582,14 +593,13 @@ impl CloudTrail {
     ) -> CloudTrailResult<Empty> {
         let _guard = self.mutations.lock().await;
         let mut record = self
-            .trail_for(
+            .trail_to_change(
                 ctx,
                 input.name.as_deref().unwrap_or_default(),
                 "cloudtrail:StartLogging",
                 outcome,
             )
             .await?;
-        Self::home_only(ctx, &record)?;
         if !record.status.is_logging {
             // A new trail logs from its creation; a restarted one from now, unless a drain still
             // owed from an earlier StopLogging keeps its place in the journal.
@@ -627,14 +637,13 @@ impl CloudTrail {
     ) -> CloudTrailResult<Empty> {
         let _guard = self.mutations.lock().await;
         let mut record = self
-            .trail_for(
+            .trail_to_change(
                 ctx,
                 input.name.as_deref().unwrap_or_default(),
                 "cloudtrail:StopLogging",
                 outcome,
             )
             .await?;
-        Self::home_only(ctx, &record)?;
         if record.status.is_logging {
             let now = now_ms();
             record.status.is_logging = false;
@@ -654,14 +663,13 @@ impl CloudTrail {
     ) -> CloudTrailResult<EventSelectorsResponse> {
         let _guard = self.mutations.lock().await;
         let mut record = self
-            .trail_for(
+            .trail_to_change(
                 ctx,
                 input.trail_name.as_deref().unwrap_or_default(),
                 "cloudtrail:PutEventSelectors",
                 outcome,
             )
             .await?;
-        Self::home_only(ctx, &record)?;
         match (&input.event_selectors, &input.advanced_event_selectors) {
             (Some(_), Some(_)) | (None, None) => {
                 return Err(CloudTrailError::new(
