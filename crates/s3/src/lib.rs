@@ -468,7 +468,7 @@ impl S3 for S3Engine {
         drop(data_key);
 
         let file_name = format!("{version_id}.obj");
-        let stored = self
+        let mut stored = self
             .store_body(
                 &input.bucket,
                 &file_name,
@@ -520,7 +520,7 @@ impl S3 for S3Engine {
             etag: etag.clone(),
             modified_at_ms: now_ms(),
             record_json: serde_json::to_string(&record).map_err(internal)?,
-            inline_body: stored.inline_body(),
+            inline_body: stored.take_inline_body(),
         };
         let replaced = match self.store.put_object(row).await {
             Ok(r) => r,
@@ -873,7 +873,7 @@ impl S3 for S3Engine {
         let ctx = Self::ctx(&req)?;
         let input = req.input;
         let (source_bucket, source_key) = bucket_copy_source(&input.copy_source)?;
-        let (source_row, source) = self.copy_source(&ctx, &input.copy_source).await?;
+        let (mut source_row, source) = self.copy_source(&ctx, &input.copy_source).await?;
         let bucket = self.existing_bucket(&input.bucket).await?;
         let sse = parse_sse(
             SseHeaders {
@@ -916,7 +916,8 @@ impl S3 for S3Engine {
         let source_key_bytes = self
             .data_key(&ctx, source_bucket, source_key, &source)
             .await?;
-        let body = self.range_stream(&source_row, &source, &source_key_bytes, 0..source.size)?;
+        let body =
+            self.range_stream(&mut source_row, &source, &source_key_bytes, 0..source.size)?;
         drop(source_key_bytes);
         let version = uuid::Uuid::new_v4();
         let version_id = version.to_string();
@@ -930,7 +931,7 @@ impl S3 for S3Engine {
             headers: Vec::new(),
         };
         let hasher = no_checksums.hasher(&[]);
-        let stored = self
+        let mut stored = self
             .store_body(
                 &input.bucket,
                 &file_name,
@@ -994,7 +995,7 @@ impl S3 for S3Engine {
             etag: etag.clone(),
             modified_at_ms: modified,
             record_json: serde_json::to_string(&record).map_err(internal)?,
-            inline_body: stored.inline_body(),
+            inline_body: stored.take_inline_body(),
         };
         let replaced = match self.store.put_object(row).await {
             Ok(r) => r,
@@ -1181,7 +1182,7 @@ impl S3 for S3Engine {
             ));
         }
         let (source_bucket, source_key) = bucket_copy_source(&input.copy_source)?;
-        let (source_row, source) = self.copy_source(&ctx, &input.copy_source).await?;
+        let (mut source_row, source) = self.copy_source(&ctx, &input.copy_source).await?;
         let range = match &input.copy_source_range {
             None => 0..source.size,
             Some(text) => parse_copy_range(text, source.size)?,
@@ -1192,7 +1193,7 @@ impl S3 for S3Engine {
         let source_key_bytes = self
             .data_key(&ctx, source_bucket, source_key, &source)
             .await?;
-        let body = self.range_stream(&source_row, &source, &source_key_bytes, range.clone())?;
+        let body = self.range_stream(&mut source_row, &source, &source_key_bytes, range.clone())?;
         drop(source_key_bytes);
         let data_key = self
             .upload_data_key(&ctx, &input.bucket, &input.key, &upload)
@@ -1494,7 +1495,7 @@ impl S3 for S3Engine {
     ) -> S3Result<S3Response<GetObjectOutput>> {
         let ctx = Self::ctx(&req)?;
         let input = req.input;
-        let (row, record) = self.find_object(&input.bucket, &input.key).await?;
+        let (mut row, record) = self.find_object(&input.bucket, &input.key).await?;
         Conditions {
             if_match: &input.if_match,
             if_none_match: &input.if_none_match,
@@ -1515,7 +1516,7 @@ impl S3 for S3Engine {
             .data_key(&ctx, &input.bucket, &input.key, &record)
             .await?;
         let len = range.end - range.start;
-        let body = self.range_stream(&row, &record, &data_key, range.clone())?;
+        let body = self.range_stream(&mut row, &record, &data_key, range.clone())?;
         drop(data_key);
         let mut output = GetObjectOutput {
             body: Some(body),

@@ -203,14 +203,16 @@ pub(crate) fn parse_copy_range(text: &str, size: u64) -> S3Result<std::ops::Rang
 
 impl S3Engine {
     /// A stream of the decrypted bytes of `range`, one segment in memory at a time, so a GET
-    /// of any size needs bounded memory and a range decrypts only the segments it covers.
+    /// of any size needs bounded memory and a range decrypts only the segments it covers. The
+    /// stream takes the row's inline body, if any, rather than copying it.
     pub(crate) fn range_stream(
         &self,
-        row: &ObjectRow,
+        row: &mut ObjectRow,
         record: &ObjectRecord,
         data_key: &[u8],
         range: std::ops::Range<u64>,
     ) -> S3Result<StreamingBlob> {
+        let inline = row.inline_body.take().map(Bytes::from);
         let mut pieces = Vec::new();
         let mut offset = 0u64;
         for piece in record.pieces() {
@@ -220,8 +222,8 @@ impl S3Engine {
                 continue;
             }
             let version = version_bytes(&piece.version_id)?;
-            let source = match (&row.inline_body, record.inline) {
-                (Some(sealed), true) => PieceSource::Inline(Bytes::copy_from_slice(sealed)),
+            let source = match (&inline, record.inline) {
+                (Some(sealed), true) => PieceSource::Inline(sealed.clone()),
                 (None, true) => return Err(internal("an inline object's row has no body")),
                 (_, false) => PieceSource::File(self.body_path(&row.bucket, &piece.file)),
             };

@@ -36,10 +36,11 @@ pub(crate) struct StoredBody {
 }
 
 impl StoredBody {
-    /// The sealed segments for the object's row, when the body is stored there.
-    pub(crate) fn inline_body(&self) -> Option<Vec<u8>> {
-        match &self.place {
-            BodyPlace::Inline(sealed) => Some(sealed.clone()),
+    /// The sealed segments for the object's row, when the body is stored there (moved out, so
+    /// taken once).
+    pub(crate) fn take_inline_body(&mut self) -> Option<Vec<u8>> {
+        match &mut self.place {
+            BodyPlace::Inline(sealed) => Some(std::mem::take(sealed)),
             BodyPlace::File(_) => None,
         }
     }

@@ -336,7 +336,7 @@ pub struct ObjectRow {
     pub etag: String,
     pub modified_at_ms: i64,
     pub record_json: String,
-    /// Read by `get_object` (and returned as the replaced row), not by listings.
+    /// Read by `get_object` only: listings and the rows writes replace leave it `None`.
     pub inline_body: Option<Vec<u8>>,
 }
 

@@ -821,7 +821,7 @@ fn apply_op(conn: &Connection, op: &WriteOp) -> StoreResult<WriteOutcome> {
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                          ON CONFLICT (bucket, object_key) DO UPDATE SET size = excluded.size,
                             etag = excluded.etag, modified_at_ms = excluded.modified_at_ms,
-                            record_json = excluded.record_json",
+                            record_json = excluded.record_json, inline_body = NULL",
                         params![o.bucket, o.key, o.size, o.etag, o.modified_at_ms, o.record_json],
                     )?;
                     previous
@@ -1244,7 +1244,23 @@ fn object_with_body_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ObjectRo
     })
 }
 
+/// An object's row without its inline body: what a write needs of the row it replaces (its
+/// body files, to remove), without copying a body nobody reads.
 fn select_object(
+    conn: &Connection,
+    bucket: &str,
+    key: &str,
+) -> rusqlite::Result<Option<ObjectRow>> {
+    conn.query_row(
+        &format!("SELECT {OBJECT_COLUMNS} FROM s3_objects WHERE bucket = ?1 AND object_key = ?2"),
+        params![bucket, key],
+        object_from_row,
+    )
+    .optional()
+}
+
+/// An object's row with its inline body, for reading the object.
+fn select_object_with_body(
     conn: &Connection,
     bucket: &str,
     key: &str,
@@ -2369,7 +2385,7 @@ impl Store for SqliteStore {
 
     async fn get_object(&self, bucket: &str, key: &str) -> StoreResult<Option<ObjectRow>> {
         let (bucket, key) = (bucket.to_string(), key.to_string());
-        self.read(move |c| Ok(select_object(c, &bucket, &key)?))
+        self.read(move |c| Ok(select_object_with_body(c, &bucket, &key)?))
             .await
     }
 
