@@ -83,6 +83,25 @@ class Proc:
             self.proc.kill()
 
 
+QUIET = dict(os.environ, RUST_LOG="warn")
+
+
+def keytrail_config(directory):
+    """A config file in `directory` declaring test/test, the credentials every bench signs with."""
+    path = os.path.join(directory, "keytrail.toml")
+    with open(path, "w") as f:
+        f.write('[[credentials]]\naccess_key_id = "test"\nsecret_access_key = "test"\n'
+                'account_id = "000000000000"\n')
+    return path
+
+
+def start_keytrail(config, data_dir, port, *serve_args):
+    """The release keytrail on `port`, once it listens."""
+    return Proc("keytrail", [os.path.join(RELEASE, "keytrail"), "--config", config, "--data-dir",
+                             data_dir, "serve", "--listen", f"127.0.0.1:{port}", *serve_args],
+                ready_line="keytrail listening on", env=QUIET)
+
+
 def wrk_script(method, body, headers):
     lines = [f'wrk.method = "{method}"', f"wrk.body = {json.dumps(body)}"]
     for name, value in headers.items():
@@ -198,16 +217,10 @@ def main():
         return 2
     os.makedirs(OUT, exist_ok=True)
     data = tempfile.TemporaryDirectory()
-    config = os.path.join(data.name, "keytrail.toml")
-    with open(config, "w") as f:
-        f.write('[[credentials]]\naccess_key_id = "test"\nsecret_access_key = "test"\n'
-                'account_id = "000000000000"\n')
+    config = keytrail_config(data.name)
     kt_port, null_port, moto_port = free_port(), free_port(), free_port()
-    env = dict(os.environ, RUST_LOG="warn")
-    keytrail = Proc("keytrail", [os.path.join(RELEASE, "keytrail"), "--config", config,
-                                 "--data-dir", os.path.join(data.name, "data"), "serve",
-                                 "--listen", f"127.0.0.1:{kt_port}"],
-                    ready_line="keytrail listening on", env=env)
+    env = QUIET
+    keytrail = start_keytrail(config, os.path.join(data.name, "data"), kt_port)
     null = Proc("null", [os.path.join(RELEASE, "keytrail-null-server"), f"127.0.0.1:{null_port}"],
                 ready_line="null server listening on", env=env)
     moto = Proc("moto", [os.path.join(VENV_BIN, "moto_server"), "-H", "127.0.0.1", "-p",

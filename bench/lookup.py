@@ -32,13 +32,6 @@ USERS = [f"user{i:03d}" for i in range(200)]
 KEYS = [f"arn:aws:kms:{REGION}:{ACCOUNT}:key/{uuid.UUID(int=i)}" for i in range(2000)]
 
 
-def start(data_dir, config, port):
-    return bench.Proc("keytrail", [os.path.join(bench.RELEASE, "keytrail"), "--config", config,
-                                   "--data-dir", data_dir, "serve", "--listen",
-                                   f"127.0.0.1:{port}"],
-                      ready_line="keytrail listening on", env=dict(os.environ, RUST_LOG="warn"))
-
-
 def fill(db_path, count):
     db = sqlite3.connect(db_path)
     db.execute("PRAGMA journal_mode=WAL")
@@ -91,18 +84,15 @@ def timed(call, repeat=7):
 
 def main():
     data = tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP"))
-    config = os.path.join(data.name, "keytrail.toml")
-    with open(config, "w") as f:
-        f.write('[[credentials]]\naccess_key_id = "test"\nsecret_access_key = "test"\n'
-                'account_id = "000000000000"\n')
+    config = bench.keytrail_config(data.name)
     data_dir = os.path.join(data.name, "data")
     port = bench.free_port()
-    first = start(data_dir, config, port)
+    first = bench.start_keytrail(config, data_dir, port)
     first.stop()
     started = time.monotonic()
     fill(os.path.join(data_dir, "keytrail.db"), EVENTS)
     fill_s = time.monotonic() - started
-    server = start(data_dir, config, port)
+    server = bench.start_keytrail(config, data_dir, port)
     try:
         session = boto3.session.Session()
         args = dict(endpoint_url=f"http://127.0.0.1:{port}", region_name=REGION,

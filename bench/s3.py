@@ -77,16 +77,10 @@ def signed_put_script(port, bucket, key, body, headers):
 
 def main():
     data = tempfile.TemporaryDirectory()
-    config = os.path.join(data.name, "keytrail.toml")
-    with open(config, "w") as f:
-        f.write('[[credentials]]\naccess_key_id = "test"\nsecret_access_key = "test"\n'
-                'account_id = "000000000000"\n')
+    config = bench.keytrail_config(data.name)
     kt_port, moto_port = bench.free_port(), bench.free_port()
-    env = dict(os.environ, RUST_LOG="warn")
-    keytrail = bench.Proc("keytrail", [os.path.join(bench.RELEASE, "keytrail"), "--config", config,
-                                       "--data-dir", os.path.join(data.name, "data"), "serve",
-                                       "--listen", f"127.0.0.1:{kt_port}"],
-                          ready_line="keytrail listening on", env=env)
+    env = bench.QUIET
+    keytrail = bench.start_keytrail(config, os.path.join(data.name, "data"), kt_port)
     moto = bench.Proc("moto", [os.path.join(bench.VENV_BIN, "moto_server"), "-H", "127.0.0.1",
                                "-p", str(moto_port)],
                       ready_url=f"http://127.0.0.1:{moto_port}/moto-api/")

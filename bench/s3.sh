@@ -4,13 +4,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
-for tool in wrk curl openssl; do
-  if ! command -v "$tool" >/dev/null 2>&1; then
-    sudo_cmd=""
-    [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
-    $sudo_cmd apt-get install -y "$tool" || { $sudo_cmd apt-get update && $sudo_cmd apt-get install -y "$tool"; }
-  fi
-done
+scripts/debian-tools.sh wrk curl openssl
 scripts/python-env.sh bench/requirements.txt
 cargo build --release -p keytrail
 exec "$root/.venv/bin/python" bench/s3.py "$@"

@@ -86,18 +86,12 @@ def wait_drained(journal, timeout=1800):
 
 def main():
     data = tempfile.TemporaryDirectory()
-    config = os.path.join(data.name, "keytrail.toml")
-    with open(config, "w") as f:
-        f.write('[[credentials]]\naccess_key_id = "test"\nsecret_access_key = "test"\n'
-                'account_id = "000000000000"\n')
+    config = bench.keytrail_config(data.name)
     kt_port, null_port = bench.free_port(), bench.free_port()
-    env = dict(os.environ, RUST_LOG="warn")
+    env = bench.QUIET
     data_dir = os.path.join(data.name, "data")
-    keytrail = bench.Proc("keytrail", [os.path.join(bench.RELEASE, "keytrail"), "--config",
-                                       config, "--data-dir", data_dir, "serve", "--listen",
-                                       f"127.0.0.1:{kt_port}", "--cloudtrail-delivery-seconds",
-                                       str(DELIVERY_SECONDS)],
-                          ready_line="keytrail listening on", env=env)
+    keytrail = bench.start_keytrail(config, data_dir, kt_port, "--cloudtrail-delivery-seconds",
+                                    str(DELIVERY_SECONDS))
     null = bench.Proc("null", [os.path.join(bench.RELEASE, "keytrail-null-server"),
                                f"127.0.0.1:{null_port}"],
                       ready_line="null server listening on", env=env)

@@ -6,11 +6,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
-if ! command -v wrk >/dev/null 2>&1; then
-  sudo_cmd=""
-  [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
-  $sudo_cmd apt-get install -y wrk || { $sudo_cmd apt-get update && $sudo_cmd apt-get install -y wrk; }
-fi
+scripts/debian-tools.sh wrk
 scripts/python-env.sh bench/requirements.txt
 cargo build --release -p keytrail -p keytrail-bench
 export DURATION="${DURATION:-60}"

@@ -42,13 +42,6 @@ MONTH_START_MS = 1_790_812_800_000  # 2026-10-01T00:00:00Z
 MONTH_END = "2026-10-31T00:00:00Z"
 
 
-def start(data_dir, config, port):
-    return bench.Proc("keytrail", [os.path.join(bench.RELEASE, "keytrail"), "--config", config,
-                                   "--data-dir", data_dir, "serve", "--listen",
-                                   f"127.0.0.1:{port}"],
-                      ready_line="keytrail listening on", env=dict(os.environ, RUST_LOG="warn"))
-
-
 def fill(db_path, key_arns):
     rows = []
     combos = len(key_arns) * len(OPERATIONS) * len(SOURCES)
@@ -79,15 +72,12 @@ def timed(call, repeat=7):
 
 def main():
     data = tempfile.TemporaryDirectory()
-    config = os.path.join(data.name, "keytrail.toml")
-    with open(config, "w") as f:
-        f.write('[[credentials]]\naccess_key_id = "test"\nsecret_access_key = "test"\n'
-                f'account_id = "{ACCOUNT}"\n')
+    config = bench.keytrail_config(data.name)
     data_dir = os.path.join(data.name, "data")
     port = bench.free_port()
     args = dict(endpoint_url=f"http://127.0.0.1:{port}", region_name=REGION,
                 aws_access_key_id="test", aws_secret_access_key="test")
-    first = start(data_dir, config, port)
+    first = bench.start_keytrail(config, data_dir, port)
     try:
         kms = boto3.session.Session().client("kms", **args)
         key_arns = [kms.create_key(Description=f"usage {i}")["KeyMetadata"]["Arn"]
@@ -105,7 +95,7 @@ def main():
             return json.loads(out) if fmt == "json" else out
         return run
 
-    server = start(data_dir, config, port)
+    server = bench.start_keytrail(config, data_dir, port)
     try:
         sts = boto3.session.Session().client("sts", **args)
         reference_ms, _ = timed(lambda: sts.get_caller_identity())

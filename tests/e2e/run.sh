@@ -6,13 +6,7 @@ cd "$root"
 scripts/python-env.sh tests/e2e/requirements.txt
 # Other S3 clients users run against keytrail, and the browser the usage report is rendered in,
 # from Debian.
-for tool in s3cmd rclone chromium; do
-  if ! command -v "$tool" >/dev/null 2>&1; then
-    sudo_cmd=""
-    [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
-    $sudo_cmd apt-get install -y "$tool" || { $sudo_cmd apt-get update && $sudo_cmd apt-get install -y "$tool"; }
-  fi
-done
+scripts/debian-tools.sh s3cmd rclone chromium
 cargo build --quiet -p keytrail
 export KEYTRAIL_BIN="${CARGO_TARGET_DIR:-$root/target}/debug/keytrail"
 export PATH="$root/.venv/bin:$PATH"
