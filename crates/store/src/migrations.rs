@@ -244,4 +244,15 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         // PUT is durable with the group commit of its metadata instead of fsyncs of its own.
         "ALTER TABLE s3_objects ADD COLUMN inline_body BLOB;",
     ),
+    (
+        12,
+        // Events become durable in the event log (segment files) and are indexed into `events`
+        // behind it; this is how far the tables hold the log, committed with each index batch,
+        // so a restart knows which records to index again.
+        "CREATE TABLE event_log_state (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        indexed_through BIGINT NOT NULL
+    );
+    INSERT INTO event_log_state (id, indexed_through) SELECT 1, COALESCE(MAX(seq), 0) FROM events;",
+    ),
 ];

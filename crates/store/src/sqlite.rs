@@ -1,4 +1,4 @@
-//! The embedded backend: bundled SQLite in WAL mode.
+//! The embedded backend: bundled SQLite in WAL mode, and the event log beside it.
 //!
 //! One writer thread owns the only write connection. Requests queue on a channel; the writer
 //! takes everything that is waiting, applies it in one transaction (each request in its own
@@ -6,9 +6,18 @@
 //! every request. Under load, many concurrent requests therefore share one fsync (group commit),
 //! which is what lifts the ~300 writes/s of one fsync per request. Reads use a small pool of
 //! read-only connections on the blocking thread pool and never wait for the writer.
+//!
+//! Events take a shorter way to disk: the journal thread appends them to the event log
+//! ([`crate::eventlog`]) with one `fdatasync` per group and answers; it then hands them to the
+//! writer, which indexes them into the tables in its next transaction. Every read of events
+//! first waits until the tables hold everything acknowledged so far, so nobody can tell the
+//! difference but the latency. Only the process holding the log's lock (the server, or a
+//! command run while no server is) appends events; another process opening the same store reads.
 
 use std::collections::HashMap;
+use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -18,6 +27,7 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::oneshot;
 
+use crate::eventlog::EventLog;
 use crate::migrations::MIGRATIONS;
 use crate::{
     AccessKeyRecord, AccountRecord, AliasRow, BucketRow, DeleteBucketOutcome, EventLookup,
@@ -29,6 +39,24 @@ use crate::{
 /// Upper bound of requests folded into one transaction; keeps commit latency bounded.
 const MAX_BATCH: usize = 4096;
 const READ_POOL_SIZE: usize = 4;
+/// Upper bound of events made durable by one `fdatasync` of the event log.
+const MAX_LOG_GROUP: usize = 4096;
+/// An `fdatasync` costs ~50 µs of CPU here whatever it carries: while appends come from many
+/// callers at once, the log waits up to [`LOG_GROUP_WAIT`] for this many before syncing.
+const LOG_GROUP_EVENTS: usize = 32;
+const LOG_GROUP_WAIT: std::time::Duration = std::time::Duration::from_micros(500);
+/// Recovered events are indexed in transactions of this many.
+const RECOVERY_CHUNK: usize = 10_000;
+/// Indexing is cheaper per event in bigger transactions (each B-tree page is written once for
+/// many events): while nothing else is waiting, the writer gathers up to this many events...
+const INDEX_BATCH_EVENTS: usize = 1024;
+/// ...for at most this long. A reader of events cuts the wait short (see `events_indexed`).
+const INDEX_BATCH_WAIT: std::time::Duration = std::time::Duration::from_millis(20);
+/// How long a process that does not own the event log waits for its owner to index it.
+const OWNER_INDEX_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+/// Index-only transactions skip the fsync (the log holds their events); one in this interval
+/// syncs, so the log's segments can be released behind it.
+const INDEX_SYNC_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
 
 enum WriteOp {
     EnsureAccount(AccountRecord),
@@ -62,7 +90,10 @@ enum WriteOp {
     },
     AttachPolicy(Attachment),
     DetachPolicy(Attachment),
-    AppendEvents(Vec<EventRow>),
+    /// Events already durable in the event log, numbered, to be put into the tables.
+    IndexEvents(Vec<EventRow>),
+    /// Nothing to write: a reader waits for the index, so the writer commits what it has now.
+    Flush,
     CreateBucket(BucketRow),
     UpdateBucket {
         name: String,
@@ -255,10 +286,53 @@ struct WriteJob {
 
 pub struct SqliteStore {
     path: PathBuf,
+    /// The event log's appending end; `None` in a process that does not own the log.
+    journal: Mutex<Option<mpsc::Sender<AppendJob>>>,
+    journal_thread: Mutex<Option<JoinHandle<()>>>,
+    /// Present when this process owns the log.
+    progress: Option<Arc<IndexProgress>>,
+    /// Held while this process owns the log (an exclusive lock on the file).
+    _log_lock: Option<File>,
     writer: Mutex<Option<mpsc::Sender<WriteJob>>>,
     writer_thread: Mutex<Option<JoinHandle<()>>>,
     checkpointer: Mutex<Option<(mpsc::Sender<()>, JoinHandle<()>)>>,
     readers: Arc<Mutex<Vec<Connection>>>,
+}
+
+struct AppendJob {
+    events: Vec<EventRow>,
+    reply: oneshot::Sender<StoreResult<()>>,
+}
+
+/// How far the event log is durable, and how far the tables hold it.
+struct IndexProgress {
+    /// The last seq appended, made durable and acknowledged.
+    durable: AtomicI64,
+    indexed: tokio::sync::watch::Sender<Indexed>,
+    /// Every event up to this seq is in the tables by a transaction that was fsynced: the log
+    /// may forget them.
+    synced: AtomicI64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Indexed {
+    /// Every event up to this seq is in the tables.
+    through: i64,
+    /// Indexing stopped at an error: the rest waits in the log for a restart.
+    failed: bool,
+}
+
+impl IndexProgress {
+    fn new(through: i64) -> Self {
+        Self {
+            durable: AtomicI64::new(through),
+            synced: AtomicI64::new(through),
+            indexed: tokio::sync::watch::Sender::new(Indexed {
+                through,
+                failed: false,
+            }),
+        }
+    }
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -343,9 +417,35 @@ impl SqliteStore {
         let mut conn = open_writer(path)?;
         migrate(&mut conn)?;
         let (tx, rx) = mpsc::channel::<WriteJob>();
+        let log_dir = path.with_extension("events");
+        let log_lock = lock_event_log(&log_dir)?;
+        let mut journal = None;
+        let mut progress = None;
+        if log_lock.is_some() {
+            let stored_through: i64 = conn.query_row(
+                "SELECT indexed_through FROM event_log_state WHERE id = 1",
+                [],
+                |r| r.get(0),
+            )?;
+            let recovered = EventLog::recover(&log_dir, stored_through)?;
+            let mut log = recovered.log;
+            let through = index_recovered(&mut conn, recovered.rows, stored_through)?;
+            log.release_indexed(through);
+            let shared = Arc::new(IndexProgress::new(through));
+            let (append, appended) = mpsc::channel::<AppendJob>();
+            let writer = tx.clone();
+            let for_thread = Arc::clone(&shared);
+            let thread = std::thread::Builder::new()
+                .name("keytrail-event-log".into())
+                .spawn(move || journal_loop(log, appended, writer, for_thread))
+                .map_err(|e| StoreError::Database(e.to_string()))?;
+            journal = Some((append, thread));
+            progress = Some(shared);
+        }
+        let writer_progress = progress.clone();
         let thread = std::thread::Builder::new()
             .name("keytrail-store-writer".into())
-            .spawn(move || writer_loop(conn, rx))
+            .spawn(move || writer_loop(conn, rx, writer_progress))
             .map_err(|e| StoreError::Database(e.to_string()))?;
         let checkpoint_conn = Connection::open(path)?;
         checkpoint_conn.busy_timeout(std::time::Duration::from_secs(10))?;
@@ -354,8 +454,13 @@ impl SqliteStore {
             .name("keytrail-store-checkpoint".into())
             .spawn(move || checkpoint_loop(checkpoint_conn, stopped))
             .map_err(|e| StoreError::Database(e.to_string()))?;
+        let (journal, journal_thread) = journal.unzip();
         Ok(Self {
             path: path.to_path_buf(),
+            journal: Mutex::new(journal),
+            journal_thread: Mutex::new(journal_thread),
+            progress,
+            _log_lock: log_lock,
             writer: Mutex::new(Some(tx)),
             writer_thread: Mutex::new(Some(thread)),
             checkpointer: Mutex::new(Some((stop, checkpointer))),
@@ -373,6 +478,73 @@ impl SqliteStore {
                 .map_err(|_| StoreError::Closed)?;
         }
         rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Waits until the tables hold every event acknowledged before this call, so a read of
+    /// events sees all of them.
+    async fn events_indexed(&self) -> StoreResult<()> {
+        let Some(progress) = &self.progress else {
+            return self.owner_indexed().await;
+        };
+        let target = progress.durable.load(Ordering::Acquire);
+        let mut indexed = progress.indexed.subscribe();
+        if indexed.borrow().through < target {
+            let (reply, _) = oneshot::channel();
+            if let Ok(writer) = self.writer.lock()
+                && let Some(writer) = writer.as_ref()
+            {
+                let _ = writer.send(WriteJob {
+                    op: WriteOp::Flush,
+                    reply,
+                });
+            }
+        }
+        let reached = indexed
+            .wait_for(|i| i.through >= target || i.failed)
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        if reached.through >= target {
+            Ok(())
+        } else {
+            Err(StoreError::Database(
+                "indexing the event log failed; the events are kept in the log and indexed again on restart"
+                    .into(),
+            ))
+        }
+    }
+
+    /// In a process that does not own the event log: waits until the owner has indexed every
+    /// event its log held when this call began (the owner indexes within milliseconds; a
+    /// stuck owner is waited for [`OWNER_INDEX_WAIT`] at most, then what is indexed is read).
+    async fn owner_indexed(&self) -> StoreResult<()> {
+        let dir = self.path.with_extension("events");
+        let target = tokio::task::spawn_blocking(move || crate::eventlog::last_seq(&dir))
+            .await
+            .map_err(|e| StoreError::Database(e.to_string()))??;
+        let deadline = Instant::now() + OWNER_INDEX_WAIT;
+        loop {
+            let through: i64 = self
+                .read(|c| {
+                    Ok(c.query_row(
+                        "SELECT indexed_through FROM event_log_state WHERE id = 1",
+                        [],
+                        |r| r.get(0),
+                    )?)
+                })
+                .await?;
+            if through >= target {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                tracing::warn!(
+                    indexed = through,
+                    logged = target,
+                    "the process owning the event log has not indexed it yet; reading what is indexed"
+                );
+                return Ok(());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
     }
 
     async fn read<T, F>(&self, f: F) -> StoreResult<T>
@@ -424,7 +596,129 @@ fn checkpoint_loop(conn: Connection, stop: mpsc::Receiver<()>) {
     }
 }
 
-fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<WriteJob>) {
+/// Takes the event log's lock in `dir` (created if missing): `Some` if this process now owns
+/// the log, `None` if another process does.
+fn lock_event_log(dir: &Path) -> StoreResult<Option<File>> {
+    std::fs::create_dir_all(dir).map_err(|e| StoreError::Database(e.to_string()))?;
+    let path = dir.join("lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| StoreError::Database(format!("{}: {e}", path.display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(StoreError::Database(format!(
+            "locking {}: {e}",
+            path.display()
+        ))),
+    }
+}
+
+/// Indexes the log's records the tables do not hold yet (those after `through`), before
+/// anything else runs; returns how far the tables hold the log afterwards.
+fn index_recovered(conn: &mut Connection, rows: Vec<EventRow>, through: i64) -> StoreResult<i64> {
+    let missing: Vec<EventRow> = rows.into_iter().filter(|r| r.seq > through).collect();
+    if missing.is_empty() {
+        return Ok(through);
+    }
+    tracing::info!(
+        events = missing.len(),
+        "indexing events that were durable in the event log but not yet in the tables"
+    );
+    let mut through = through;
+    let mut rest = missing.into_iter().peekable();
+    while rest.peek().is_some() {
+        let chunk: Vec<EventRow> = rest.by_ref().take(RECOVERY_CHUNK).collect();
+        let last = chunk.last().map_or(through, |r| r.seq);
+        let op = WriteOp::IndexEvents(chunk);
+        let tx = conn.transaction()?;
+        apply_op(&tx, &op)?;
+        let mut usage = UsageTally::default();
+        usage.count(&op);
+        usage.upsert(&tx)?;
+        tx.commit()?;
+        through = last;
+    }
+    Ok(through)
+}
+
+/// Appends events to the log, one `fdatasync` per group of whatever is waiting, answers
+/// their callers, then hands them to the writer to be indexed.
+fn journal_loop(
+    mut log: EventLog,
+    rx: mpsc::Receiver<AppendJob>,
+    writer: mpsc::Sender<WriteJob>,
+    progress: Arc<IndexProgress>,
+) {
+    // Several callers in the last group: appends are concurrent, worth waiting a little for.
+    let mut concurrent = false;
+    while let Ok(first) = rx.recv() {
+        let deadline = Instant::now() + LOG_GROUP_WAIT;
+        let mut count = first.events.len();
+        let mut jobs = vec![first];
+        while count < MAX_LOG_GROUP {
+            let next = match deadline.checked_duration_since(Instant::now()) {
+                Some(left) if concurrent && count < LOG_GROUP_EVENTS => rx.recv_timeout(left).ok(),
+                _ => rx.try_recv().ok(),
+            };
+            match next {
+                Some(job) => {
+                    count += job.events.len();
+                    jobs.push(job);
+                }
+                None => break,
+            }
+        }
+        concurrent = jobs.len() > 1;
+        let mut rows: Vec<EventRow> = Vec::with_capacity(count);
+        let mut replies = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            rows.extend(job.events);
+            replies.push(job.reply);
+        }
+        metrics::histogram!("keytrail_event_log_group_size").record(rows.len() as f64);
+        match log.append(&mut rows) {
+            Ok(()) => {
+                if let Some(last) = rows.last() {
+                    progress.durable.store(last.seq, Ordering::Release);
+                }
+                for reply in replies {
+                    let _ = reply.send(Ok(()));
+                }
+                if !rows.is_empty() {
+                    // Nobody waits on this answer: readers wait on `progress` instead.
+                    let (reply, _) = oneshot::channel();
+                    let job = WriteJob {
+                        op: WriteOp::IndexEvents(rows),
+                        reply,
+                    };
+                    if writer.send(job).is_err() {
+                        progress.indexed.send_modify(|i| i.failed = true);
+                    }
+                }
+                log.release_indexed(progress.synced.load(Ordering::Acquire));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "appending to the event log failed");
+                for reply in replies {
+                    let _ = reply.send(Err(StoreError::Database(e.to_string())));
+                }
+            }
+        }
+    }
+    tracing::debug!("event log stopped");
+}
+
+fn writer_loop(
+    mut conn: Connection,
+    rx: mpsc::Receiver<WriteJob>,
+    progress: Option<Arc<IndexProgress>>,
+) {
+    let mut synchronous_full = true;
+    let mut last_sync = Instant::now();
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -433,11 +727,32 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<WriteJob>) {
                 Err(_) => break,
             }
         }
+        gather_index_batch(&rx, &mut batch);
+        let index_only = batch
+            .iter()
+            .all(|j| matches!(j.op, WriteOp::IndexEvents(_) | WriteOp::Flush));
+        let full = !index_only || last_sync.elapsed() >= INDEX_SYNC_INTERVAL;
+        if full != synchronous_full {
+            let mode = if full { "FULL" } else { "NORMAL" };
+            match conn.pragma_update(None, "synchronous", mode) {
+                Ok(()) => synchronous_full = full,
+                Err(e) => tracing::warn!(error = %e, mode, "could not switch synchronous mode"),
+            }
+        }
         let started = Instant::now();
         let outcomes = apply_batch(&mut conn, &batch);
         metrics::histogram!("keytrail_journal_commit_batch_size").record(batch.len() as f64);
         metrics::histogram!("keytrail_journal_commit_seconds")
             .record(started.elapsed().as_secs_f64());
+        if let Some(progress) = &progress {
+            note_indexed(progress, &batch, outcomes.as_ref().ok());
+            if synchronous_full && outcomes.is_ok() {
+                last_sync = started;
+                progress
+                    .synced
+                    .store(progress.indexed.borrow().through, Ordering::Release);
+            }
+        }
         match outcomes {
             Ok(outcomes) => {
                 for (job, outcome) in batch.into_iter().zip(outcomes) {
@@ -453,6 +768,70 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<WriteJob>) {
         }
     }
     tracing::debug!("store writer stopped");
+}
+
+/// While a batch holds only events to index and fewer than [`INDEX_BATCH_EVENTS`], waits a
+/// little for more: anything else arriving (another write, a reader's flush) ends the wait.
+fn gather_index_batch(rx: &mpsc::Receiver<WriteJob>, batch: &mut Vec<WriteJob>) {
+    let deadline = Instant::now() + INDEX_BATCH_WAIT;
+    let mut events = 0;
+    for job in batch.iter() {
+        match &job.op {
+            WriteOp::IndexEvents(rows) => events += rows.len(),
+            _ => return,
+        }
+    }
+    while events < INDEX_BATCH_EVENTS && batch.len() < MAX_BATCH {
+        let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+            return;
+        };
+        match rx.recv_timeout(left) {
+            Ok(job) => {
+                let more = match &job.op {
+                    WriteOp::IndexEvents(rows) => Some(rows.len()),
+                    _ => None,
+                };
+                batch.push(job);
+                match more {
+                    Some(n) => events += n,
+                    None => return,
+                }
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+/// Moves the indexed mark past the event batches this commit stored; any that failed stops
+/// indexing (their events stay in the log for the next start).
+fn note_indexed(
+    progress: &IndexProgress,
+    batch: &[WriteJob],
+    outcomes: Option<&Vec<StoreResult<WriteOutcome>>>,
+) {
+    let mut through = None;
+    let mut failed = false;
+    for (i, job) in batch.iter().enumerate() {
+        let WriteOp::IndexEvents(rows) = &job.op else {
+            continue;
+        };
+        match outcomes.and_then(|o| o.get(i)) {
+            Some(Ok(_)) if !failed => through = rows.last().map(|r| r.seq).or(through),
+            Some(Err(e)) => {
+                tracing::error!(error = %e, "indexing events from the event log failed");
+                failed = true;
+            }
+            _ => failed = true,
+        }
+    }
+    if through.is_some() || failed {
+        progress.indexed.send_modify(|i| {
+            if let Some(t) = through {
+                i.through = i.through.max(t);
+            }
+            i.failed |= failed;
+        });
+    }
 }
 
 /// Applies every job in one transaction. The outer error means the commit itself failed and
@@ -512,7 +891,7 @@ struct UsageTally(HashMap<(i64, String, String, String, String, String), i64>);
 
 impl UsageTally {
     fn count(&mut self, op: &WriteOp) {
-        let WriteOp::AppendEvents(events) = op else {
+        let WriteOp::IndexEvents(events) = op else {
             return;
         };
         for e in events {
@@ -1164,12 +1543,29 @@ fn apply_op(conn: &Connection, op: &WriteOp) -> StoreResult<WriteOutcome> {
             )?;
             Ok(WriteOutcome::Deleted(n > 0))
         }
-        WriteOp::AppendEvents(events) => {
+        WriteOp::Flush => Ok(WriteOutcome::Done),
+        WriteOp::IndexEvents(events) => {
+            let (Some(first), Some(last)) = (events.first(), events.last()) else {
+                return Ok(WriteOutcome::Done);
+            };
+            // The tables always hold a prefix of the log: a batch that does not continue it
+            // exactly is refused, so nothing can be skipped.
+            let continued = conn.execute(
+                "UPDATE event_log_state SET indexed_through = ?2
+                 WHERE id = 1 AND indexed_through = ?1",
+                params![first.seq - 1, last.seq],
+            )?;
+            if continued != 1 {
+                return Err(StoreError::Database(format!(
+                    "event log: events {}..={} do not continue the indexed ones",
+                    first.seq, last.seq
+                )));
+            }
             let mut stmt = conn.prepare_cached(
-                "INSERT INTO events (event_id, event_time_ms, account_id, region, event_source,
-                    event_name, request_id, access_key_id, read_only, management, record_json,
-                    username)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                "INSERT INTO events (seq, event_id, event_time_ms, account_id, region,
+                    event_source, event_name, request_id, access_key_id, read_only, management,
+                    record_json, username)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             )?;
             let mut resources = conn.prepare_cached(
                 "INSERT INTO event_resources
@@ -1178,6 +1574,7 @@ fn apply_op(conn: &Connection, op: &WriteOp) -> StoreResult<WriteOutcome> {
             )?;
             for e in events {
                 stmt.execute(params![
+                    e.seq,
                     e.event_id,
                     e.event_time_ms,
                     e.account_id,
@@ -1194,10 +1591,9 @@ fn apply_op(conn: &Connection, op: &WriteOp) -> StoreResult<WriteOutcome> {
                 // Data events never reach Event history, so only management events are indexed
                 // by resource.
                 if e.management && !e.resources.is_empty() {
-                    let seq = conn.last_insert_rowid();
                     for r in &e.resources {
                         resources.execute(params![
-                            seq,
+                            e.seq,
                             e.account_id,
                             e.region,
                             r.resource_type,
@@ -1707,10 +2103,25 @@ impl Store for SqliteStore {
         if events.is_empty() {
             return Ok(());
         }
-        self.write(WriteOp::AppendEvents(events)).await.map(|_| ())
+        if self.progress.is_none() {
+            return Err(StoreError::Database(format!(
+                "another keytrail process owns the event log of {}: events can only be read here",
+                self.path.display()
+            )));
+        }
+        let (reply, rx) = oneshot::channel();
+        {
+            let guard = self.journal.lock().map_err(|_| StoreError::Closed)?;
+            let sender = guard.as_ref().ok_or(StoreError::Closed)?;
+            sender
+                .send(AppendJob { events, reply })
+                .map_err(|_| StoreError::Closed)?;
+        }
+        rx.await.map_err(|_| StoreError::Closed)?
     }
 
     async fn recent_events(&self, limit: usize) -> StoreResult<Vec<EventRow>> {
+        self.events_indexed().await?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.read(move |c| {
             let mut stmt = c.prepare_cached(&format!(
@@ -1725,6 +2136,7 @@ impl Store for SqliteStore {
     }
 
     async fn events_after(&self, seq: i64, limit: usize) -> StoreResult<Vec<EventRow>> {
+        self.events_indexed().await?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.read(move |c| {
             let mut stmt = c.prepare_cached(&format!(
@@ -1743,6 +2155,7 @@ impl Store for SqliteStore {
         limit: usize,
     ) -> StoreResult<Vec<EventRow>> {
         let account_id = account_id.to_string();
+        self.events_indexed().await?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.read(move |c| {
             let mut stmt = c.prepare_cached(&format!(
@@ -1756,6 +2169,7 @@ impl Store for SqliteStore {
     }
 
     async fn last_event_seq(&self) -> StoreResult<i64> {
+        self.events_indexed().await?;
         self.read(
             |c| Ok(c.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?),
         )
@@ -1763,6 +2177,7 @@ impl Store for SqliteStore {
     }
 
     async fn lookup_events(&self, lookup: EventLookup) -> StoreResult<Vec<EventRow>> {
+        self.events_indexed().await?;
         self.read(move |c| {
             let (before_ms, before_seq) = lookup.before.unwrap_or((i64::MAX, i64::MAX));
             let end_ms = lookup.end_ms.min(before_ms);
@@ -1849,6 +2264,7 @@ impl Store for SqliteStore {
         end_ms: i64,
         account_id: Option<&str>,
     ) -> StoreResult<Vec<KmsUsageRow>> {
+        self.events_indexed().await?;
         let account_id = account_id.map(str::to_string);
         self.read(move |c| {
             let mut stmt = c.prepare_cached(
@@ -2495,7 +2911,12 @@ impl Store for SqliteStore {
 
     async fn is_healthy(&self) -> bool {
         let writer_alive = self.writer.lock().map(|w| w.is_some()).unwrap_or(false);
+        let indexing = self
+            .progress
+            .as_ref()
+            .is_none_or(|p| !p.indexed.borrow().failed);
         writer_alive
+            && indexing
             && self
                 .read(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
                 .await
@@ -2503,6 +2924,13 @@ impl Store for SqliteStore {
     }
 
     async fn close(&self) {
+        // The log first: it hands its last events to the writer before the writer stops.
+        let journal = self.journal.lock().ok().and_then(|mut j| j.take());
+        drop(journal);
+        let thread = self.journal_thread.lock().ok().and_then(|mut t| t.take());
+        if let Some(thread) = thread {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
         let sender = self.writer.lock().ok().and_then(|mut w| w.take());
         drop(sender);
         let thread = self.writer_thread.lock().ok().and_then(|mut t| t.take());
@@ -2581,13 +3009,19 @@ mod tests {
             })
             .await
             .unwrap();
-        let dup = store.append_events(vec![event(1)]);
-        let dup2 = store.append_events(vec![event(1)]);
-        let other = store.append_events(vec![event(2)]);
+        let user = |name: &str, id: &str| UserRecord {
+            account_id: "111111111111".into(),
+            user_name: name.into(),
+            user_id: id.into(),
+            created_at_ms: 1,
+        };
+        let dup = store.create_user(user("alice", "AIDA1"));
+        let dup2 = store.create_user(user("alice", "AIDA2"));
+        let other = store.create_user(user("bob", "AIDA3"));
         let (a, b, c) = tokio::join!(dup, dup2, other);
         assert!(a.is_ok() != b.is_ok(), "exactly one duplicate must fail");
         assert!(c.is_ok());
-        assert_eq!(store.recent_events(10).await.unwrap().len(), 2);
+        assert_eq!(store.list_users("111111111111").await.unwrap().len(), 2);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -2605,8 +3039,7 @@ mod tests {
             }),
             ..event(i)
         };
-        // Concurrent appends land in shared batches; one duplicate fails in its batch and
-        // must not be counted.
+        // Concurrent appends land in shared log groups and index batches.
         let mut tasks = Vec::new();
         for i in 0..300 {
             let (key, hour) = if i % 3 == 0 { ("k2", 7) } else { ("k1", 5) };
@@ -2616,17 +3049,9 @@ mod tests {
                 async move { store.append_events(vec![row]).await },
             ));
         }
-        let duplicate = store.append_events(vec![kms_event(1, "k1", 5)]);
-        let mut ok = 0;
         for t in tasks {
-            ok += usize::from(t.await.unwrap().is_ok());
+            t.await.unwrap().unwrap();
         }
-        let duplicate_ok = duplicate.await.is_ok();
-        assert_eq!(
-            ok + usize::from(duplicate_ok),
-            300,
-            "one of the two e-1 fails"
-        );
         let rows = store.kms_usage(0, i64::MAX, None).await.unwrap();
         let count = |key: &str, hour: i64| {
             rows.iter()
@@ -2637,6 +3062,74 @@ mod tests {
         assert_eq!(count("k1", 5), 200);
         assert_eq!(count("k2", 7), 100);
         assert_eq!(rows.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn events_durable_in_the_log_but_not_in_the_tables_are_indexed_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.db");
+        let store = SqliteStore::open(&path).unwrap();
+        store
+            .append_events((0..3).map(event).collect())
+            .await
+            .unwrap();
+        store.close().await;
+        drop(store);
+        // A crash after the log's fsync and before the index commit leaves this: records in
+        // the log beyond what the tables hold.
+        let mut unindexed: Vec<EventRow> = (3..8)
+            .map(|i| EventRow {
+                kms_usage: Some(crate::KmsUsageKey {
+                    key_arn: "k1".into(),
+                    operation: "Decrypt".into(),
+                    source: "user".into(),
+                }),
+                ..event(i)
+            })
+            .collect();
+        let mut log = EventLog::recover(&path.with_extension("events"), 3)
+            .unwrap()
+            .log;
+        log.append(&mut unindexed).unwrap();
+        drop(log);
+
+        let store = SqliteStore::open(&path).unwrap();
+        let events = store.recent_events(100).await.unwrap();
+        assert_eq!(
+            events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            [1, 2, 3, 4, 5, 6, 7, 8]
+        );
+        assert_eq!(events[7].event_id, "e-7");
+        let usage = store.kms_usage(0, i64::MAX, None).await.unwrap();
+        assert_eq!(usage.iter().map(|u| u.requests).sum::<i64>(), 5);
+        // Numbering goes on after the recovered events, and they are not indexed twice.
+        store.append_events(vec![event(8)]).await.unwrap();
+        store.close().await;
+        drop(store);
+        let store = SqliteStore::open(&path).unwrap();
+        let events = store.recent_events(100).await.unwrap();
+        assert_eq!(events.len(), 9);
+        assert_eq!(events[8].seq, 9);
+        let usage = store.kms_usage(0, i64::MAX, None).await.unwrap();
+        assert_eq!(usage.iter().map(|u| u.requests).sum::<i64>(), 5);
+    }
+
+    #[tokio::test]
+    async fn a_second_process_on_the_same_store_reads_events_but_cannot_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.db");
+        let owner = SqliteStore::open(&path).unwrap();
+        owner.append_events(vec![event(1)]).await.unwrap();
+        // Another process waits until the owner has indexed what its log held.
+        let reader = SqliteStore::open(&path).unwrap();
+        assert_eq!(reader.recent_events(10).await.unwrap().len(), 1);
+        let refused = reader.append_events(vec![event(2)]).await.unwrap_err();
+        assert!(
+            refused.to_string().contains("owns the event log"),
+            "{refused}"
+        );
+        reader.close().await;
+        owner.close().await;
     }
 
     #[tokio::test]
