@@ -121,6 +121,9 @@ impl EventLog {
         }
         let next_seq = last_seq + 1;
         let current_path = dir.join(segment_name(next_seq));
+        // A segment already named for `next_seq` can only be one a previous run opened and
+        // never appended to: it is the new current segment, not a closed one to release.
+        closed.retain(|(path, _)| *path != current_path);
         let current = OpenOptions::new()
             .create(true)
             .append(true)
@@ -446,6 +449,19 @@ mod tests {
         drop(second);
         let third = EventLog::recover(dir.path(), 40).unwrap();
         assert_eq!(third.log.next_seq, 41);
+    }
+
+    #[test]
+    fn a_segment_left_empty_by_the_previous_run_is_appended_to_not_released() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(EventLog::recover(dir.path(), 0).unwrap());
+        // The same name again: the empty segment of the first run becomes this run's.
+        let mut log = EventLog::recover(dir.path(), 0).unwrap().log;
+        log.release_indexed(0);
+        let mut rows: Vec<_> = (0..2).map(row).collect();
+        log.append(&mut rows).unwrap();
+        drop(log);
+        assert_eq!(EventLog::recover(dir.path(), 0).unwrap().rows, rows);
     }
 
     #[test]
