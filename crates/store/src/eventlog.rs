@@ -218,34 +218,51 @@ pub(crate) fn last_seq(dir: &Path) -> StoreResult<i64> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => return Err(log_error("reading", path, e)),
         };
-        if let Some(last) = decode_segment(&bytes).0.last() {
-            return Ok(last.seq);
+        if let Some(last) = last_whole_seq(&bytes) {
+            return Ok(last);
         }
     }
     Ok(0)
+}
+
+/// The seq of the last intact record of a segment, found by walking the record headers (each
+/// payload starts with its seq) without decoding the records.
+fn last_whole_seq(bytes: &[u8]) -> Option<i64> {
+    let mut last = None;
+    let mut at = 0;
+    while let Some((payload, next)) = record_at(bytes, at) {
+        last = payload
+            .get(..8)
+            .and_then(|b| b.try_into().ok())
+            .map(i64::from_le_bytes);
+        at = next;
+    }
+    last
+}
+
+/// The intact payload of the record at `at`, and where the next record starts.
+fn record_at(bytes: &[u8], at: usize) -> Option<(&[u8], usize)> {
+    let header = bytes.get(at..at + 8)?;
+    let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
+    let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+    if len > MAX_RECORD {
+        return None;
+    }
+    let end = at + 8 + len as usize;
+    let payload = bytes.get(at + 8..end)?;
+    (crc32fast::hash(payload) == crc).then_some((payload, end))
 }
 
 /// The records of a segment, and how many leading bytes hold whole, intact records.
 fn decode_segment(bytes: &[u8]) -> (Vec<EventRow>, usize) {
     let mut records = Vec::new();
     let mut at = 0;
-    while let Some(header) = bytes.get(at..at + 8) {
-        let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
-        let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-        if len > MAX_RECORD {
-            break;
-        }
-        let Some(payload) = bytes.get(at + 8..at + 8 + len as usize) else {
-            break;
-        };
-        if crc32fast::hash(payload) != crc {
-            break;
-        }
+    while let Some((payload, next)) = record_at(bytes, at) {
         let Some(row) = decode_row(payload) else {
             break;
         };
         records.push(row);
-        at += 8 + len as usize;
+        at = next;
     }
     (records, at)
 }
@@ -480,6 +497,8 @@ mod tests {
         file.write_all(&torn[..torn.len() / 2]).unwrap();
         drop(file);
 
+        // What a reading process sees meanwhile: the last whole record.
+        assert_eq!(last_seq(dir.path()).unwrap(), 3);
         let recovered = EventLog::recover(dir.path(), 0).unwrap();
         assert_eq!(recovered.rows, rows);
         assert_eq!(std::fs::metadata(&path).unwrap().len(), intact);
