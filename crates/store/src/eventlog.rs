@@ -46,7 +46,8 @@ pub(crate) struct EventLog {
 
 /// What a scan of the log on start found.
 pub(crate) struct Recovered {
-    /// Every record still in the log, oldest first (the caller indexes those it lacks).
+    /// The records numbered after the floor the log was opened with, oldest first: those
+    /// the tables lack.
     pub rows: Vec<EventRow>,
     pub log: EventLog,
 }
@@ -92,7 +93,7 @@ impl EventLog {
         for (i, path) in paths.iter().enumerate() {
             let newest = i + 1 == paths.len();
             let bytes = std::fs::read(path).map_err(|e| log_error("reading", path, e))?;
-            let (records, good_len) = decode_segment(&bytes);
+            let (records, segment_last, good_len) = decode_segment(&bytes, seq_floor);
             if good_len < bytes.len() {
                 if !newest {
                     return Err(StoreError::Database(format!(
@@ -114,7 +115,6 @@ impl EventLog {
                     .and_then(|()| file.sync_all())
                     .map_err(|e| log_error("truncating", path, e))?;
             }
-            let segment_last = records.last().map_or(0, |r| r.seq);
             last_seq = last_seq.max(segment_last);
             closed.push((path.clone(), segment_last));
             rows.extend(records);
@@ -231,13 +231,18 @@ fn last_whole_seq(bytes: &[u8]) -> Option<i64> {
     let mut last = None;
     let mut at = 0;
     while let Some((payload, next)) = record_at(bytes, at) {
-        last = payload
-            .get(..8)
-            .and_then(|b| b.try_into().ok())
-            .map(i64::from_le_bytes);
+        last = seq_of(payload);
         at = next;
     }
     last
+}
+
+/// Every payload starts with its record's seq.
+fn seq_of(payload: &[u8]) -> Option<i64> {
+    payload
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .map(i64::from_le_bytes)
 }
 
 /// The intact payload of the record at `at`, and where the next record starts.
@@ -253,18 +258,27 @@ fn record_at(bytes: &[u8], at: usize) -> Option<(&[u8], usize)> {
     (crc32fast::hash(payload) == crc).then_some((payload, end))
 }
 
-/// The records of a segment, and how many leading bytes hold whole, intact records.
-fn decode_segment(bytes: &[u8]) -> (Vec<EventRow>, usize) {
+/// The records of a segment numbered after `floor` (those up to it are only checked, not
+/// decoded: the tables hold them), the last seq it holds (0 if none), and how many leading
+/// bytes hold whole, intact records.
+fn decode_segment(bytes: &[u8], floor: i64) -> (Vec<EventRow>, i64, usize) {
     let mut records = Vec::new();
+    let mut last = 0;
     let mut at = 0;
     while let Some((payload, next)) = record_at(bytes, at) {
-        let Some(row) = decode_row(payload) else {
+        let Some(seq) = seq_of(payload) else {
             break;
         };
-        records.push(row);
+        if seq > floor {
+            let Some(row) = decode_row(payload) else {
+                break;
+            };
+            records.push(row);
+        }
+        last = seq;
         at = next;
     }
-    (records, at)
+    (records, last, at)
 }
 
 pub(crate) fn encode_record(row: &EventRow, out: &mut Vec<u8>) {
@@ -462,10 +476,16 @@ mod tests {
         let mut more = vec![row(9)];
         second.log.append(&mut more).unwrap();
         assert_eq!(more[0].seq, 6);
-        // A database that has seen further (events indexed, then their segment deleted) wins.
+        // Records the tables hold already are not handed back.
         drop(second);
-        let third = EventLog::recover(dir.path(), 40).unwrap();
-        assert_eq!(third.log.next_seq, 41);
+        let third = EventLog::recover(dir.path(), 4).unwrap();
+        assert_eq!(third.rows.iter().map(|r| r.seq).collect::<Vec<_>>(), [5, 6]);
+        assert_eq!(third.log.next_seq, 7);
+        // A database that has seen further (events indexed, then their segment deleted) wins.
+        drop(third);
+        let fourth = EventLog::recover(dir.path(), 40).unwrap();
+        assert!(fourth.rows.is_empty());
+        assert_eq!(fourth.log.next_seq, 41);
     }
 
     #[test]
