@@ -165,7 +165,7 @@ impl Identities {
     ) -> IamApiResult<()> {
         let mut request = request_context(ctx, &format!("iam:{operation}"), resource);
         for (key, value) in condition_keys {
-            request.set(key, (*value).to_string());
+            request.set((*key).to_string(), (*value).to_string());
         }
         let decision = self
             .decide(

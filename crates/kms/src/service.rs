@@ -588,7 +588,7 @@ impl Kms {
             request.set("kms:KeyOrigin", key.origin.clone());
         }
         for (name, values) in call.condition_keys.iter().cloned().chain(extra_keys) {
-            request.set_values(&name, values);
+            request.set_values(name, values);
         }
         request
     }

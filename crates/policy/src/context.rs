@@ -1,7 +1,7 @@
 //! What a request looks like to a policy: who calls, which action on which resource, and the
 //! values of the condition keys.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
 
 /// The principal making a request, as the policy language distinguishes principals.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,7 +56,7 @@ impl Caller {
 }
 
 /// One request as policies see it. Condition key names are case-insensitive in AWS, so they are
-/// stored lower-cased; values keep their case.
+/// looked up ignoring ASCII case; values keep their case.
 #[derive(Debug, Clone)]
 pub struct RequestContext {
     pub caller: Caller,
@@ -64,7 +64,10 @@ pub struct RequestContext {
     pub action: String,
     /// The ARN of the resource acted on.
     pub resource: String,
-    keys: BTreeMap<String, Vec<String>>,
+    /// In the order they were set; a later key replaces an earlier one of the same name. Every
+    /// request carries ~20 keys and a policy reads few of them: a list of names mostly
+    /// borrowed from the code costs far less to build than a map of lower-cased copies.
+    keys: Vec<(Cow<'static, str>, Vec<String>)>,
 }
 
 impl RequestContext {
@@ -76,7 +79,7 @@ impl RequestContext {
             caller,
             action: action.into(),
             resource: resource.into(),
-            keys: BTreeMap::new(),
+            keys: Vec::with_capacity(24),
         };
         if let Some(arn) = context.caller.principal_arn() {
             context.set("aws:PrincipalArn", arn);
@@ -94,36 +97,41 @@ impl RequestContext {
         if let Some(principal_type) = principal_type {
             context.set("aws:PrincipalType", principal_type);
         }
-        match context.caller.clone() {
-            Caller::User { arn, .. } => {
-                if let Some(name) = arn.rsplit('/').next() {
-                    context.set("aws:username", name);
-                }
-            }
-            Caller::Service { name } => context.set("aws:PrincipalServiceName", name),
-            _ => {}
+        let named = match &context.caller {
+            Caller::User { arn, .. } => arn
+                .rsplit('/')
+                .next()
+                .map(|name| ("aws:username", name.to_string())),
+            Caller::Service { name } => Some(("aws:PrincipalServiceName", name.clone())),
+            _ => None,
+        };
+        if let Some((key, value)) = named {
+            context.set(key, value);
         }
         context
     }
 
     /// Sets a single-valued key, replacing what was there.
-    pub fn set(&mut self, key: &str, value: impl Into<String>) {
-        self.keys
-            .insert(key.to_ascii_lowercase(), vec![value.into()]);
+    pub fn set(&mut self, key: impl Into<Cow<'static, str>>, value: impl Into<String>) {
+        self.keys.push((key.into(), vec![value.into()]));
     }
 
     /// Sets a multi-valued key (such as `kms:EncryptionContextKeys`).
-    pub fn set_values(&mut self, key: &str, values: Vec<String>) {
-        self.keys.insert(key.to_ascii_lowercase(), values);
+    pub fn set_values(&mut self, key: impl Into<Cow<'static, str>>, values: Vec<String>) {
+        self.keys.push((key.into(), values));
     }
 
-    pub fn with(mut self, key: &str, value: impl Into<String>) -> Self {
+    pub fn with(mut self, key: impl Into<Cow<'static, str>>, value: impl Into<String>) -> Self {
         self.set(key, value);
         self
     }
 
     pub fn values(&self, key: &str) -> Option<&[String]> {
-        self.keys.get(&key.to_ascii_lowercase()).map(Vec::as_slice)
+        self.keys
+            .iter()
+            .rev()
+            .find(|(name, _)| name.eq_ignore_ascii_case(key))
+            .map(|(_, values)| values.as_slice())
     }
 
     /// The value of a single-valued key (a policy variable needs exactly one).

@@ -182,7 +182,7 @@ impl S3Authorizer {
         };
         let mut request = request_context(ctx, action, &resource);
         for (name, value) in conditions {
-            request.set(name, value.clone());
+            request.set(*name, value.clone());
         }
         let access = match bucket {
             Some(b) => self.bucket_access(b).await?,
