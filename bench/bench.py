@@ -9,6 +9,7 @@ import os
 import re
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -100,6 +101,16 @@ def start_keytrail(config, data_dir, port, *serve_args):
     return Proc("keytrail", [os.path.join(RELEASE, "keytrail"), "--config", config, "--data-dir",
                              data_dir, "serve", "--listen", f"127.0.0.1:{port}", *serve_args],
                 ready_line="keytrail listening on", env=QUIET)
+
+
+def timed(call, repeat=7):
+    """The median of `repeat` calls in milliseconds, and the last call's result."""
+    samples, result = [], None
+    for _ in range(repeat):
+        started = time.perf_counter()
+        result = call()
+        samples.append((time.perf_counter() - started) * 1000)
+    return round(statistics.median(samples), 1), result
 
 
 def wrk_script(method, body, headers):

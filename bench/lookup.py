@@ -12,7 +12,6 @@ import json
 import os
 import random
 import sqlite3
-import statistics
 import sys
 import tempfile
 import time
@@ -72,16 +71,6 @@ def fill(db_path, count):
     db.close()
 
 
-def timed(call, repeat=7):
-    samples = []
-    result = None
-    for _ in range(repeat):
-        started = time.perf_counter()
-        result = call()
-        samples.append((time.perf_counter() - started) * 1000)
-    return round(statistics.median(samples), 1), result
-
-
 def main():
     data = tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP"))
     config = bench.keytrail_config(data.name)
@@ -98,7 +87,7 @@ def main():
         args = dict(endpoint_url=f"http://127.0.0.1:{port}", region_name=REGION,
                     aws_access_key_id="test", aws_secret_access_key="test")
         ct, sts = session.client("cloudtrail", **args), session.client("sts", **args)
-        reference, _ = timed(lambda: sts.get_caller_identity())
+        reference, _ = bench.timed(lambda: sts.get_caller_identity())
 
         def lookup(key=None, value=None, **extra):
             attrs = ([{"AttributeKey": key, "AttributeValue": value}] if key else [])
@@ -122,10 +111,10 @@ def main():
         newest = ct.lookup_events(MaxResults=1)["Events"][0]["EventId"]
         cases["EventId (the newest event's)"] = lookup("EventId", newest)
         for name, call in cases.items():
-            ms, out = timed(call)
+            ms, out = bench.timed(call)
             results[name] = {"median_ms": ms, "events": len(out["Events"])}
         token = ct.lookup_events(MaxResults=50)["NextToken"]
-        ms, _ = timed(lambda: ct.lookup_events(MaxResults=50, NextToken=token))
+        ms, _ = bench.timed(lambda: ct.lookup_events(MaxResults=50, NextToken=token))
         results["second page"] = {"median_ms": ms, "events": 50}
         size = sum(os.path.getsize(os.path.join(data_dir, f)) for f in os.listdir(data_dir)
                    if f.startswith("keytrail.db"))

@@ -13,11 +13,9 @@ empty range (the process's start-up), measured in the same run.
 import json
 import os
 import sqlite3
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -61,15 +59,6 @@ def fill(db_path, key_arns):
     return len(rows), len(rows) * per_row
 
 
-def timed(call, repeat=7):
-    samples, result = [], None
-    for _ in range(repeat):
-        started = time.perf_counter()
-        result = call()
-        samples.append((time.perf_counter() - started) * 1000)
-    return round(statistics.median(samples), 1), result
-
-
 def main():
     data = tempfile.TemporaryDirectory()
     config = bench.keytrail_config(data.name)
@@ -98,7 +87,7 @@ def main():
     server = bench.start_keytrail(config, data_dir, port)
     try:
         sts = boto3.session.Session().client("sts", **args)
-        reference_ms, _ = timed(lambda: sts.get_caller_identity())
+        reference_ms, _ = bench.timed(lambda: sts.get_caller_identity())
 
         def api(query):
             def run():
@@ -118,15 +107,15 @@ def main():
             # Encoded as SDKs encode it (botocore signs the query as given).
             query = urllib.parse.urlencode(
                 {"start": MONTH_START, "end": MONTH_END, "groupBy": group})
-            ms, body = timed(api(query))
+            ms, body = bench.timed(api(query))
             results[f"API groupBy={group}"] = ms
             if group == "key":
                 api_requests = body["requests"]
-        empty_ms, _ = timed(cli("2020-01-01T00:00:00Z", "2020-01-02T00:00:00Z"))
+        empty_ms, _ = bench.timed(cli("2020-01-01T00:00:00Z", "2020-01-02T00:00:00Z"))
         results["CLI, empty range (reference: start-up)"] = empty_ms
-        ms, report = timed(cli(MONTH_START, MONTH_END))
+        ms, report = bench.timed(cli(MONTH_START, MONTH_END))
         results["CLI --format json, the month"] = ms
-        ms, _ = timed(cli(MONTH_START, MONTH_END, "html"))
+        ms, _ = bench.timed(cli(MONTH_START, MONTH_END, "html"))
         results["CLI --format html, the month"] = ms
     finally:
         server.stop()
