@@ -45,6 +45,8 @@ const MAX_LOG_GROUP: usize = 4096;
 /// callers at once, the log waits up to [`LOG_GROUP_WAIT`] for this many before syncing.
 const LOG_GROUP_EVENTS: usize = 32;
 const LOG_GROUP_WAIT: std::time::Duration = std::time::Duration::from_micros(500);
+/// While waiting for a group, the log looks for more appends this often.
+const LOG_GROUP_POLL: std::time::Duration = std::time::Duration::from_micros(100);
 /// Recovered events are indexed in transactions of this many.
 const RECOVERY_CHUNK: usize = 10_000;
 /// Indexing is cheaper per event in bigger transactions (each B-tree page is written once for
@@ -57,6 +59,10 @@ const OWNER_INDEX_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 /// Index-only transactions skip the fsync (the log holds their events); one in this interval
 /// syncs, so the log's segments can be released behind it.
 const INDEX_SYNC_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
+/// The log may run at most this many events ahead of the tables: beyond it, appends wait for
+/// the writer, so memory stays bounded if indexing falls behind (and readers, who wait for the
+/// tables, never wait for more than ~this much indexing).
+const MAX_UNINDEXED_EVENTS: i64 = 8192;
 
 enum WriteOp {
     EnsureAccount(AccountRecord),
@@ -660,15 +666,18 @@ fn journal_loop(
         let mut count = first.events.len();
         let mut jobs = vec![first];
         while count < MAX_LOG_GROUP {
-            let next = match deadline.checked_duration_since(Instant::now()) {
-                Some(left) if concurrent && count < LOG_GROUP_EVENTS => rx.recv_timeout(left).ok(),
-                _ => rx.try_recv().ok(),
-            };
-            match next {
-                Some(job) => {
-                    count += job.events.len();
-                    jobs.push(job);
-                }
+            if let Ok(job) = rx.try_recv() {
+                count += job.events.len();
+                jobs.push(job);
+                continue;
+            }
+            if !concurrent || count >= LOG_GROUP_EVENTS {
+                break;
+            }
+            // Sleeping in short steps rather than blocking on the channel: a blocked receiver
+            // is woken by every single append (a futex wake and a context switch each).
+            match deadline.checked_duration_since(Instant::now()) {
+                Some(left) => std::thread::sleep(left.min(LOG_GROUP_POLL)),
                 None => break,
             }
         }
@@ -698,6 +707,7 @@ fn journal_loop(
                     if writer.send(job).is_err() {
                         progress.indexed.send_modify(|i| i.failed = true);
                     }
+                    wait_for_indexing(&progress);
                 }
                 log.release_indexed(progress.synced.load(Ordering::Acquire));
             }
@@ -710,6 +720,19 @@ fn journal_loop(
         }
     }
     tracing::debug!("event log stopped");
+}
+
+/// Holds the log back while it runs more than [`MAX_UNINDEXED_EVENTS`] ahead of the tables
+/// (unless indexing has stopped: then the events wait in the log for a restart).
+fn wait_for_indexing(progress: &IndexProgress) {
+    let durable = progress.durable.load(Ordering::Acquire);
+    loop {
+        let indexed = *progress.indexed.borrow();
+        if indexed.failed || durable - indexed.through <= MAX_UNINDEXED_EVENTS {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_micros(250));
+    }
 }
 
 fn writer_loop(
