@@ -147,11 +147,13 @@ impl SigningKeyCache {
     }
 }
 
-/// Every header as `(name, value)`, with `host` synthesised from the URI authority for HTTP/2.
-pub fn header_pairs(parts: &Parts) -> Vec<(String, String)> {
+/// The headers the client signed as `(name, value)` (the others do not take part in the
+/// signature), with `host` synthesised from the URI authority for HTTP/2.
+pub fn signed_header_pairs(parts: &Parts, signed: &[String]) -> Vec<(String, String)> {
     let mut headers: Vec<(String, String)> = parts
         .headers
         .iter()
+        .filter(|(n, _)| signed.iter().any(|s| s.eq_ignore_ascii_case(n.as_str())))
         .map(|(n, v)| {
             (
                 n.as_str().to_string(),
@@ -248,7 +250,7 @@ pub async fn authenticate(
     sigv4::check_time(&amz_date, &auth.scope, OffsetDateTime::now_utc())
         .map_err(|e| fail_known(to_api_error(style, e)))?;
 
-    let headers = header_pairs(parts);
+    let headers = signed_header_pairs(parts, &auth.signed_headers);
     let payload_hash = sigv4::sha256_hex(body);
     let request = RequestParts {
         method: parts.method.as_str(),

@@ -303,6 +303,9 @@ fn percent_decode(input: &str) -> Vec<u8> {
 /// the client), with dot and empty segments removed, encoded once more. AWS double-encodes the
 /// path for every service but S3, which never comes through this verifier.
 pub fn canonical_uri(path: &str) -> String {
+    if path == "/" {
+        return String::from("/");
+    }
     let mut segments: Vec<&str> = Vec::new();
     for segment in path.split('/') {
         match segment {
@@ -330,6 +333,9 @@ pub fn canonical_uri(path: &str) -> String {
 /// The canonical query string: every `k=v` pair decoded and re-encoded, sorted by key then value.
 /// `X-Amz-Signature` is excluded (presigned requests carry it in the query).
 pub fn canonical_query(query: &str) -> String {
+    if query.is_empty() {
+        return String::new();
+    }
     let mut pairs: Vec<(String, String)> = query
         .split('&')
         .filter(|p| !p.is_empty())
@@ -349,9 +355,15 @@ pub fn canonical_query(query: &str) -> String {
         .join("&")
 }
 
-/// Trims a header value and collapses internal runs of spaces, as SigV4 requires.
-fn canonical_header_value(value: &str) -> String {
-    value.split_whitespace().collect::<Vec<_>>().join(" ")
+/// Appends a header value trimmed, with internal runs of whitespace collapsed to one space, as
+/// SigV4 requires.
+fn push_canonical_header_value(out: &mut String, value: &str) {
+    for (i, word) in value.split_whitespace().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
 }
 
 /// Builds the canonical request. Every name in `signed_headers` must be present in the request,
@@ -361,47 +373,104 @@ pub fn canonical_request(
     signed_headers: &[String],
     canonical_uri: &str,
 ) -> Result<String, SigV4Error> {
-    let mut sorted: Vec<&String> = signed_headers.iter().collect();
-    sorted.sort();
-    let mut headers_block = String::new();
+    let mut sorted: Vec<&str> = signed_headers.iter().map(String::as_str).collect();
+    sorted.sort_unstable();
+    let query = canonical_query(parts.query);
+    let mut out = String::with_capacity(
+        parts.method.len()
+            + canonical_uri.len()
+            + query.len()
+            + parts.payload_hash.len()
+            + parts
+                .headers
+                .iter()
+                .map(|(n, v)| 2 * n.len() + v.len() + 3)
+                .sum::<usize>()
+            + 8,
+    );
+    out.push_str(parts.method);
+    out.push('\n');
+    out.push_str(canonical_uri);
+    out.push('\n');
+    out.push_str(&query);
+    out.push('\n');
     for name in &sorted {
-        let values: Vec<String> = parts
+        out.push_str(name);
+        out.push(':');
+        let mut found = false;
+        for (_, value) in parts
             .headers
             .iter()
             .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| canonical_header_value(v))
-            .collect();
-        if values.is_empty() {
+        {
+            if found {
+                out.push(',');
+            }
+            push_canonical_header_value(&mut out, value);
+            found = true;
+        }
+        if !found {
             return Err(SigV4Error::SignatureMismatch);
         }
-        headers_block.push_str(name);
-        headers_block.push(':');
-        headers_block.push_str(&values.join(","));
-        headers_block.push('\n');
+        out.push('\n');
     }
-    let signed: Vec<&str> = sorted.iter().map(|s| s.as_str()).collect();
-    Ok(format!(
-        "{}\n{}\n{}\n{}\n{}\n{}",
-        parts.method,
-        canonical_uri,
-        canonical_query(parts.query),
-        headers_block,
-        signed.join(";"),
-        parts.payload_hash
-    ))
+    out.push('\n');
+    for (i, name) in sorted.iter().enumerate() {
+        if i > 0 {
+            out.push(';');
+        }
+        out.push_str(name);
+    }
+    out.push('\n');
+    out.push_str(parts.payload_hash);
+    Ok(out)
 }
 
 /// `AWS4-HMAC-SHA256\n<amz-date>\n<scope>\n<hex sha256(canonical request)>`.
 pub fn string_to_sign(amz_date: &str, scope: &CredentialScope, canonical_request: &str) -> String {
-    format!(
-        "{ALGORITHM}\n{amz_date}\n{}\n{}",
-        scope.as_string(),
-        sha256_hex(canonical_request.as_bytes())
-    )
+    let mut out = String::with_capacity(
+        ALGORITHM.len()
+            + amz_date.len()
+            + scope.date.len()
+            + scope.region.len()
+            + scope.service.len()
+            + 100,
+    );
+    out.push_str(ALGORITHM);
+    out.push('\n');
+    out.push_str(amz_date);
+    out.push('\n');
+    out.push_str(&scope.date);
+    out.push('/');
+    out.push_str(&scope.region);
+    out.push('/');
+    out.push_str(&scope.service);
+    out.push_str("/aws4_request\n");
+    push_hex(
+        &mut out,
+        digest::digest(&digest::SHA256, canonical_request.as_bytes()).as_ref(),
+    );
+    out
+}
+
+const HEX_LOWER: &[u8; 16] = b"0123456789abcdef";
+
+fn push_hex(out: &mut String, bytes: &[u8]) {
+    for &b in bytes {
+        out.push(char::from(HEX_LOWER[usize::from(b >> 4)]));
+        out.push(char::from(HEX_LOWER[usize::from(b & 0x0f)]));
+    }
+}
+
+/// Lower-case hex of `bytes`.
+pub fn hex_lower(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 2);
+    push_hex(&mut out, bytes);
+    out
 }
 
 pub fn sha256_hex(data: &[u8]) -> String {
-    hex::encode(digest::digest(&digest::SHA256, data))
+    hex_lower(digest::digest(&digest::SHA256, data).as_ref())
 }
 
 fn hmac_sha256(key: &[u8], data: &[u8]) -> Zeroizing<Vec<u8>> {
@@ -421,7 +490,7 @@ pub fn signing_key(secret: &str, scope: &CredentialScope) -> Zeroizing<Vec<u8>> 
 /// Hex signature of a string to sign.
 pub fn sign(secret: &str, scope: &CredentialScope, string_to_sign: &str) -> String {
     let key = signing_key(secret, scope);
-    hex::encode(hmac_sha256(&key, string_to_sign.as_bytes()).as_slice())
+    hex_lower(&hmac_sha256(&key, string_to_sign.as_bytes()))
 }
 
 /// Verifies a parsed header-signed request with the caller's secret. Time and scope checks are
@@ -445,8 +514,12 @@ pub fn verify_with_signing_key(
 ) -> Result<(), SigV4Error> {
     let canonical = canonical_request(parts, &auth.signed_headers, &canonical_uri(parts.path))?;
     let to_sign = string_to_sign(amz_date, &auth.scope, &canonical);
-    let expected = hex::encode(hmac_sha256(signing_key, to_sign.as_bytes()).as_slice());
-    if bool::from(expected.as_bytes().ct_eq(auth.signature.as_bytes())) {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, signing_key);
+    let expected = hmac::sign(&key, to_sign.as_bytes());
+    let mut given = [0u8; 32];
+    // `parse_authorization` checked the signature is 64 hex characters.
+    let decoded = hex::decode_to_slice(&auth.signature, &mut given).is_ok();
+    if decoded && bool::from(expected.as_ref().ct_eq(&given[..])) {
         Ok(())
     } else {
         Err(SigV4Error::SignatureMismatch)
