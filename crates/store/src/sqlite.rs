@@ -694,7 +694,11 @@ fn journal_loop(
             replies.push(job.reply);
         }
         metrics::histogram!("keytrail_event_log_group_size").record(rows.len() as f64);
-        match log.append(&mut rows) {
+        let started = Instant::now();
+        let appended = log.append(&mut rows);
+        metrics::histogram!("keytrail_event_log_append_seconds")
+            .record(started.elapsed().as_secs_f64());
+        match appended {
             Ok(()) => {
                 if let Some(last) = rows.last() {
                     progress.durable.store(last.seq, Ordering::Release);
