@@ -144,6 +144,20 @@ response!(DescribeKeyResponse {
     key_metadata: KeyMetadata
 });
 
+request!(GetKeyLastUsageRequest { key_id: String });
+response!(KeyLastUsageData {
+    operation: String,
+    timestamp: f64,
+    cloud_trail_event_id: String,
+    kms_request_id: String,
+});
+response!(GetKeyLastUsageResponse {
+    key_id: String,
+    key_last_usage: KeyLastUsageData,
+    tracking_start_date: f64,
+    key_creation_date: f64,
+});
+
 request!(ListKeysRequest {
     limit: i64,
     marker: String

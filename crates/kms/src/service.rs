@@ -669,6 +669,22 @@ impl Kms {
     }
 
     /// A key's grants, from the cache or the store.
+    /// The newest successful event of `operations` on `key` in its account and region, and the
+    /// time of the oldest event the journal still holds there.
+    pub(crate) async fn last_use(
+        &self,
+        key: &LoadedKey,
+        operations: &[&str],
+    ) -> KmsResult<(Option<keytrail_store::EventRow>, Option<i64>)> {
+        let r = &key.record;
+        let last = self
+            .store
+            .last_successful_event(&r.account_id, &r.region, &key.arn, operations)
+            .await?;
+        let oldest = self.store.oldest_event_ms(&r.account_id, &r.region).await?;
+        Ok((last, oldest))
+    }
+
     pub(crate) async fn grants_of(&self, key: &LoadedKey) -> KmsResult<Arc<Vec<Grant>>> {
         if let Some(grants) = self.grants.get(&key.arn) {
             return Ok(grants);

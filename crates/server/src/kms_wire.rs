@@ -74,6 +74,7 @@ pub async fn dispatch(
     operations! {
         "CreateKey" => CreateKeyRequest,
         "DescribeKey" => DescribeKeyRequest,
+        "GetKeyLastUsage" => GetKeyLastUsageRequest,
         "ListKeys" => ListKeysRequest,
         "UpdateKeyDescription" => UpdateKeyDescriptionRequest,
         "EnableKey" => EnableKeyRequest,

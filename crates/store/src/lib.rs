@@ -480,6 +480,18 @@ pub trait Store: Send + Sync + 'static {
     async fn last_event_seq(&self) -> StoreResult<i64>;
     /// Management events for LookupEvents, newest first, from indexes.
     async fn lookup_events(&self, lookup: EventLookup) -> StoreResult<Vec<EventRow>>;
+    /// The newest successful management event of one account and region whose resources name
+    /// `resource_name` and whose name is one of `event_names` (KMS's GetKeyLastUsage).
+    async fn last_successful_event(
+        &self,
+        account_id: &str,
+        region: &str,
+        resource_name: &str,
+        event_names: &[&str],
+    ) -> StoreResult<Option<EventRow>>;
+    /// The time of the oldest event the journal still holds for one account and region (older
+    /// ones were removed by retention).
+    async fn oldest_event_ms(&self, account_id: &str, region: &str) -> StoreResult<Option<i64>>;
     /// The hourly KMS usage rollup for hours starting in [start_ms, end_ms), optionally of one
     /// account.
     async fn kms_usage(

@@ -2290,6 +2290,59 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn last_successful_event(
+        &self,
+        account_id: &str,
+        region: &str,
+        resource_name: &str,
+        event_names: &[&str],
+    ) -> StoreResult<Option<EventRow>> {
+        self.events_indexed().await?;
+        let account_id = account_id.to_string();
+        let region = region.to_string();
+        let resource_name = resource_name.to_string();
+        let names: Vec<String> = event_names.iter().map(|n| (*n).to_string()).collect();
+        self.read(move |c| {
+            let columns = EVENT_COLUMNS
+                .split(',')
+                .map(|c| format!("e.{}", c.trim()))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let placeholders = (0..names.len())
+                .map(|i| format!("?{}", i + 4))
+                .collect::<Vec<_>>()
+                .join(", ");
+            // The resource index is walked newest first; the first event that is one of the
+            // operations and carries no error ends the walk.
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {columns} FROM event_resources r JOIN events e ON e.seq = r.seq
+                 WHERE r.account_id = ?1 AND r.region = ?2 AND r.resource_name = ?3
+                   AND e.event_name IN ({placeholders})
+                   AND json_extract(e.record_json, '$.errorCode') IS NULL
+                 ORDER BY r.event_time_ms DESC, r.seq DESC LIMIT 1"
+            ))?;
+            let values = [account_id, region, resource_name].into_iter().chain(names);
+            Ok(stmt
+                .query_row(rusqlite::params_from_iter(values), event_from_row)
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn oldest_event_ms(&self, account_id: &str, region: &str) -> StoreResult<Option<i64>> {
+        self.events_indexed().await?;
+        let account_id = account_id.to_string();
+        let region = region.to_string();
+        self.read(move |c| {
+            Ok(c.query_row(
+                "SELECT MIN(event_time_ms) FROM events WHERE account_id = ?1 AND region = ?2",
+                params![account_id, region],
+                |r| r.get(0),
+            )?)
+        })
+        .await
+    }
+
     async fn kms_usage(
         &self,
         start_ms: i64,

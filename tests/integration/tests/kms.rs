@@ -891,3 +891,116 @@ async fn keys_survive_a_restart_and_a_wrong_root_key_is_refused() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("root key"), "{stderr}");
 }
+
+#[tokio::test]
+async fn last_usage_is_the_newest_successful_cryptographic_call_in_the_journal() {
+    let server = TestServer::start();
+    let kms = kms_client(&server.url, ROOT_KEY, ROOT_SECRET);
+    let source = new_key(&kms, "source").await;
+    let destination = new_key(&kms, "destination").await;
+    let last_usage = |key: String| {
+        let kms = kms.clone();
+        async move { kms.get_key_last_usage().key_id(key).send().await.unwrap() }
+    };
+
+    let unused = last_usage(source.clone()).await;
+    assert_eq!(unused.key_id(), Some(source.as_str()));
+    let usage = unused.key_last_usage().expect("an empty KeyLastUsage");
+    assert_eq!(usage.operation(), None);
+    assert_eq!(usage.cloud_trail_event_id(), None);
+    let created = kms
+        .describe_key()
+        .key_id(&source)
+        .send()
+        .await
+        .unwrap()
+        .key_metadata()
+        .unwrap()
+        .creation_date()
+        .copied()
+        .unwrap();
+    assert_eq!(unused.key_creation_date(), Some(&created));
+    assert_eq!(
+        unused.tracking_start_date(),
+        Some(&created),
+        "the journal holds everything since the key was created"
+    );
+
+    let context = ctx(&[("purpose", "last-usage")]);
+    let generated = kms
+        .generate_data_key()
+        .key_id(&source)
+        .key_spec(DataKeySpec::Aes256)
+        .set_encryption_context(context.clone())
+        .send()
+        .await
+        .unwrap();
+    let request_id = generated.request_id().unwrap().to_string();
+    let used = last_usage(source.clone()).await;
+    let usage = used.key_last_usage().unwrap();
+    assert_eq!(
+        usage.operation().map(|o| o.as_str()),
+        Some("GenerateDataKey")
+    );
+    assert_eq!(usage.kms_request_id(), Some(request_id.as_str()));
+    let event = server.event_for_request(&request_id);
+    assert_eq!(
+        usage.cloud_trail_event_id(),
+        event["eventID"].as_str(),
+        "the event id of that call's CloudTrail record"
+    );
+    assert!(usage.timestamp().is_some());
+
+    // A call that fails is not a use of the key; neither are management calls.
+    let wrong_context = kms
+        .decrypt()
+        .ciphertext_blob(generated.ciphertext_blob().unwrap().clone())
+        .set_encryption_context(ctx(&[("purpose", "something else")]))
+        .send()
+        .await;
+    assert_eq!(code(wrong_context), "InvalidCiphertextException");
+    kms.describe_key().key_id(&source).send().await.unwrap();
+    let still = last_usage(source.clone()).await;
+    assert_eq!(
+        still.key_last_usage().unwrap().kms_request_id(),
+        Some(request_id.as_str())
+    );
+
+    // ReEncrypt uses both keys.
+    let moved = kms
+        .re_encrypt()
+        .ciphertext_blob(generated.ciphertext_blob().unwrap().clone())
+        .set_source_encryption_context(context.clone())
+        .destination_key_id(&destination)
+        .send()
+        .await
+        .unwrap();
+    let moved_id = moved.request_id().unwrap().to_string();
+    for key in [&source, &destination] {
+        let usage = last_usage(key.clone()).await;
+        let usage = usage.key_last_usage().unwrap();
+        assert_eq!(usage.operation().map(|o| o.as_str()), Some("ReEncrypt"));
+        assert_eq!(usage.kms_request_id(), Some(moved_id.as_str()));
+    }
+
+    // Key id or key ARN only, as the model says; an unknown key is not found.
+    let by_alias = kms
+        .get_key_last_usage()
+        .key_id("alias/anything")
+        .send()
+        .await;
+    assert_eq!(code(by_alias), "NotFoundException");
+    let unknown = kms
+        .get_key_last_usage()
+        .key_id("00000000-0000-4000-8000-000000000000")
+        .send()
+        .await;
+    assert_eq!(code(unknown), "NotFoundException");
+    let asked = server.events();
+    assert!(
+        asked
+            .iter()
+            .any(|e| e["eventName"] == "GetKeyLastUsage" && e["readOnly"] == true),
+        "GetKeyLastUsage is journaled as a read-only call"
+    );
+}
