@@ -1,6 +1,7 @@
 //! Key material of every key spec (§2.4): AES-256 backing keys, RSA and ECC key pairs, HMAC
 //! keys — generated, serialized for wrapping (PKCS#8 for key pairs), loaded, and used.
 
+use aws_lc_rs::agreement;
 use aws_lc_rs::digest::{self, Digest};
 use aws_lc_rs::encoding::{AsDer, PublicKeyX509Der};
 use aws_lc_rs::hmac;
@@ -52,7 +53,8 @@ pub fn usages(spec: &str) -> &'static [&'static str] {
     match family(spec) {
         Some(SpecFamily::Symmetric) => &["ENCRYPT_DECRYPT"],
         Some(SpecFamily::Rsa(_)) => &["ENCRYPT_DECRYPT", "SIGN_VERIFY"],
-        Some(SpecFamily::Ecc(_)) => &["SIGN_VERIFY"],
+        Some(SpecFamily::Ecc("ECC_SECG_P256K1")) => &["SIGN_VERIFY"],
+        Some(SpecFamily::Ecc(_)) => &["SIGN_VERIFY", "KEY_AGREEMENT"],
         Some(SpecFamily::Hmac(..)) => &["GENERATE_VERIFY_MAC"],
         None => &[],
     }
@@ -88,6 +90,23 @@ pub fn signing_algorithms(spec: &str, usage: &str) -> Vec<String> {
         "ECC_NIST_P384" => vec!["ECDSA_SHA_384".into()],
         "ECC_NIST_P521" => vec!["ECDSA_SHA_512".into()],
         _ => Vec::new(),
+    }
+}
+
+pub fn key_agreement_algorithms(usage: &str) -> Vec<String> {
+    if usage == "KEY_AGREEMENT" {
+        vec!["ECDH".into()]
+    } else {
+        Vec::new()
+    }
+}
+
+fn ecdh(spec: &str) -> Option<&'static agreement::Algorithm> {
+    match spec {
+        "ECC_NIST_P256" => Some(&agreement::ECDH_P256),
+        "ECC_NIST_P384" => Some(&agreement::ECDH_P384),
+        "ECC_NIST_P521" => Some(&agreement::ECDH_P521),
+        _ => None,
     }
 }
 
@@ -128,10 +147,12 @@ pub enum KeyMaterial {
     Hmac(Box<hmac::Key>),
 }
 
-/// An ECC key pair and its public key as SubjectPublicKeyInfo.
+/// An ECC key pair and its public key as SubjectPublicKeyInfo; NIST curves also as an ECDH
+/// private key (the same secret), for KEY_AGREEMENT keys.
 pub struct EccMaterial {
     key_pair: EcdsaKeyPair,
     public_der: Vec<u8>,
+    agreement: Option<agreement::PrivateKey>,
 }
 
 /// An RSA key pair in the three forms aws-lc-rs uses it.
@@ -214,9 +235,17 @@ pub fn load(spec: &str, secret: &[u8]) -> KmsResult<KeyMaterial> {
                 .map_err(|_| malformed())?
                 .as_ref()
                 .to_vec();
+            let agreement = match ecdh(spec) {
+                Some(alg) => Some(
+                    agreement::PrivateKey::from_private_key_der(alg, secret)
+                        .map_err(|_| malformed())?,
+                ),
+                None => None,
+            };
             KeyMaterial::Ecc(Box::new(EccMaterial {
                 key_pair,
                 public_der,
+                agreement,
             }))
         }
         None => return Err(malformed()),
@@ -238,6 +267,25 @@ impl KeyMaterial {
             KeyMaterial::Ecc(ecc) => Some(&ecc.public_der),
             _ => None,
         }
+    }
+
+    /// The ECDH shared secret (the x-coordinate of the shared point, as KMS returns it) with a
+    /// peer's public key given as DER SubjectPublicKeyInfo on the same curve.
+    pub fn derive_shared_secret(&self, spec: &str, peer: &[u8]) -> KmsResult<Zeroizing<Vec<u8>>> {
+        let (KeyMaterial::Ecc(ecc), Some(alg)) = (self, ecdh(spec)) else {
+            return Err(internal("Key agreement"));
+        };
+        let Some(private) = &ecc.agreement else {
+            return Err(internal("Key agreement"));
+        };
+        agreement::agree(
+            private,
+            agreement::UnparsedPublicKey::new(alg, peer),
+            KmsError::Validation(format!(
+                "PublicKey is not a DER-encoded SubjectPublicKeyInfo of a point on the curve of {spec}."
+            )),
+            |secret| Ok(Zeroizing::new(secret.to_vec())),
+        )
     }
 
     /// The largest plaintext RSA-OAEP takes with this key and algorithm.

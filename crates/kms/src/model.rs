@@ -132,6 +132,7 @@ response!(
         key_spec: String,
         encryption_algorithms: Vec<String>,
         signing_algorithms: Vec<String>,
+        key_agreement_algorithms: Vec<String>,
         mac_algorithms: Vec<String>,
         multi_region: bool,
         pending_deletion_window_in_days: i64,
@@ -416,6 +417,29 @@ response!(GetPublicKeyResponse {
     key_usage: String,
     encryption_algorithms: Vec<String>,
     signing_algorithms: Vec<String>,
+    key_agreement_algorithms: Vec<String>,
+});
+
+/// The peer's public key is not part of the event record.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DeriveSharedSecretRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_agreement_algorithm: Option<String>,
+    #[serde(default, skip_serializing)]
+    pub public_key: Option<Blob>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant_tokens: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dry_run: Option<bool>,
+}
+response!(DeriveSharedSecretResponse {
+    key_id: String,
+    shared_secret: SecretBlob,
+    key_agreement_algorithm: String,
+    key_origin: String,
 });
 
 /// The message is never serialized: serialization feeds the event record.

@@ -75,6 +75,7 @@ pub async fn dispatch(
         "CreateKey" => CreateKeyRequest,
         "DescribeKey" => DescribeKeyRequest,
         "GetKeyLastUsage" => GetKeyLastUsageRequest,
+        "DeriveSharedSecret" => DeriveSharedSecretRequest,
         "ListKeys" => ListKeysRequest,
         "UpdateKeyDescription" => UpdateKeyDescriptionRequest,
         "EnableKey" => EnableKeyRequest,

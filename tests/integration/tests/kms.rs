@@ -202,12 +202,23 @@ async fn key_lifecycle_and_metadata() {
         code(
             kms.create_key()
                 .key_spec(aws_sdk_kms::types::KeySpec::EccNistP256)
-                .key_usage(aws_sdk_kms::types::KeyUsageType::KeyAgreement)
+                .key_usage(aws_sdk_kms::types::KeyUsageType::EncapsulateDecapsulate)
                 .send()
                 .await
         ),
         "UnsupportedOperationException",
-        "key agreement is not implemented"
+        "key encapsulation is not implemented"
+    );
+    assert_eq!(
+        code(
+            kms.create_key()
+                .key_spec(aws_sdk_kms::types::KeySpec::EccSecgP256K1)
+                .key_usage(aws_sdk_kms::types::KeyUsageType::KeyAgreement)
+                .send()
+                .await
+        ),
+        "ValidationException",
+        "secp256k1 keys only sign"
     );
     assert_eq!(
         code(

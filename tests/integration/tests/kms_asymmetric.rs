@@ -7,8 +7,8 @@ use aws_sdk_kms::Client;
 use aws_sdk_kms::operation::RequestId;
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{
-    DataKeyPairSpec, EncryptionAlgorithmSpec, KeySpec, KeyUsageType, MacAlgorithmSpec, MessageType,
-    SigningAlgorithmSpec,
+    DataKeyPairSpec, EncryptionAlgorithmSpec, KeyAgreementAlgorithmSpec, KeySpec, KeyUsageType,
+    MacAlgorithmSpec, MessageType, SigningAlgorithmSpec,
 };
 use common::*;
 
@@ -424,5 +424,122 @@ async fn data_key_pairs_of_every_spec() {
                 .await
         ),
         "InvalidKeyUsageException"
+    );
+}
+
+/// A peer's ECDH key pair: the private key and the public key as DER SubjectPublicKeyInfo.
+fn ecdh_peer(
+    curve: &'static aws_lc_rs::agreement::Algorithm,
+) -> (aws_lc_rs::agreement::PrivateKey, Vec<u8>) {
+    use aws_lc_rs::encoding::{AsDer, PublicKeyX509Der};
+    let private = aws_lc_rs::agreement::PrivateKey::generate(curve).unwrap();
+    let public = AsDer::<PublicKeyX509Der>::as_der(&private.compute_public_key().unwrap())
+        .unwrap()
+        .as_ref()
+        .to_vec();
+    (private, public)
+}
+
+#[tokio::test]
+async fn key_agreement_keys_derive_the_shared_secret_the_peer_derives() {
+    use aws_lc_rs::agreement;
+
+    let server = TestServer::start();
+    let kms = kms_client(&server.url, ROOT_KEY, ROOT_SECRET);
+    for (spec, curve, secret_len) in [
+        (KeySpec::EccNistP256, &agreement::ECDH_P256, 32),
+        (KeySpec::EccNistP384, &agreement::ECDH_P384, 48),
+        (KeySpec::EccNistP521, &agreement::ECDH_P521, 66),
+    ] {
+        let key = create(&kms, spec.clone(), KeyUsageType::KeyAgreement).await;
+        let described = kms.describe_key().key_id(&key).send().await.unwrap();
+        let meta = described.key_metadata().unwrap();
+        assert_eq!(meta.key_usage(), Some(&KeyUsageType::KeyAgreement));
+        assert_eq!(meta.key_agreement_algorithms().len(), 1);
+        assert_eq!(meta.key_agreement_algorithms()[0].as_str(), "ECDH");
+        assert!(meta.signing_algorithms().is_empty());
+        let public = kms.get_public_key().key_id(&key).send().await.unwrap();
+        assert_eq!(public.key_agreement_algorithms()[0].as_str(), "ECDH");
+        let kms_public = public.public_key().unwrap().as_ref().to_vec();
+
+        let (peer, peer_public) = ecdh_peer(curve);
+        let derived = kms
+            .derive_shared_secret()
+            .key_id(&key)
+            .key_agreement_algorithm(KeyAgreementAlgorithmSpec::Ecdh)
+            .public_key(Blob::new(peer_public.clone()))
+            .send()
+            .await
+            .unwrap();
+        assert!(derived.key_id().unwrap().ends_with(&key), "the key ARN");
+        assert_eq!(derived.key_origin().map(|o| o.as_str()), Some("AWS_KMS"));
+        let theirs = agreement::agree(
+            &peer,
+            agreement::UnparsedPublicKey::new(curve, &kms_public),
+            (),
+            |secret| Ok(secret.to_vec()),
+        )
+        .unwrap();
+        let ours = derived.shared_secret().unwrap().as_ref().to_vec();
+        assert_eq!(ours.len(), secret_len, "{spec:?}");
+        assert_eq!(ours, theirs, "{spec:?}: both sides derive the same secret");
+
+        let event = server.event_for_request(derived.request_id().unwrap());
+        assert_eq!(event["eventName"], "DeriveSharedSecret");
+        assert_eq!(event["readOnly"], true);
+        assert_eq!(event["requestParameters"]["keyAgreementAlgorithm"], "ECDH");
+        assert_eq!(event["responseElements"], serde_json::Value::Null);
+        let text = event.to_string();
+        assert!(
+            !text.contains("publicKey") && !text.contains("sharedSecret"),
+            "neither key material nor the secret reach the event: {text}"
+        );
+
+        // A key agreement key does not sign; a signing key does not agree.
+        assert_eq!(
+            code(
+                kms.sign()
+                    .key_id(&key)
+                    .message(Blob::new(b"m".to_vec()))
+                    .signing_algorithm(SigningAlgorithmSpec::EcdsaSha256)
+                    .send()
+                    .await
+            ),
+            "InvalidKeyUsageException"
+        );
+    }
+
+    let p256 = create(&kms, KeySpec::EccNistP256, KeyUsageType::KeyAgreement).await;
+    let (_, p384_public) = ecdh_peer(&agreement::ECDH_P384);
+    let derive = |key: String, public: Vec<u8>| {
+        let kms = kms.clone();
+        async move {
+            kms.derive_shared_secret()
+                .key_id(key)
+                .key_agreement_algorithm(KeyAgreementAlgorithmSpec::Ecdh)
+                .public_key(Blob::new(public))
+                .send()
+                .await
+        }
+    };
+    assert_eq!(
+        code(derive(p256.clone(), p384_public).await),
+        "ValidationException",
+        "a public key on another curve"
+    );
+    assert_eq!(
+        code(derive(p256.clone(), b"not a key".to_vec()).await),
+        "ValidationException"
+    );
+    let signing = create(&kms, KeySpec::EccNistP256, KeyUsageType::SignVerify).await;
+    let (_, peer_public) = ecdh_peer(&agreement::ECDH_P256);
+    assert_eq!(
+        code(derive(signing, peer_public.clone()).await),
+        "InvalidKeyUsageException"
+    );
+    kms.disable_key().key_id(&p256).send().await.unwrap();
+    assert_eq!(
+        code(derive(p256.clone(), peer_public).await),
+        "DisabledException"
     );
 }

@@ -1,5 +1,5 @@
-//! Operations of asymmetric and HMAC keys: GetPublicKey, Sign, Verify, GenerateMac,
-//! VerifyMac, GenerateDataKeyPair, GenerateDataKeyPairWithoutPlaintext.
+//! Operations of asymmetric and HMAC keys: GetPublicKey, Sign, Verify, DeriveSharedSecret,
+//! GenerateMac, VerifyMac, GenerateDataKeyPair, GenerateDataKeyPairWithoutPlaintext.
 
 use super::*;
 
@@ -54,6 +54,53 @@ impl KmsOperation for GetPublicKeyRequest {
                 &r.key_spec,
                 &r.key_usage,
             )),
+            key_agreement_algorithms: non_empty(asymmetric::key_agreement_algorithms(&r.key_usage)),
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl KmsOperation for DeriveSharedSecretRequest {
+    const NAME: &'static str = "DeriveSharedSecret";
+    const READ_ONLY: bool = true;
+    type Output = DeriveSharedSecretResponse;
+
+    async fn run(
+        &self,
+        kms: &Kms,
+        ctx: &KmsCall<'_>,
+        notes: &mut AuditNotes,
+    ) -> KmsResult<Self::Output> {
+        let key_id = key_id_member(&self.key_id, "keyId")?;
+        let algorithm = required(&self.key_agreement_algorithm, "keyAgreementAlgorithm")?;
+        if algorithm != "ECDH" {
+            return Err(KmsError::constraint(
+                "keyAgreementAlgorithm",
+                algorithm,
+                "Member must satisfy enum value set: [ECDH]",
+            ));
+        }
+        let peer = required(&self.public_key, "publicKey")?;
+        if peer.0.is_empty() || peer.0.len() > 8192 {
+            return Err(KmsError::Validation(
+                "1 validation error detected: Value at 'publicKey' failed to satisfy constraint: Member must have length between 1 and 8192".into(),
+            ));
+        }
+        grant_tokens(kms, &self.grant_tokens)?;
+        let key = kms.resolve(ctx, key_id, true).await?;
+        note_key(notes, &key);
+        Kms::usable_for_crypto(&key)?;
+        require_usage(&key, "KEY_AGREEMENT", Self::NAME)?;
+        dry_run(self.dry_run)?;
+        let secret = key
+            .current()?
+            .key
+            .derive_shared_secret(&key.record.key_spec, &peer.0)?;
+        Ok(DeriveSharedSecretResponse {
+            key_id: Some(key.arn.clone()),
+            shared_secret: Some(SecretBlob(secret)),
+            key_agreement_algorithm: Some(algorithm.clone()),
+            key_origin: Some(key.record.origin.clone()),
         })
     }
 }

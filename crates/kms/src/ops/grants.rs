@@ -63,6 +63,13 @@ fn operations_for(key: &KeyRecord) -> &'static [&'static str] {
             "RetireGrant",
             "DescribeKey",
         ],
+        (_, "KEY_AGREEMENT") => &[
+            "DeriveSharedSecret",
+            "GetPublicKey",
+            "CreateGrant",
+            "RetireGrant",
+            "DescribeKey",
+        ],
         (_, "GENERATE_VERIFY_MAC") => &[
             "GenerateMac",
             "VerifyMac",

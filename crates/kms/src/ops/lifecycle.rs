@@ -47,7 +47,7 @@ impl KmsOperation for CreateKeyRequest {
                 "KeySpec {spec} is not supported by this keytrail version."
             )));
         }
-        if usage == "KEY_AGREEMENT" || usage == "ENCAPSULATE_DECAPSULATE" {
+        if usage == "ENCAPSULATE_DECAPSULATE" {
             return Err(KmsError::UnsupportedOperation(format!(
                 "KeyUsage {usage} is not supported by this keytrail version."
             )));

@@ -33,6 +33,9 @@ pub(crate) fn metadata(record: &KeyRecord) -> KeyMetadata {
             &record.key_spec,
             &record.key_usage,
         )),
+        key_agreement_algorithms: non_empty(asymmetric::key_agreement_algorithms(
+            &record.key_usage,
+        )),
         mac_algorithms: non_empty(asymmetric::mac_algorithms(&record.key_spec)),
         multi_region: Some(false),
         pending_deletion_window_in_days: record.pending_window_days.filter(|_| pending),
