@@ -8,13 +8,21 @@
 //! own fsync; and a crash between the two loses nothing: on start, every record of the log that
 //! is not yet in the tables is indexed again.
 //!
-//! A segment is `seg-<first seq>.log`, a run of records `len: u32 LE | crc32: u32 LE | payload`.
-//! A segment is deleted once everything in it is indexed by a committed (fsynced) transaction.
-//! Only the tail of the newest segment can be torn (a group that was never acknowledged); it is
-//! cut off on start. A bad record anywhere else is corruption, and the store refuses to open.
+//! A segment is `seg-<first seq>.log`, a run of records `len: u32 LE | crc32: u32 LE | payload`
+//! whose payloads start with their seq, one more than the record before. Once everything in a
+//! segment is indexed by a committed (fsynced) transaction, the segment is recycled: renamed
+//! `spare-<n>.log` and, at a later roll, renamed to the new segment's name and written over
+//! from its start. Freeing blocks is what makes a filesystem's journal commit slow (a disk
+//! mounted with `discard` trims them inside it, and every append's `fdatasync` waits for that
+//! commit), so in a steady state the log never frees a block; overwriting blocks it already
+//! has also spares each `fdatasync` the allocation. A segment's records end where a record is
+//! torn or is not the next seq (the stale records of its previous life are older). Only the
+//! newest segment may end early (a group that was never acknowledged is cut off on start); a
+//! closed segment that ends before the next one begins is corruption, and the store refuses to
+//! open.
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use crate::{EventResource, EventRow, KmsUsageKey, StoreError, StoreResult};
@@ -24,6 +32,9 @@ const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Upper bound of one record's payload: anything larger in a header is corruption.
 const MAX_RECORD: u32 = 64 * 1024 * 1024;
+
+/// Indexed segments kept for reuse; any more are deleted.
+const SPARE_SEGMENTS: usize = 2;
 
 fn log_error(what: &str, path: &Path, e: std::io::Error) -> StoreError {
     StoreError::Database(format!("event log: {what} {}: {e}", path.display()))
@@ -42,6 +53,9 @@ pub(crate) struct EventLog {
     /// is appended until a restart has cut the tail off.
     failed: bool,
     buffer: Vec<u8>,
+    /// Recycled segments waiting to become the next current one.
+    spares: Vec<PathBuf>,
+    spares_named: u64,
 }
 
 /// What a scan of the log on start found.
@@ -56,22 +70,33 @@ fn segment_name(first_seq: i64) -> String {
     format!("seg-{first_seq:020}.log")
 }
 
-fn segments(dir: &Path) -> StoreResult<Vec<PathBuf>> {
+/// The number in a `<prefix><number>.log` file name.
+fn numbered(path: &Path, prefix: &str) -> Option<i64> {
+    path.file_name()?
+        .to_str()?
+        .strip_prefix(prefix)?
+        .strip_suffix(".log")?
+        .parse()
+        .ok()
+}
+
+/// The segments (`seg-`) or the spares (`spare-`) in `dir`, by number.
+fn files_named(dir: &Path, prefix: &str) -> StoreResult<Vec<(i64, PathBuf)>> {
     let mut found = Vec::new();
     let entries = std::fs::read_dir(dir).map_err(|e| log_error("reading", dir, e))?;
     for entry in entries {
         let path = entry.map_err(|e| log_error("reading", dir, e))?.path();
-        let is_segment = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with("seg-") && n.ends_with(".log"));
-        if is_segment {
-            found.push(path);
+        if let Some(n) = numbered(&path, prefix) {
+            found.push((n, path));
         }
     }
-    // Zero-padded first seqs: name order is log order.
     found.sort();
     Ok(found)
+}
+
+/// The segments in `dir` with their first seqs, in log order.
+fn segments(dir: &Path) -> StoreResult<Vec<(i64, PathBuf)>> {
+    files_named(dir, "seg-")
 }
 
 fn sync_dir(dir: &Path) -> StoreResult<()> {
@@ -86,37 +111,48 @@ impl EventLog {
     /// and `seq_floor` (the highest seq the database has seen).
     pub(crate) fn recover(dir: &Path, seq_floor: i64) -> StoreResult<Recovered> {
         std::fs::create_dir_all(dir).map_err(|e| log_error("creating", dir, e))?;
-        let paths = segments(dir)?;
+        let found = segments(dir)?;
         let mut rows = Vec::new();
         let mut closed = Vec::new();
         let mut last_seq = seq_floor;
-        for (i, path) in paths.iter().enumerate() {
-            let newest = i + 1 == paths.len();
+        for (i, (first_seq, path)) in found.iter().enumerate() {
             let bytes = std::fs::read(path).map_err(|e| log_error("reading", path, e))?;
-            let (records, segment_last, good_len) = decode_segment(&bytes, seq_floor);
-            if good_len < bytes.len() {
-                if !newest {
+            let (records, segment_last, good_len) = decode_segment(&bytes, *first_seq, seq_floor);
+            match found.get(i + 1) {
+                // A closed segment must reach the next one; what follows is its previous life.
+                Some((next_first, _))
+                    if segment_last.unwrap_or(first_seq - 1) != next_first - 1 =>
+                {
                     return Err(StoreError::Database(format!(
-                        "event log: {} is corrupt at byte {good_len}: refusing to start",
-                        path.display()
+                        "event log: {} is corrupt at byte {good_len} (it ends before seq {}): \
+                         refusing to start",
+                        path.display(),
+                        next_first - 1
                     )));
                 }
-                tracing::warn!(
-                    segment = %path.display(),
-                    kept = good_len,
-                    cut = bytes.len() - good_len,
-                    "cutting off a torn tail of the event log (a group never acknowledged)"
-                );
-                let file = OpenOptions::new()
-                    .write(true)
-                    .open(path)
-                    .map_err(|e| log_error("opening", path, e))?;
-                file.set_len(good_len as u64)
-                    .and_then(|()| file.sync_all())
-                    .map_err(|e| log_error("truncating", path, e))?;
+                Some(_) => {}
+                None if good_len < bytes.len() => {
+                    tracing::warn!(
+                        segment = %path.display(),
+                        kept = good_len,
+                        cut = bytes.len() - good_len,
+                        "cutting off the event log after its last whole record (a torn group \
+                         never acknowledged, or a recycled segment's old records)"
+                    );
+                    let file = OpenOptions::new()
+                        .write(true)
+                        .open(path)
+                        .map_err(|e| log_error("opening", path, e))?;
+                    file.set_len(good_len as u64)
+                        .and_then(|()| file.sync_all())
+                        .map_err(|e| log_error("truncating", path, e))?;
+                }
+                None => {}
             }
-            last_seq = last_seq.max(segment_last);
-            closed.push((path.clone(), segment_last));
+            if let Some(segment_last) = segment_last {
+                last_seq = last_seq.max(segment_last);
+            }
+            closed.push((path.clone(), segment_last.unwrap_or(first_seq - 1)));
             rows.extend(records);
         }
         let next_seq = last_seq + 1;
@@ -124,11 +160,16 @@ impl EventLog {
         // A segment already named for `next_seq` can only be one a previous run opened and
         // never appended to: it is the new current segment, not a closed one to release.
         closed.retain(|(path, _)| *path != current_path);
-        let current = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&current_path)
-            .map_err(|e| log_error("creating", &current_path, e))?;
+        let mut spares: Vec<PathBuf> = files_named(dir, "spare-")?
+            .into_iter()
+            .map(|(_, path)| path)
+            .collect();
+        let spares_named = spares
+            .iter()
+            .filter_map(|p| numbered(p, "spare-"))
+            .max()
+            .map_or(0, |n| n.unsigned_abs());
+        let current = open_segment(&current_path, &mut spares)?;
         sync_dir(dir)?;
         Ok(Recovered {
             rows,
@@ -141,6 +182,8 @@ impl EventLog {
                 next_seq,
                 failed: false,
                 buffer: Vec::new(),
+                spares,
+                spares_named,
             },
         })
     }
@@ -160,7 +203,7 @@ impl EventLog {
         }
         let written = self
             .current
-            .write_all(&self.buffer)
+            .write_all_at(&self.buffer, self.current_bytes)
             .and_then(|()| self.current.sync_data());
         if let Err(e) = written {
             self.failed = true;
@@ -175,11 +218,7 @@ impl EventLog {
 
     fn roll(&mut self) -> StoreResult<()> {
         let path = self.dir.join(segment_name(self.next_seq));
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| log_error("creating", &path, e))?;
+        let file = open_segment(&path, &mut self.spares)?;
         sync_dir(&self.dir)?;
         let old = std::mem::replace(&mut self.current_path, path);
         self.current = file;
@@ -188,19 +227,47 @@ impl EventLog {
         Ok(())
     }
 
-    /// Deletes the closed segments whose every record is in a committed index transaction.
+    /// Recycles (or, beyond [`SPARE_SEGMENTS`], deletes) the closed segments whose every record
+    /// is in a committed index transaction.
     pub(crate) fn release_indexed(&mut self, indexed_through: i64) {
         while let Some((path, last)) = self.closed.first() {
             if *last > indexed_through {
                 break;
             }
-            if let Err(e) = std::fs::remove_file(path) {
-                tracing::warn!(segment = %path.display(), error = %e, "could not delete an indexed event-log segment");
+            let released = if self.spares.len() < SPARE_SEGMENTS {
+                self.spares_named += 1;
+                let spare = self
+                    .dir
+                    .join(format!("spare-{:020}.log", self.spares_named));
+                // No directory sync: after a crash the segment is either still a segment
+                // (indexed, so released again) or already a spare.
+                std::fs::rename(path, &spare).map(|()| self.spares.insert(0, spare))
+            } else {
+                std::fs::remove_file(path)
+            };
+            if let Err(e) = released {
+                tracing::warn!(segment = %path.display(), error = %e, "could not release an indexed event-log segment");
                 break;
             }
             self.closed.remove(0);
         }
     }
+}
+
+/// Opens the segment at `path` for writing from its start: a spare renamed to it if there is
+/// one, the file itself if a previous run left it (never appended to), or a new file.
+fn open_segment(path: &Path, spares: &mut Vec<PathBuf>) -> StoreResult<File> {
+    if !path.exists()
+        && let Some(spare) = spares.pop()
+    {
+        std::fs::rename(&spare, path).map_err(|e| log_error("recycling", &spare, e))?;
+    }
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| log_error("creating", path, e))
 }
 
 /// The seq of the newest whole record in the log in `dir`, read by a process that does not own
@@ -211,14 +278,14 @@ pub(crate) fn last_seq(dir: &Path) -> StoreResult<i64> {
         Err(_) if !dir.exists() => return Ok(0),
         Err(e) => return Err(e),
     };
-    for path in paths.iter().rev() {
+    for (first_seq, path) in paths.iter().rev() {
         let bytes = match std::fs::read(path) {
             Ok(bytes) => bytes,
             // Released by the owner since the listing: everything in it was indexed.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => return Err(log_error("reading", path, e)),
         };
-        if let Some(last) = last_whole_seq(&bytes) {
+        if let Some(last) = last_whole_seq(&bytes, *first_seq) {
             return Ok(last);
         }
     }
@@ -227,14 +294,22 @@ pub(crate) fn last_seq(dir: &Path) -> StoreResult<i64> {
 
 /// The seq of the last intact record of a segment, found by walking the record headers (each
 /// payload starts with its seq) without decoding the records.
-fn last_whole_seq(bytes: &[u8]) -> Option<i64> {
+fn last_whole_seq(bytes: &[u8], first_seq: i64) -> Option<i64> {
     let mut last = None;
     let mut at = 0;
-    while let Some((payload, next)) = record_at(bytes, at) {
-        last = seq_of(payload);
+    while let Some((seq, _, next)) = next_record(bytes, at, last.unwrap_or(first_seq - 1)) {
+        last = Some(seq);
         at = next;
     }
     last
+}
+
+/// The record at `at` if it is intact and numbered `previous + 1`: its seq, payload and where
+/// the next record starts.
+fn next_record(bytes: &[u8], at: usize, previous: i64) -> Option<(i64, &[u8], usize)> {
+    let (payload, next) = record_at(bytes, at)?;
+    let seq = seq_of(payload)?;
+    (seq == previous + 1).then_some((seq, payload, next))
 }
 
 /// Every payload starts with its record's seq.
@@ -258,24 +333,21 @@ fn record_at(bytes: &[u8], at: usize) -> Option<(&[u8], usize)> {
     (crc32fast::hash(payload) == crc).then_some((payload, end))
 }
 
-/// The records of a segment numbered after `floor` (those up to it are only checked, not
-/// decoded: the tables hold them), the last seq it holds (0 if none), and how many leading
-/// bytes hold whole, intact records.
-fn decode_segment(bytes: &[u8], floor: i64) -> (Vec<EventRow>, i64, usize) {
+/// The records of a segment whose first seq is `first_seq` numbered after `floor` (those up to
+/// it are only checked, not decoded: the tables hold them), the last seq it holds (`None` if
+/// none), and how many leading bytes hold its records.
+fn decode_segment(bytes: &[u8], first_seq: i64, floor: i64) -> (Vec<EventRow>, Option<i64>, usize) {
     let mut records = Vec::new();
-    let mut last = 0;
+    let mut last = None;
     let mut at = 0;
-    while let Some((payload, next)) = record_at(bytes, at) {
-        let Some(seq) = seq_of(payload) else {
-            break;
-        };
+    while let Some((seq, payload, next)) = next_record(bytes, at, last.unwrap_or(first_seq - 1)) {
         if seq > floor {
             let Some(row) = decode_row(payload) else {
                 break;
             };
             records.push(row);
         }
-        last = seq;
+        last = Some(seq);
         at = next;
     }
     (records, last, at)
@@ -514,7 +586,7 @@ mod tests {
         let mut torn = Vec::new();
         encode_record(&row(7), &mut torn);
         let mut file = OpenOptions::new().append(true).open(&path).unwrap();
-        file.write_all(&torn[..torn.len() / 2]).unwrap();
+        std::io::Write::write_all(&mut file, &torn[..torn.len() / 2]).unwrap();
         drop(file);
 
         // What a reading process sees meanwhile: the last whole record.
@@ -545,7 +617,7 @@ mod tests {
     }
 
     #[test]
-    fn indexed_closed_segments_are_deleted_and_the_rest_kept() {
+    fn indexed_closed_segments_are_recycled_and_the_rest_kept() {
         let dir = tempfile::tempdir().unwrap();
         let mut log = EventLog::recover(dir.path(), 0).unwrap().log;
         log.append(&mut (0..3).map(row).collect::<Vec<_>>())
@@ -554,11 +626,66 @@ mod tests {
         log.append(&mut (3..6).map(row).collect::<Vec<_>>())
             .unwrap();
         log.roll().unwrap();
-        assert_eq!(segments(dir.path()).unwrap().len(), 3);
+        log.append(&mut [row(6)]).unwrap();
+        log.roll().unwrap();
+        let spares = |dir: &Path| files_named(dir, "spare-").unwrap().len();
+        assert_eq!(segments(dir.path()).unwrap().len(), 4);
         log.release_indexed(4);
-        assert_eq!(segments(dir.path()).unwrap().len(), 2);
-        log.release_indexed(6);
-        assert_eq!(segments(dir.path()).unwrap().len(), 1);
+        assert_eq!(
+            (segments(dir.path()).unwrap().len(), spares(dir.path())),
+            (3, 1)
+        );
+        log.release_indexed(7);
+        assert_eq!(
+            (segments(dir.path()).unwrap().len(), spares(dir.path())),
+            (1, 2)
+        );
         assert_eq!(log.closed.len(), 0);
+        // Beyond the spares it keeps, the log deletes.
+        log.append(&mut [row(7)]).unwrap();
+        log.roll().unwrap();
+        log.release_indexed(8);
+        assert_eq!(
+            (segments(dir.path()).unwrap().len(), spares(dir.path())),
+            (1, 2)
+        );
+    }
+
+    #[test]
+    fn a_recycled_segment_is_read_up_to_its_new_records_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = EventLog::recover(dir.path(), 0).unwrap().log;
+        // Two segments of five records each, indexed and recycled.
+        for batch in 0..2 {
+            log.append(&mut (batch * 5..batch * 5 + 5).map(row).collect::<Vec<_>>())
+                .unwrap();
+            log.roll().unwrap();
+        }
+        log.release_indexed(10);
+        assert_eq!(files_named(dir.path(), "spare-").unwrap().len(), 2);
+        // The current segment (a new file) fills and rolls onto a recycled file; that one gets
+        // one record over its old ones and rolls onto the other: a closed segment with the
+        // old records' tail behind its own, and a current one likewise.
+        let mut newer: Vec<_> = (10..12).map(row).collect();
+        log.append(&mut newer).unwrap();
+        log.roll().unwrap();
+        let mut recycled = vec![row(12)];
+        log.append(&mut recycled).unwrap();
+        log.roll().unwrap();
+        log.append(&mut [row(13)]).unwrap();
+        assert_eq!(files_named(dir.path(), "spare-").unwrap().len(), 0);
+        assert_eq!(last_seq(dir.path()).unwrap(), 14);
+        drop(log);
+
+        let recovered = EventLog::recover(dir.path(), 10).unwrap();
+        let seqs: Vec<i64> = recovered.rows.iter().map(|r| r.seq).collect();
+        assert_eq!(
+            seqs,
+            [11, 12, 13, 14],
+            "only the new records, and no corruption"
+        );
+        assert_eq!(recovered.rows[..2], newer[..]);
+        assert_eq!(recovered.rows[2], recycled[0]);
+        assert_eq!(recovered.log.next_seq, 15);
     }
 }
