@@ -26,6 +26,8 @@ pub enum AuditError {
     Store(#[from] StoreError),
     #[error("the event could not be serialized: {0}")]
     Serialize(#[from] serde_json::Error),
+    #[error("the event's JSON is not UTF-8: {0}")]
+    Encoding(String),
 }
 
 /// Appends event records to the store. Cheap to clone.
@@ -110,6 +112,15 @@ pub fn request_parameters<R: serde::Serialize>(
     }
 }
 
+/// The record as JSON, written into a buffer sized for a typical record (1–2 KiB) rather than
+/// one that doubles its way up from 128 bytes.
+fn record_json(record: &EventRecord) -> Result<String, AuditError> {
+    let mut out = Vec::with_capacity(2048);
+    serde_json::to_writer(&mut out, record)?;
+    // serde_json writes UTF-8 only.
+    String::from_utf8(out).map_err(|e| AuditError::Encoding(e.to_string()))
+}
+
 fn to_row(record: &EventRecord) -> Result<EventRow, AuditError> {
     Ok(EventRow {
         seq: 0,
@@ -127,7 +138,7 @@ fn to_row(record: &EventRecord) -> Result<EventRow, AuditError> {
             .filter(|k| !k.is_empty()),
         read_only: record.read_only,
         management: record.management_event,
-        record_json: serde_json::to_string(record)?,
+        record_json: record_json(record)?,
         username: username(&record.user_identity),
         resources: record
             .resources
