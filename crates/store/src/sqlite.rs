@@ -1801,6 +1801,15 @@ fn event_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventRow> {
 
 const EVENT_COLUMNS: &str = "seq, event_id, event_time_ms, account_id, region, event_source,
     event_name, request_id, access_key_id, read_only, management, record_json, username";
+/// [`EVENT_COLUMNS`], each qualified by a table alias (for joins).
+fn event_columns_of(alias: &str) -> String {
+    EVENT_COLUMNS
+        .split(',')
+        .map(|c| format!("{alias}.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 const ACCESS_KEY_COLUMNS: &str =
     "access_key_id, account_id, user_name, wrapped_secret, status, created_at_ms";
 
@@ -2217,11 +2226,7 @@ impl Store for SqliteStore {
             // Each attribute has its own index, ordered by time then journal position, so a
             // page is a bounded backwards index scan; resources are looked up from their own
             // table and joined to their events.
-            let columns = EVENT_COLUMNS
-                .split(',')
-                .map(|c| format!("e.{}", c.trim()))
-                .collect::<Vec<_>>()
-                .join(", ");
+            let columns = event_columns_of("e");
             let resource = |column: &str, v: &String| {
                 (
                     format!(
@@ -2303,11 +2308,7 @@ impl Store for SqliteStore {
         let resource_name = resource_name.to_string();
         let names: Vec<String> = event_names.iter().map(|n| (*n).to_string()).collect();
         self.read(move |c| {
-            let columns = EVENT_COLUMNS
-                .split(',')
-                .map(|c| format!("e.{}", c.trim()))
-                .collect::<Vec<_>>()
-                .join(", ");
+            let columns = event_columns_of("e");
             let placeholders = (0..names.len())
                 .map(|i| format!("?{}", i + 4))
                 .collect::<Vec<_>>()
