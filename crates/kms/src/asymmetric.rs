@@ -1,10 +1,12 @@
 //! Key material of every key spec (§2.4): AES-256 backing keys, RSA and ECC key pairs, HMAC
-//! keys — generated, serialized for wrapping (PKCS#8 for key pairs), loaded, and used.
+//! keys, ML-KEM key pairs — generated, serialized for wrapping (PKCS#8 for RSA and ECC key
+//! pairs), loaded, and used.
 
 use aws_lc_rs::agreement;
 use aws_lc_rs::digest::{self, Digest};
 use aws_lc_rs::encoding::{AsDer, PublicKeyX509Der};
 use aws_lc_rs::hmac;
+use aws_lc_rs::kem;
 use aws_lc_rs::rsa::{
     self, KeySize, OAEP_SHA1_MGF1SHA1, OAEP_SHA256_MGF1SHA256, OaepAlgorithm,
     OaepPrivateDecryptingKey, OaepPublicEncryptingKey, PrivateDecryptingKey,
@@ -24,6 +26,30 @@ pub enum SpecFamily {
     Rsa(KeySize),
     Ecc(&'static str),
     Hmac(&'static hmac::Algorithm, usize),
+    /// ML-KEM (FIPS 203), by the last arc of its algorithm OID (2.16.840.1.101.3.4.4.n):
+    /// 1 = ML-KEM-512, 2 = ML-KEM-768, 3 = ML-KEM-1024.
+    MlKem(u8),
+}
+
+/// An ML-KEM parameter set: the algorithm, its public key and ciphertext lengths (FIPS 203).
+struct MlKemParameters {
+    algorithm: &'static kem::Algorithm<kem::AlgorithmId>,
+    public_len: usize,
+    ciphertext_len: usize,
+}
+
+fn ml_kem_parameters(oid_arc: u8) -> Option<MlKemParameters> {
+    let (algorithm, public_len, ciphertext_len) = match oid_arc {
+        1 => (&kem::ML_KEM_512, 800, 768),
+        2 => (&kem::ML_KEM_768, 1184, 1088),
+        3 => (&kem::ML_KEM_1024, 1568, 1568),
+        _ => return None,
+    };
+    Some(MlKemParameters {
+        algorithm,
+        public_len,
+        ciphertext_len,
+    })
 }
 
 pub fn family(spec: &str) -> Option<SpecFamily> {
@@ -44,6 +70,9 @@ pub fn family(spec: &str) -> Option<SpecFamily> {
         "HMAC_256" => SpecFamily::Hmac(&hmac::HMAC_SHA256, 32),
         "HMAC_384" => SpecFamily::Hmac(&hmac::HMAC_SHA384, 48),
         "HMAC_512" => SpecFamily::Hmac(&hmac::HMAC_SHA512, 64),
+        "ML_KEM_512" => SpecFamily::MlKem(1),
+        "ML_KEM_768" => SpecFamily::MlKem(2),
+        "ML_KEM_1024" => SpecFamily::MlKem(3),
         _ => return None,
     })
 }
@@ -56,6 +85,7 @@ pub fn usages(spec: &str) -> &'static [&'static str] {
         Some(SpecFamily::Ecc("ECC_SECG_P256K1")) => &["SIGN_VERIFY"],
         Some(SpecFamily::Ecc(_)) => &["SIGN_VERIFY", "KEY_AGREEMENT"],
         Some(SpecFamily::Hmac(..)) => &["GENERATE_VERIFY_MAC"],
+        Some(SpecFamily::MlKem(_)) => &["ENCAPSULATE_DECAPSULATE"],
         None => &[],
     }
 }
@@ -96,6 +126,19 @@ pub fn signing_algorithms(spec: &str, usage: &str) -> Vec<String> {
 pub fn key_agreement_algorithms(usage: &str) -> Vec<String> {
     if usage == "KEY_AGREEMENT" {
         vec!["ECDH".into()]
+    } else {
+        Vec::new()
+    }
+}
+
+/// Whether the deprecated `CustomerMasterKeySpec` names this spec (it predates ML-KEM).
+pub fn has_customer_master_key_spec(spec: &str) -> bool {
+    !matches!(family(spec), Some(SpecFamily::MlKem(_)))
+}
+
+pub fn encapsulation_algorithms(usage: &str) -> Vec<String> {
+    if usage == "ENCAPSULATE_DECAPSULATE" {
+        vec!["ML_KEM".into()]
     } else {
         Vec::new()
     }
@@ -145,6 +188,17 @@ pub enum KeyMaterial {
     Rsa(Box<RsaMaterial>),
     Ecc(Box<EccMaterial>),
     Hmac(Box<hmac::Key>),
+    MlKem(Box<MlKemMaterial>),
+}
+
+/// An ML-KEM key pair and its public key as SubjectPublicKeyInfo. Stored as the decapsulation
+/// key's bytes followed by the encapsulation key's (aws-lc-rs cannot derive the second from
+/// the first once they are serialized).
+pub struct MlKemMaterial {
+    decapsulation: kem::DecapsulationKey<kem::AlgorithmId>,
+    encapsulation: kem::EncapsulationKey<kem::AlgorithmId>,
+    ciphertext_len: usize,
+    public_der: Vec<u8>,
 }
 
 /// An ECC key pair and its public key as SubjectPublicKeyInfo; NIST curves also as an ECDH
@@ -170,6 +224,7 @@ impl std::fmt::Debug for KeyMaterial {
             KeyMaterial::Rsa(_) => "KeyMaterial::Rsa(..)",
             KeyMaterial::Ecc(_) => "KeyMaterial::Ecc(..)",
             KeyMaterial::Hmac(_) => "KeyMaterial::Hmac(..)",
+            KeyMaterial::MlKem(_) => "KeyMaterial::MlKem(..)",
         })
     }
 }
@@ -196,6 +251,24 @@ pub fn generate(spec: &str) -> KmsResult<(Zeroizing<Vec<u8>>, KeyMaterial)> {
                 .to_pkcs8v1()
                 .map_err(|_| internal("ECC key encoding"))?;
             Zeroizing::new(doc.as_ref().to_vec())
+        }
+        Some(SpecFamily::MlKem(oid_arc)) => {
+            let parameters = ml_kem_parameters(oid_arc).ok_or_else(|| internal("ML-KEM"))?;
+            let decapsulation = kem::DecapsulationKey::generate(parameters.algorithm)
+                .map_err(|_| internal("ML-KEM key generation"))?;
+            let private = decapsulation
+                .key_bytes()
+                .map_err(|_| internal("ML-KEM key encoding"))?;
+            let public = decapsulation
+                .encapsulation_key()
+                .and_then(|k| k.key_bytes())
+                .map_err(|_| internal("ML-KEM key encoding"))?;
+            let mut both = Zeroizing::new(Vec::with_capacity(
+                private.as_ref().len() + public.as_ref().len(),
+            ));
+            both.extend_from_slice(private.as_ref());
+            both.extend_from_slice(public.as_ref());
+            both
         }
         None => return Err(KmsError::Internal(format!("unknown key spec {spec}"))),
     };
@@ -248,8 +321,49 @@ pub fn load(spec: &str, secret: &[u8]) -> KmsResult<KeyMaterial> {
                 agreement,
             }))
         }
+        Some(SpecFamily::MlKem(oid_arc)) => {
+            let parameters = ml_kem_parameters(oid_arc).ok_or_else(malformed)?;
+            let split = secret
+                .len()
+                .checked_sub(parameters.public_len)
+                .ok_or_else(malformed)?;
+            let (private, public) = secret.split_at(split);
+            KeyMaterial::MlKem(Box::new(MlKemMaterial {
+                decapsulation: kem::DecapsulationKey::new(parameters.algorithm, private)
+                    .map_err(|_| malformed())?,
+                encapsulation: kem::EncapsulationKey::new(parameters.algorithm, public)
+                    .map_err(|_| malformed())?,
+                ciphertext_len: parameters.ciphertext_len,
+                public_der: ml_kem_spki(oid_arc, public),
+            }))
+        }
         None => return Err(malformed()),
     })
+}
+
+/// DER SubjectPublicKeyInfo of an ML-KEM public key: AlgorithmIdentifier with the algorithm's
+/// OID and no parameters, and the raw key as the BIT STRING (the IETF LAMPS encoding of
+/// ML-KEM keys in X.509).
+fn ml_kem_spki(oid_arc: u8, public: &[u8]) -> Vec<u8> {
+    fn der_length(out: &mut Vec<u8>, len: usize) {
+        match len {
+            0..=0x7f => out.push(len as u8),
+            0x80..=0xff => out.extend_from_slice(&[0x81, len as u8]),
+            _ => out.extend_from_slice(&[0x82, (len >> 8) as u8, len as u8]),
+        }
+    }
+    let algorithm = [
+        0x30, 0x0b, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x04, oid_arc,
+    ];
+    let mut bit_string = vec![0x03];
+    der_length(&mut bit_string, public.len() + 1);
+    bit_string.push(0x00);
+    bit_string.extend_from_slice(public);
+    let mut out = vec![0x30];
+    der_length(&mut out, algorithm.len() + bit_string.len());
+    out.extend_from_slice(&algorithm);
+    out.extend_from_slice(&bit_string);
+    out
 }
 
 impl KeyMaterial {
@@ -265,6 +379,7 @@ impl KeyMaterial {
         match self {
             KeyMaterial::Rsa(rsa) => Some(&rsa.public_der),
             KeyMaterial::Ecc(ecc) => Some(&ecc.public_der),
+            KeyMaterial::MlKem(ml_kem) => Some(&ml_kem.public_der),
             _ => None,
         }
     }
@@ -286,6 +401,38 @@ impl KeyMaterial {
             )),
             |secret| Ok(Zeroizing::new(secret.to_vec())),
         )
+    }
+
+    /// A fresh shared secret and its ciphertext under this ML-KEM key's public key.
+    pub fn encapsulate(&self) -> KmsResult<(Vec<u8>, Zeroizing<Vec<u8>>)> {
+        let KeyMaterial::MlKem(ml_kem) = self else {
+            return Err(internal("Encapsulation"));
+        };
+        let (ciphertext, secret) = ml_kem
+            .encapsulation
+            .encapsulate()
+            .map_err(|_| internal("Encapsulation"))?;
+        Ok((
+            ciphertext.as_ref().to_vec(),
+            Zeroizing::new(secret.as_ref().to_vec()),
+        ))
+    }
+
+    /// The shared secret of an ML-KEM ciphertext. A ciphertext of the wrong length is
+    /// `InvalidCiphertextException`; any other yields a 32-byte value (FIPS 203's implicit
+    /// rejection: a forged or altered ciphertext gives an unrelated secret, not an error).
+    pub fn decapsulate(&self, ciphertext: &[u8]) -> KmsResult<Zeroizing<Vec<u8>>> {
+        let KeyMaterial::MlKem(ml_kem) = self else {
+            return Err(internal("Decapsulation"));
+        };
+        if ciphertext.len() != ml_kem.ciphertext_len {
+            return Err(KmsError::InvalidCiphertext(String::new()));
+        }
+        let secret = ml_kem
+            .decapsulation
+            .decapsulate(ciphertext.into())
+            .map_err(|_| KmsError::InvalidCiphertext(String::new()))?;
+        Ok(Zeroizing::new(secret.as_ref().to_vec()))
     }
 
     /// The largest plaintext RSA-OAEP takes with this key and algorithm.

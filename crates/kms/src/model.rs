@@ -133,6 +133,7 @@ response!(
         encryption_algorithms: Vec<String>,
         signing_algorithms: Vec<String>,
         key_agreement_algorithms: Vec<String>,
+        encapsulation_algorithms: Vec<String>,
         mac_algorithms: Vec<String>,
         multi_region: bool,
         pending_deletion_window_in_days: i64,
@@ -418,6 +419,41 @@ response!(GetPublicKeyResponse {
     encryption_algorithms: Vec<String>,
     signing_algorithms: Vec<String>,
     key_agreement_algorithms: Vec<String>,
+    encapsulation_algorithms: Vec<String>,
+});
+
+request!(EncapsulateRequest {
+    key_id: String,
+    encapsulation_algorithm: String,
+    grant_tokens: Vec<String>,
+    dry_run: bool,
+});
+response!(EncapsulateResponse {
+    key_id: String,
+    shared_secret: SecretBlob,
+    shared_secret_ciphertext_blob: Blob,
+    encapsulation_algorithm: String,
+});
+
+/// The ciphertext is not part of the event record.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DecapsulateRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    #[serde(default, skip_serializing)]
+    pub shared_secret_ciphertext_blob: Option<Blob>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encapsulation_algorithm: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant_tokens: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dry_run: Option<bool>,
+}
+response!(DecapsulateResponse {
+    key_id: String,
+    shared_secret: SecretBlob,
+    encapsulation_algorithm: String,
 });
 
 /// The peer's public key is not part of the event record.

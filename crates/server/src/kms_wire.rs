@@ -82,6 +82,8 @@ pub async fn dispatch(
         "DescribeKey" => DescribeKeyRequest,
         "GetKeyLastUsage" => GetKeyLastUsageRequest,
         "DeriveSharedSecret" => DeriveSharedSecretRequest,
+        "Encapsulate" => EncapsulateRequest,
+        "Decapsulate" => DecapsulateRequest,
         "ListKeys" => ListKeysRequest,
         "UpdateKeyDescription" => UpdateKeyDescriptionRequest,
         "EnableKey" => EnableKeyRequest,

@@ -201,13 +201,24 @@ async fn key_lifecycle_and_metadata() {
     assert_eq!(
         code(
             kms.create_key()
+                .key_spec(aws_sdk_kms::types::KeySpec::MlDsa65)
+                .key_usage(aws_sdk_kms::types::KeyUsageType::SignVerify)
+                .send()
+                .await
+        ),
+        "UnsupportedOperationException",
+        "ML-DSA keys are not implemented"
+    );
+    assert_eq!(
+        code(
+            kms.create_key()
                 .key_spec(aws_sdk_kms::types::KeySpec::EccNistP256)
                 .key_usage(aws_sdk_kms::types::KeyUsageType::EncapsulateDecapsulate)
                 .send()
                 .await
         ),
-        "UnsupportedOperationException",
-        "key encapsulation is not implemented"
+        "ValidationException",
+        "ECC keys do not encapsulate"
     );
     assert_eq!(
         code(

@@ -7,8 +7,9 @@ use aws_sdk_kms::Client;
 use aws_sdk_kms::operation::RequestId;
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{
-    DataKeyPairSpec, EncryptionAlgorithmSpec, KeyAgreementAlgorithmSpec, KeySpec, KeyUsageType,
-    MacAlgorithmSpec, MessageType, SigningAlgorithmSpec,
+    DataKeyPairSpec, EncapsulationAlgorithmSpec, EncryptionAlgorithmSpec,
+    KeyAgreementAlgorithmSpec, KeySpec, KeyUsageType, MacAlgorithmSpec, MessageType,
+    SigningAlgorithmSpec,
 };
 use common::*;
 
@@ -427,6 +428,17 @@ async fn data_key_pairs_of_every_spec() {
     );
 }
 
+async fn assert_cannot_sign(kms: &Client, key: &str) {
+    let signed = kms
+        .sign()
+        .key_id(key)
+        .message(Blob::new(b"m".to_vec()))
+        .signing_algorithm(SigningAlgorithmSpec::EcdsaSha256)
+        .send()
+        .await;
+    assert_eq!(code(signed), "InvalidKeyUsageException", "{key} signs");
+}
+
 /// A peer's ECDH key pair: the private key and the public key as DER SubjectPublicKeyInfo.
 fn ecdh_peer(
     curve: &'static aws_lc_rs::agreement::Algorithm,
@@ -496,17 +508,7 @@ async fn key_agreement_keys_derive_the_shared_secret_the_peer_derives() {
         );
 
         // A key agreement key does not sign; a signing key does not agree.
-        assert_eq!(
-            code(
-                kms.sign()
-                    .key_id(&key)
-                    .message(Blob::new(b"m".to_vec()))
-                    .signing_algorithm(SigningAlgorithmSpec::EcdsaSha256)
-                    .send()
-                    .await
-            ),
-            "InvalidKeyUsageException"
-        );
+        assert_cannot_sign(&kms, &key).await;
     }
 
     let p256 = create(&kms, KeySpec::EccNistP256, KeyUsageType::KeyAgreement).await;
@@ -541,5 +543,117 @@ async fn key_agreement_keys_derive_the_shared_secret_the_peer_derives() {
     assert_eq!(
         code(derive(p256.clone(), peer_public).await),
         "DisabledException"
+    );
+}
+
+#[tokio::test]
+async fn ml_kem_keys_encapsulate_and_decapsulate_shared_secrets() {
+    use aws_lc_rs::kem;
+
+    let server = TestServer::start();
+    let kms = kms_client(&server.url, ROOT_KEY, ROOT_SECRET);
+    for (spec, algorithm, public_len, ciphertext_len) in [
+        (KeySpec::MlKem512, &kem::ML_KEM_512, 800, 768),
+        (KeySpec::MlKem768, &kem::ML_KEM_768, 1184, 1088),
+        (KeySpec::MlKem1024, &kem::ML_KEM_1024, 1568, 1568),
+    ] {
+        let key = create(&kms, spec.clone(), KeyUsageType::EncapsulateDecapsulate).await;
+        let described = kms.describe_key().key_id(&key).send().await.unwrap();
+        let meta = described.key_metadata().unwrap();
+        assert_eq!(
+            meta.encapsulation_algorithms(),
+            [EncapsulationAlgorithmSpec::MlKem]
+        );
+        #[allow(deprecated)]
+        let customer_master_key_spec = meta.customer_master_key_spec();
+        assert_eq!(
+            customer_master_key_spec, None,
+            "the deprecated field predates ML-KEM"
+        );
+        let public = kms.get_public_key().key_id(&key).send().await.unwrap();
+        assert_eq!(
+            public.encapsulation_algorithms(),
+            [EncapsulationAlgorithmSpec::MlKem]
+        );
+        let spki = public.public_key().unwrap().as_ref().to_vec();
+        assert_eq!(spki[0], 0x30, "DER SubjectPublicKeyInfo");
+        let raw = &spki[spki.len() - public_len..];
+
+        // A peer encapsulates to the public key; KMS recovers the same secret.
+        let peer = kem::EncapsulationKey::new(algorithm, raw).unwrap();
+        let (ciphertext, secret) = peer.encapsulate().unwrap();
+        let decapsulate = |blob: Vec<u8>| {
+            let kms = kms.clone();
+            let key = key.clone();
+            async move {
+                kms.decapsulate()
+                    .key_id(key)
+                    .encapsulation_algorithm(EncapsulationAlgorithmSpec::MlKem)
+                    .shared_secret_ciphertext_blob(Blob::new(blob))
+                    .send()
+                    .await
+            }
+        };
+        let recovered = decapsulate(ciphertext.as_ref().to_vec()).await.unwrap();
+        assert_eq!(
+            recovered.shared_secret().unwrap().as_ref(),
+            secret.as_ref(),
+            "{spec:?}"
+        );
+
+        // KMS encapsulates; decapsulating its ciphertext gives its secret.
+        let encapsulated = kms
+            .encapsulate()
+            .key_id(&key)
+            .encapsulation_algorithm(EncapsulationAlgorithmSpec::MlKem)
+            .send()
+            .await
+            .unwrap();
+        let blob = encapsulated
+            .shared_secret_ciphertext_blob()
+            .unwrap()
+            .as_ref()
+            .to_vec();
+        assert_eq!(blob.len(), ciphertext_len);
+        let shared = encapsulated.shared_secret().unwrap().as_ref().to_vec();
+        assert_eq!(shared.len(), 32);
+        let again = decapsulate(blob.clone()).await.unwrap();
+        assert_eq!(again.shared_secret().unwrap().as_ref(), shared.as_slice());
+
+        // Implicit rejection: an altered ciphertext gives another secret, not an error; one of
+        // the wrong length is refused.
+        let mut altered = blob.clone();
+        altered[0] ^= 1;
+        let other = decapsulate(altered).await.unwrap();
+        assert_ne!(other.shared_secret().unwrap().as_ref(), shared.as_slice());
+        assert_eq!(
+            code(decapsulate(blob[..blob.len() - 1].to_vec()).await),
+            "InvalidCiphertextException"
+        );
+
+        for request_id in [encapsulated.request_id(), again.request_id()] {
+            let event = server.event_for_request(request_id.unwrap());
+            assert_eq!(
+                event["requestParameters"]["encapsulationAlgorithm"],
+                "ML_KEM"
+            );
+            let text = event.to_string();
+            assert!(
+                !text.contains("sharedSecret"),
+                "neither the secret nor its ciphertext reach the event: {text}"
+            );
+        }
+        assert_cannot_sign(&kms, &key).await;
+    }
+    let ecc = create(&kms, KeySpec::EccNistP256, KeyUsageType::SignVerify).await;
+    assert_eq!(
+        code(
+            kms.encapsulate()
+                .key_id(&ecc)
+                .encapsulation_algorithm(EncapsulationAlgorithmSpec::MlKem)
+                .send()
+                .await
+        ),
+        "InvalidKeyUsageException"
     );
 }

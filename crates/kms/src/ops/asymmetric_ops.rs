@@ -1,5 +1,6 @@
 //! Operations of asymmetric and HMAC keys: GetPublicKey, Sign, Verify, DeriveSharedSecret,
-//! GenerateMac, VerifyMac, GenerateDataKeyPair, GenerateDataKeyPairWithoutPlaintext.
+//! Encapsulate, Decapsulate, GenerateMac, VerifyMac, GenerateDataKeyPair,
+//! GenerateDataKeyPairWithoutPlaintext.
 
 use super::*;
 
@@ -43,7 +44,8 @@ impl KmsOperation for GetPublicKeyRequest {
         Ok(GetPublicKeyResponse {
             key_id: Some(key.arn.clone()),
             public_key: Some(Blob(public.to_vec())),
-            customer_master_key_spec: Some(r.key_spec.clone()),
+            customer_master_key_spec: asymmetric::has_customer_master_key_spec(&r.key_spec)
+                .then(|| r.key_spec.clone()),
             key_spec: Some(r.key_spec.clone()),
             key_usage: Some(r.key_usage.clone()),
             encryption_algorithms: non_empty(asymmetric::encryption_algorithms(
@@ -55,6 +57,7 @@ impl KmsOperation for GetPublicKeyRequest {
                 &r.key_usage,
             )),
             key_agreement_algorithms: non_empty(asymmetric::key_agreement_algorithms(&r.key_usage)),
+            encapsulation_algorithms: non_empty(asymmetric::encapsulation_algorithms(&r.key_usage)),
         })
     }
 }
@@ -86,12 +89,19 @@ impl KmsOperation for DeriveSharedSecretRequest {
                 "1 validation error detected: Value at 'publicKey' failed to satisfy constraint: Member must have length between 1 and 8192".into(),
             ));
         }
-        grant_tokens(kms, &self.grant_tokens)?;
-        let key = kms.resolve(ctx, key_id, true).await?;
-        note_key(notes, &key);
-        Kms::usable_for_crypto(&key)?;
-        require_usage(&key, "KEY_AGREEMENT", Self::NAME)?;
-        dry_run(self.dry_run)?;
+        let key = key_for_use(
+            kms,
+            ctx,
+            notes,
+            KeyUse {
+                key_id,
+                grant_tokens: &self.grant_tokens,
+                dry_run: self.dry_run,
+                usage: "KEY_AGREEMENT",
+                operation: Self::NAME,
+            },
+        )
+        .await?;
         let secret = key
             .current()?
             .key
@@ -456,6 +466,127 @@ impl KmsOperation for GenerateDataKeyPairWithoutPlaintextRequest {
             key_id: Some(pair.key.arn.clone()),
             key_pair_spec: Some(pair.spec),
             key_material_id: Some(pair.material_id),
+        })
+    }
+}
+
+/// What DeriveSharedSecret, Encapsulate and Decapsulate check of their key, in AWS's order.
+struct KeyUse<'a> {
+    key_id: &'a str,
+    grant_tokens: &'a Option<Vec<String>>,
+    dry_run: Option<bool>,
+    usage: &'static str,
+    operation: &'static str,
+}
+
+/// The key named, once the grant tokens are valid, the caller may use it, it is usable for
+/// cryptography, has the usage and the call is not a dry run.
+async fn key_for_use(
+    kms: &Kms,
+    ctx: &KmsCall<'_>,
+    notes: &mut AuditNotes,
+    input: KeyUse<'_>,
+) -> KmsResult<std::sync::Arc<LoadedKey>> {
+    grant_tokens(kms, input.grant_tokens)?;
+    let key = kms.resolve(ctx, input.key_id, true).await?;
+    note_key(notes, &key);
+    Kms::usable_for_crypto(&key)?;
+    require_usage(&key, input.usage, input.operation)?;
+    dry_run(input.dry_run)?;
+    Ok(key)
+}
+
+/// The member every ML-KEM operation names: the one algorithm there is.
+fn encapsulation_algorithm(algorithm: &Option<String>) -> KmsResult<&String> {
+    let algorithm = required(algorithm, "encapsulationAlgorithm")?;
+    if algorithm != "ML_KEM" {
+        return Err(KmsError::constraint(
+            "encapsulationAlgorithm",
+            algorithm,
+            "Member must satisfy enum value set: [ML_KEM]",
+        ));
+    }
+    Ok(algorithm)
+}
+
+#[async_trait::async_trait]
+impl KmsOperation for EncapsulateRequest {
+    const NAME: &'static str = "Encapsulate";
+    const READ_ONLY: bool = true;
+    type Output = EncapsulateResponse;
+
+    async fn run(
+        &self,
+        kms: &Kms,
+        ctx: &KmsCall<'_>,
+        notes: &mut AuditNotes,
+    ) -> KmsResult<Self::Output> {
+        let key_id = key_id_member(&self.key_id, "keyId")?;
+        let algorithm = encapsulation_algorithm(&self.encapsulation_algorithm)?;
+        let key = key_for_use(
+            kms,
+            ctx,
+            notes,
+            KeyUse {
+                key_id,
+                grant_tokens: &self.grant_tokens,
+                dry_run: self.dry_run,
+                usage: "ENCAPSULATE_DECAPSULATE",
+                operation: Self::NAME,
+            },
+        )
+        .await?;
+        let (ciphertext, secret) = key.current()?.key.encapsulate()?;
+        Ok(EncapsulateResponse {
+            key_id: Some(key.arn.clone()),
+            shared_secret: Some(SecretBlob(secret)),
+            shared_secret_ciphertext_blob: Some(Blob(ciphertext)),
+            encapsulation_algorithm: Some(algorithm.clone()),
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl KmsOperation for DecapsulateRequest {
+    const NAME: &'static str = "Decapsulate";
+    const READ_ONLY: bool = true;
+    type Output = DecapsulateResponse;
+
+    async fn run(
+        &self,
+        kms: &Kms,
+        ctx: &KmsCall<'_>,
+        notes: &mut AuditNotes,
+    ) -> KmsResult<Self::Output> {
+        let key_id = key_id_member(&self.key_id, "keyId")?;
+        let ciphertext = required(
+            &self.shared_secret_ciphertext_blob,
+            "sharedSecretCiphertextBlob",
+        )?;
+        if ciphertext.0.is_empty() || ciphertext.0.len() > 6144 {
+            return Err(KmsError::Validation(
+                "1 validation error detected: Value at 'sharedSecretCiphertextBlob' failed to satisfy constraint: Member must have length between 1 and 6144".into(),
+            ));
+        }
+        let algorithm = encapsulation_algorithm(&self.encapsulation_algorithm)?;
+        let key = key_for_use(
+            kms,
+            ctx,
+            notes,
+            KeyUse {
+                key_id,
+                grant_tokens: &self.grant_tokens,
+                dry_run: self.dry_run,
+                usage: "ENCAPSULATE_DECAPSULATE",
+                operation: Self::NAME,
+            },
+        )
+        .await?;
+        let secret = key.current()?.key.decapsulate(&ciphertext.0)?;
+        Ok(DecapsulateResponse {
+            key_id: Some(key.arn.clone()),
+            shared_secret: Some(SecretBlob(secret)),
+            encapsulation_algorithm: Some(algorithm.clone()),
         })
     }
 }

@@ -70,6 +70,14 @@ fn operations_for(key: &KeyRecord) -> &'static [&'static str] {
             "RetireGrant",
             "DescribeKey",
         ],
+        (_, "ENCAPSULATE_DECAPSULATE") => &[
+            "Encapsulate",
+            "Decapsulate",
+            "GetPublicKey",
+            "CreateGrant",
+            "RetireGrant",
+            "DescribeKey",
+        ],
         (_, "GENERATE_VERIFY_MAC") => &[
             "GenerateMac",
             "VerifyMac",

@@ -47,11 +47,6 @@ impl KmsOperation for CreateKeyRequest {
                 "KeySpec {spec} is not supported by this keytrail version."
             )));
         }
-        if usage == "ENCAPSULATE_DECAPSULATE" {
-            return Err(KmsError::UnsupportedOperation(format!(
-                "KeyUsage {usage} is not supported by this keytrail version."
-            )));
-        }
         if !asymmetric::usages(spec).contains(&usage) {
             return Err(KmsError::Validation(format!(
                 "KeyUsage {usage} is not compatible with KeySpec {spec}"

@@ -23,7 +23,8 @@ pub(crate) fn metadata(record: &KeyRecord) -> KeyMetadata {
             }
             .into(),
         ),
-        customer_master_key_spec: Some(record.key_spec.clone()),
+        customer_master_key_spec: asymmetric::has_customer_master_key_spec(&record.key_spec)
+            .then(|| record.key_spec.clone()),
         key_spec: Some(record.key_spec.clone()),
         encryption_algorithms: non_empty(asymmetric::encryption_algorithms(
             &record.key_spec,
@@ -34,6 +35,9 @@ pub(crate) fn metadata(record: &KeyRecord) -> KeyMetadata {
             &record.key_usage,
         )),
         key_agreement_algorithms: non_empty(asymmetric::key_agreement_algorithms(
+            &record.key_usage,
+        )),
+        encapsulation_algorithms: non_empty(asymmetric::encapsulation_algorithms(
             &record.key_usage,
         )),
         mac_algorithms: non_empty(asymmetric::mac_algorithms(&record.key_spec)),
