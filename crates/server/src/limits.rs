@@ -67,7 +67,20 @@ fn too_large(protocol: &Protocol, limit: u64) -> Response<Body> {
     }
 }
 
-/// Refuses bodies declared larger than the protocol allows before reading them, and bounds the
+/// An API body declared too large but at most this big is read and thrown away before the
+/// refusal is sent (a "lingering close"): a client still writing its body when the server
+/// answers and closes gets a broken pipe instead of the 413. Anything bigger is refused at once.
+const LINGER_BYTES: u64 = 8 * 1024 * 1024;
+const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(5);
+
+async fn discard_body(body: Body) {
+    use http_body_util::BodyExt;
+    let mut body = body;
+    let drain = async { while let Some(Ok(_)) = body.frame().await {} };
+    let _ = tokio::time::timeout(LINGER_TIME, drain).await;
+}
+
+/// Refuses bodies declared larger than the protocol allows without handling them, and bounds the
 /// time of JSON and query calls (S3 transfers may legitimately take long).
 pub async fn enforce(
     State(state): State<Arc<AppState>>,
@@ -79,7 +92,10 @@ pub async fn enforce(
         Protocol::S3 => state.config.max_s3_body_bytes,
         Protocol::Json | Protocol::Query => state.config.max_api_body_bytes as u64,
     };
-    if declared_length(&req).is_some_and(|n| n > limit) {
+    if let Some(declared) = declared_length(&req).filter(|n| *n > limit) {
+        if !matches!(protocol, Protocol::S3) && declared <= LINGER_BYTES {
+            discard_body(req.into_body()).await;
+        }
         return too_large(&protocol, limit);
     }
     match protocol {
