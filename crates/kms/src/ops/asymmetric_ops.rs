@@ -89,19 +89,9 @@ impl KmsOperation for DeriveSharedSecretRequest {
                 "1 validation error detected: Value at 'publicKey' failed to satisfy constraint: Member must have length between 1 and 8192".into(),
             ));
         }
-        let key = key_for_use(
-            kms,
-            ctx,
-            notes,
-            KeyUse {
-                key_id,
-                grant_tokens: &self.grant_tokens,
-                dry_run: self.dry_run,
-                usage: "KEY_AGREEMENT",
-                operation: Self::NAME,
-            },
-        )
-        .await?;
+        grant_tokens(kms, &self.grant_tokens)?;
+        let key = key_of_usage(kms, ctx, notes, key_id, "KEY_AGREEMENT", Self::NAME).await?;
+        dry_run(self.dry_run)?;
         let secret = key
             .current()?
             .key
@@ -140,10 +130,7 @@ pub(super) async fn signing_input(
     } = input;
     let key_id = key_id_member(key_id, "keyId")?;
     let algorithm = required(algorithm, "signingAlgorithm")?;
-    let key = kms.resolve(ctx, key_id, true).await?;
-    note_key(notes, &key);
-    Kms::usable_for_crypto(&key)?;
-    require_usage(&key, "SIGN_VERIFY", operation)?;
+    let key = key_of_usage(kms, ctx, notes, key_id, "SIGN_VERIFY", operation).await?;
     if !asymmetric::signing_algorithms(&key.record.key_spec, &key.record.key_usage)
         .contains(algorithm)
     {
@@ -263,10 +250,7 @@ pub(super) async fn mac_key(
 ) -> KmsResult<(std::sync::Arc<LoadedKey>, String)> {
     let key_id = key_id_member(key_id, "keyId")?;
     let algorithm = required(algorithm, "macAlgorithm")?;
-    let key = kms.resolve(ctx, key_id, true).await?;
-    note_key(notes, &key);
-    Kms::usable_for_crypto(&key)?;
-    require_usage(&key, "GENERATE_VERIFY_MAC", operation)?;
+    let key = key_of_usage(kms, ctx, notes, key_id, "GENERATE_VERIFY_MAC", operation).await?;
     if !asymmetric::mac_algorithms(&key.record.key_spec).contains(algorithm) {
         return Err(KmsError::InvalidKeyUsage(format!(
             "Algorithm {algorithm} is incompatible with key spec {}.",
@@ -470,29 +454,21 @@ impl KmsOperation for GenerateDataKeyPairWithoutPlaintextRequest {
     }
 }
 
-/// What DeriveSharedSecret, Encapsulate and Decapsulate check of their key, in AWS's order.
-struct KeyUse<'a> {
-    key_id: &'a str,
-    grant_tokens: &'a Option<Vec<String>>,
-    dry_run: Option<bool>,
-    usage: &'static str,
-    operation: &'static str,
-}
-
-/// The key named, once the grant tokens are valid, the caller may use it, it is usable for
-/// cryptography, has the usage and the call is not a dry run.
-async fn key_for_use(
+/// The key named, once the caller may use it, it is usable for cryptography and has the
+/// usage the operation needs (what Sign, Verify, the MAC operations, DeriveSharedSecret,
+/// Encapsulate and Decapsulate check of their key, in AWS's order).
+pub(super) async fn key_of_usage(
     kms: &Kms,
     ctx: &KmsCall<'_>,
     notes: &mut AuditNotes,
-    input: KeyUse<'_>,
+    key_id: &str,
+    usage: &'static str,
+    operation: &'static str,
 ) -> KmsResult<std::sync::Arc<LoadedKey>> {
-    grant_tokens(kms, input.grant_tokens)?;
-    let key = kms.resolve(ctx, input.key_id, true).await?;
+    let key = kms.resolve(ctx, key_id, true).await?;
     note_key(notes, &key);
     Kms::usable_for_crypto(&key)?;
-    require_usage(&key, input.usage, input.operation)?;
-    dry_run(input.dry_run)?;
+    require_usage(&key, usage, operation)?;
     Ok(key)
 }
 
@@ -523,19 +499,17 @@ impl KmsOperation for EncapsulateRequest {
     ) -> KmsResult<Self::Output> {
         let key_id = key_id_member(&self.key_id, "keyId")?;
         let algorithm = encapsulation_algorithm(&self.encapsulation_algorithm)?;
-        let key = key_for_use(
+        grant_tokens(kms, &self.grant_tokens)?;
+        let key = key_of_usage(
             kms,
             ctx,
             notes,
-            KeyUse {
-                key_id,
-                grant_tokens: &self.grant_tokens,
-                dry_run: self.dry_run,
-                usage: "ENCAPSULATE_DECAPSULATE",
-                operation: Self::NAME,
-            },
+            key_id,
+            "ENCAPSULATE_DECAPSULATE",
+            Self::NAME,
         )
         .await?;
+        dry_run(self.dry_run)?;
         let (ciphertext, secret) = key.current()?.key.encapsulate()?;
         Ok(EncapsulateResponse {
             key_id: Some(key.arn.clone()),
@@ -569,19 +543,17 @@ impl KmsOperation for DecapsulateRequest {
             ));
         }
         let algorithm = encapsulation_algorithm(&self.encapsulation_algorithm)?;
-        let key = key_for_use(
+        grant_tokens(kms, &self.grant_tokens)?;
+        let key = key_of_usage(
             kms,
             ctx,
             notes,
-            KeyUse {
-                key_id,
-                grant_tokens: &self.grant_tokens,
-                dry_run: self.dry_run,
-                usage: "ENCAPSULATE_DECAPSULATE",
-                operation: Self::NAME,
-            },
+            key_id,
+            "ENCAPSULATE_DECAPSULATE",
+            Self::NAME,
         )
         .await?;
+        dry_run(self.dry_run)?;
         let secret = key.current()?.key.decapsulate(&ciphertext.0)?;
         Ok(DecapsulateResponse {
             key_id: Some(key.arn.clone()),
