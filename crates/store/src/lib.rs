@@ -5,6 +5,7 @@
 //! PostgreSQL backend implements the same trait for clusters. The SQL is kept to the subset both
 //! engines share.
 
+mod event_index;
 mod eventlog;
 mod migrations;
 pub mod sqlite;

@@ -255,4 +255,68 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     );
     INSERT INTO event_log_state (id, indexed_through) SELECT 1, COALESCE(MAX(seq), 0) FROM events;",
     ),
+    (
+        13,
+        // Events are found through postings (one row per transaction and attribute value, see
+        // `event_index`) instead of an index entry per event and attribute. Existing events get
+        // a posting each.
+        "CREATE TABLE event_postings (
+        account_id TEXT NOT NULL,
+        region TEXT NOT NULL,
+        attribute TEXT NOT NULL,
+        value TEXT NOT NULL,
+        max_time_ms BIGINT NOT NULL,
+        last_seq BIGINT NOT NULL,
+        min_time_ms BIGINT NOT NULL,
+        seqs TEXT NOT NULL,
+        PRIMARY KEY (account_id, region, attribute, value, max_time_ms, last_seq)
+    ) WITHOUT ROWID;
+    CREATE TABLE event_account_runs (
+        account_id TEXT NOT NULL,
+        last_seq BIGINT NOT NULL,
+        first_seq BIGINT NOT NULL,
+        max_time_ms BIGINT NOT NULL,
+        PRIMARY KEY (account_id, last_seq)
+    ) WITHOUT ROWID;
+    INSERT INTO event_account_runs (account_id, last_seq, first_seq, max_time_ms)
+        SELECT account_id, seq, seq, event_time_ms FROM events;
+    INSERT OR IGNORE INTO event_postings
+        SELECT account_id, region, '', '', event_time_ms, seq, event_time_ms, CAST(seq AS TEXT)
+        FROM events WHERE management
+        UNION ALL
+        SELECT account_id, region, 'EventName', event_name, event_time_ms, seq, event_time_ms,
+            CAST(seq AS TEXT)
+        FROM events WHERE management
+        UNION ALL
+        SELECT account_id, region, 'EventSource', event_source, event_time_ms, seq, event_time_ms,
+            CAST(seq AS TEXT)
+        FROM events WHERE management
+        UNION ALL
+        SELECT account_id, region, 'ReadOnly', CASE WHEN read_only THEN 'true' ELSE 'false' END,
+            event_time_ms, seq, event_time_ms, CAST(seq AS TEXT)
+        FROM events WHERE management
+        UNION ALL
+        SELECT account_id, region, 'Username', username, event_time_ms, seq, event_time_ms,
+            CAST(seq AS TEXT)
+        FROM events WHERE management AND username IS NOT NULL
+        UNION ALL
+        SELECT account_id, region, 'AccessKeyId', access_key_id, event_time_ms, seq,
+            event_time_ms, CAST(seq AS TEXT)
+        FROM events WHERE management AND access_key_id IS NOT NULL
+        UNION ALL
+        SELECT account_id, region, 'ResourceType', resource_type, event_time_ms, seq,
+            event_time_ms, CAST(seq AS TEXT)
+        FROM event_resources
+        UNION ALL
+        SELECT account_id, region, 'ResourceName', resource_name, event_time_ms, seq,
+            event_time_ms, CAST(seq AS TEXT)
+        FROM event_resources;
+    DROP TABLE event_resources;
+    DROP INDEX events_by_account_time;
+    DROP INDEX events_by_account_seq;
+    DROP INDEX events_by_name;
+    DROP INDEX events_by_source;
+    DROP INDEX events_by_username;
+    DROP INDEX events_by_access_key;",
+    ),
 ];
