@@ -3,7 +3,9 @@ days, each lookup attribute timed through the real server with boto3.
 
 The journal is filled directly in SQLite with the schema keytrail created (synthetic events of
 the account `000000000000`: 40 operation names, 4 sources, 200 users with their access keys, 2,000
-key ARNs as resources), then the server is started on it. Prints the median latency of each
+key ARNs as resources), with the postings the server's indexing transactions would write for
+them, PER_TX events per transaction (default 1: what a server sees at 10 million events in 90
+days, about one a second), then the server is started on it. Prints the median latency of each
 lookup; a reference is the server's own trivial call (GetCallerIdentity) in the same run.
   EVENTS=10000000 bench/lookup.sh
 """
@@ -22,6 +24,9 @@ import boto3
 import bench
 
 EVENTS = int(os.environ.get("EVENTS", "10000000"))
+PER_TX = int(os.environ.get("PER_TX", "1"))
+# The widest time span of one posting (store::event_index::POSTING_SPAN_MS).
+POSTING_SPAN_MS = 60_000
 ACCOUNT = "000000000000"
 REGION = "us-east-1"
 DAY_MS = 86_400_000
@@ -29,6 +34,29 @@ NAMES = [f"Operation{i:02d}" for i in range(40)]
 SOURCES = ["kms.amazonaws.com", "s3.amazonaws.com", "iam.amazonaws.com", "sts.amazonaws.com"]
 USERS = [f"user{i:03d}" for i in range(200)]
 KEYS = [f"arn:aws:kms:{REGION}:{ACCOUNT}:key/{uuid.UUID(int=i)}" for i in range(2000)]
+
+
+def postings_of(transaction):
+    """The rows of event_postings one indexing transaction writes for (seq, t, event) triples,
+    by the server's rule: one per attribute value, split where its events span over a minute."""
+    runs = {}
+    for seq, t, (source, name, read_only, user, access_key, key) in transaction:
+        for attribute, value in (("", ""), ("EventName", name), ("EventSource", source),
+                                 ("ReadOnly", "true" if read_only else "false"),
+                                 ("Username", user), ("AccessKeyId", access_key),
+                                 ("ResourceType", "AWS::KMS::Key"), ("ResourceName", key)):
+            groups = runs.setdefault((attribute, value), [])
+            if groups and t - groups[-1][1] <= POSTING_SPAN_MS:
+                groups[-1][0].append(seq)
+                groups[-1][2] = t
+            else:
+                groups.append([[seq], t, t])
+    rows = []
+    for (attribute, value), groups in runs.items():
+        for seqs, first_t, last_t in groups:
+            text = ",".join(str(b - a) for a, b in zip([0] + seqs, seqs))
+            rows.append((ACCOUNT, REGION, attribute, value, last_t, seqs[-1], first_t, text))
+    return rows
 
 
 def fill(db_path, count):
@@ -39,7 +67,7 @@ def fill(db_path, count):
     rng = random.Random(7)
     batch = 200_000
     for start_at in range(0, count, batch):
-        events, resources = [], []
+        events, postings, runs, transaction = [], [], [], []
         seq0 = db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
         for i in range(start_at, min(count, start_at + batch)):
             t = now - 90 * DAY_MS + (90 * DAY_MS * i) // count
@@ -56,16 +84,29 @@ def fill(db_path, count):
                 "eventID": event_id, "readOnly": read_only,
                 "resources": [{"accountId": ACCOUNT, "type": "AWS::KMS::Key", "ARN": key}],
                 "managementEvent": True, "eventCategory": "Management"})
-            events.append((event_id, t, ACCOUNT, REGION, source, name, f"r-{i}",
+            seq = seq0 + len(events) + 1
+            events.append((seq, event_id, t, ACCOUNT, REGION, source, name, f"r-{i}",
                            f"AKIA{u:016d}", read_only, True, record, USERS[u]))
-            resources.append((seq0 + len(events), ACCOUNT, REGION, "AWS::KMS::Key", key, t))
+            transaction.append((seq, t, (source, name, read_only, USERS[u],
+                                         f"AKIA{u:016d}", key)))
+            if len(transaction) == PER_TX:
+                postings.extend(postings_of(transaction))
+                runs.append((ACCOUNT, transaction[-1][0], transaction[0][0], transaction[-1][1]))
+                transaction = []
+        if transaction:
+            postings.extend(postings_of(transaction))
+            runs.append((ACCOUNT, transaction[-1][0], transaction[0][0], transaction[-1][1]))
         db.executemany(
-            "INSERT INTO events (event_id, event_time_ms, account_id, region, event_source, "
+            "INSERT INTO events (seq, event_id, event_time_ms, account_id, region, event_source, "
             "event_name, request_id, access_key_id, read_only, management, record_json, username) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", events)
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", events)
         db.executemany(
-            "INSERT INTO event_resources (seq, account_id, region, resource_type, resource_name, "
-            "event_time_ms) VALUES (?,?,?,?,?,?)", resources)
+            "INSERT INTO event_postings (account_id, region, attribute, value, max_time_ms, "
+            "last_seq, min_time_ms, seqs) VALUES (?,?,?,?,?,?,?,?)", postings)
+        db.executemany(
+            "INSERT INTO event_account_runs (account_id, last_seq, first_seq, max_time_ms) "
+            "VALUES (?,?,?,?)", runs)
+        db.execute("UPDATE event_log_state SET indexed_through = ?", (seq0 + len(events),))
         db.commit()
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.close()
@@ -120,7 +161,7 @@ def main():
                    if f.startswith("keytrail.db"))
     finally:
         server.stop()
-    summary = {"events": EVENTS, "fill_s": round(fill_s), "database_gib": round(size / 2**30, 2),
+    summary = {"events": EVENTS, "events_per_transaction": PER_TX, "fill_s": round(fill_s), "database_gib": round(size / 2**30, 2),
                "reference_GetCallerIdentity_ms": reference, "lookups": results,
                "slowest_lookup_ms": max(r["median_ms"] for r in results.values())}
     os.makedirs(bench.OUT, exist_ok=True)

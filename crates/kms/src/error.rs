@@ -46,6 +46,12 @@ pub enum KmsError {
     #[error("{0}")]
     DryRun(String),
     #[error("{0}")]
+    IncorrectKeyMaterial(String),
+    #[error("{0}")]
+    ExpiredImportToken(String),
+    #[error("{0}")]
+    InvalidImportToken(String),
+    #[error("{0}")]
     Internal(String),
 }
 
@@ -73,6 +79,9 @@ impl KmsError {
             KmsError::Tag(_) => "TagException",
             KmsError::UnsupportedOperation(_) => "UnsupportedOperationException",
             KmsError::DryRun(_) => "DryRunOperationException",
+            KmsError::IncorrectKeyMaterial(_) => "IncorrectKeyMaterialException",
+            KmsError::ExpiredImportToken(_) => "ExpiredImportTokenException",
+            KmsError::InvalidImportToken(_) => "InvalidImportTokenException",
             KmsError::Internal(_) => "KMSInternalException",
         }
     }

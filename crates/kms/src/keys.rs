@@ -10,6 +10,8 @@ pub enum KeyState {
     Enabled,
     Disabled,
     PendingDeletion,
+    /// A key of origin `EXTERNAL` without key material: never imported, deleted, or expired.
+    PendingImport,
 }
 
 impl KeyState {
@@ -18,6 +20,7 @@ impl KeyState {
             KeyState::Enabled => "Enabled",
             KeyState::Disabled => "Disabled",
             KeyState::PendingDeletion => "PendingDeletion",
+            KeyState::PendingImport => "PendingImport",
         }
     }
 }
@@ -51,7 +54,24 @@ pub struct KeyRecord {
     /// `AWS` for the AWS managed keys services create (`alias/aws/s3`), else `CUSTOMER`.
     #[serde(default)]
     pub aws_managed: bool,
+    /// Keys of origin `EXTERNAL`: how the current import expires (`KEY_MATERIAL_EXPIRES` with
+    /// `valid_to_ms`, or `KEY_MATERIAL_DOES_NOT_EXPIRE`), and the id of every material ever
+    /// imported — a reimport after deletion or expiry must bring one of them back.
+    #[serde(default)]
+    pub expiration_model: Option<String>,
+    #[serde(default)]
+    pub valid_to_ms: Option<i64>,
+    #[serde(default)]
+    pub imported_material_ids: Vec<String>,
 }
+
+impl KeyRecord {
+    pub fn is_external(&self) -> bool {
+        self.origin == ORIGIN_EXTERNAL
+    }
+}
+
+pub const ORIGIN_EXTERNAL: &str = "EXTERNAL";
 
 impl KeyRecord {
     pub fn arn(&self) -> String {

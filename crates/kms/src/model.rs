@@ -138,6 +138,8 @@ response!(
         multi_region: bool,
         pending_deletion_window_in_days: i64,
         current_key_material_id: String,
+        expiration_model: String,
+        valid_to: f64,
     }
 );
 
@@ -352,6 +354,49 @@ response!(GetKeyRotationStatusResponse {
     on_demand_rotation_start_date: f64,
 });
 request!(RotateKeyOnDemandRequest { key_id: String });
+
+request!(GetParametersForImportRequest {
+    key_id: String,
+    wrapping_algorithm: String,
+    wrapping_key_spec: String,
+});
+response!(GetParametersForImportResponse {
+    key_id: String,
+    import_token: Blob,
+    public_key: Blob,
+    parameters_valid_to: f64,
+});
+
+/// The import token and the wrapped key material are not part of the event record.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ImportKeyMaterialRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    #[serde(default, skip_serializing)]
+    pub import_token: Option<Blob>,
+    #[serde(default, skip_serializing)]
+    pub encrypted_key_material: Option<SecretBlob>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_to: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiration_model: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub import_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_material_description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_material_id: Option<String>,
+}
+response!(KeyMaterialResponse {
+    key_id: String,
+    key_material_id: String,
+});
+
+request!(DeleteImportedKeyMaterialRequest {
+    key_id: String,
+    key_material_id: String,
+});
 request!(ListKeyRotationsRequest {
     key_id: String,
     include_key_material: String,

@@ -29,6 +29,20 @@ pub(crate) struct LoadedMaterial {
     pub rotation_type: Option<String>,
 }
 
+/// What a change to a key does to its backing keys.
+enum MaterialChange<'a> {
+    Keep,
+    /// A new generated backing key becomes current (`AUTOMATIC` or `ON_DEMAND`).
+    Rotate(&'a str),
+    /// Imported material (the secret and its id) becomes current.
+    Import {
+        secret: &'a [u8],
+        id_hex: &'a str,
+    },
+    /// Every backing key is deleted (imported material deleted or expired).
+    DropAll,
+}
+
 /// A key with its backing keys and its parsed key policy, as cached.
 pub(crate) struct LoadedKey {
     pub record: KeyRecord,
@@ -367,7 +381,59 @@ impl Kms {
             self.delete_now(key_ref).await?;
             return Ok(None);
         }
+        // Imported material past its ValidTo is gone, even before the sweeper gets to it.
+        if Self::material_expired(&key.record, now_ms()) {
+            return Ok(Some(self.expire_material(&key).await?));
+        }
         Ok(Some(key))
+    }
+
+    fn material_expired(record: &KeyRecord, now: i64) -> bool {
+        !record.current_material_id.is_empty() && record.valid_to_ms.is_some_and(|at| at <= now)
+    }
+
+    async fn expire_material(&self, key: &LoadedKey) -> KmsResult<Arc<LoadedKey>> {
+        let expired = self
+            .drop_materials(key, |r, _| {
+                if Self::material_expired(r, now_ms()) && r.state != KeyState::PendingDeletion {
+                    r.state = KeyState::PendingImport;
+                }
+                Ok(())
+            })
+            .await?;
+        tracing::info!(key_id = %key.record.key_id, "imported key material expired and was deleted");
+        Ok(expired)
+    }
+
+    /// Applies `change` to the newest record and deletes every backing key of the key with it
+    /// (imported material deleted or expired): the key has no current material afterwards.
+    pub(crate) async fn drop_materials<F>(
+        &self,
+        key: &LoadedKey,
+        change: F,
+    ) -> KmsResult<Arc<LoadedKey>>
+    where
+        F: FnOnce(&mut KeyRecord, &str) -> KmsResult<()>,
+    {
+        self.change_key(key, MaterialChange::DropAll, change).await
+    }
+
+    /// Applies `change` to the newest record and, when `material` (secret, id) is given — the
+    /// key has none —, stores it wrapped under the root key as the key's current backing key.
+    pub(crate) async fn import_material<F>(
+        &self,
+        key: &LoadedKey,
+        material: Option<(&[u8], &str)>,
+        change: F,
+    ) -> KmsResult<Arc<LoadedKey>>
+    where
+        F: FnOnce(&mut KeyRecord, &str) -> KmsResult<()>,
+    {
+        let material_change = match material {
+            Some((secret, id_hex)) => MaterialChange::Import { secret, id_hex },
+            None => MaterialChange::Keep,
+        };
+        self.change_key(key, material_change, change).await
     }
 
     async fn alias_map(&self, account_id: &str, region: &str) -> KmsResult<AliasMap> {
@@ -805,6 +871,9 @@ impl Kms {
             KeyState::Enabled => Ok(()),
             KeyState::Disabled => Err(KmsError::Disabled(format!("{arn} is disabled."))),
             KeyState::PendingDeletion => Self::record_not_pending_deletion(record, arn),
+            KeyState::PendingImport => {
+                Err(KmsError::InvalidState(format!("{arn} is pending import.")))
+            }
         }
     }
 
@@ -819,6 +888,13 @@ impl Kms {
             return Err(KmsError::InvalidState(format!(
                 "{arn} is pending deletion."
             )));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn record_not_pending_import(record: &KeyRecord, arn: &str) -> KmsResult<()> {
+        if record.state == KeyState::PendingImport {
+            return Err(KmsError::InvalidState(format!("{arn} is pending import.")));
         }
         Ok(())
     }
@@ -870,16 +946,20 @@ impl Kms {
         Ok((row, loaded))
     }
 
-    /// Stores a new key with its first backing key.
+    /// Stores a new key with its first backing key; a key of origin `EXTERNAL` has none until
+    /// its material is imported.
     pub(crate) async fn insert_key(&self, mut record: KeyRecord) -> KmsResult<Arc<LoadedKey>> {
         let arn = record.arn();
-        let (row, loaded) = self.new_material(&arn, &record.key_spec, None)?;
-        record.current_material_id = row.material_id.clone();
+        let (row, materials) = if record.is_external() {
+            (None, Vec::new())
+        } else {
+            let (row, loaded) = self.new_material(&arn, &record.key_spec, None)?;
+            record.current_material_id = row.material_id.clone();
+            (Some(row), vec![Arc::new(loaded)])
+        };
         let _guard = self.mutations.lock().await;
-        self.store
-            .put_kms_key(Self::row(&record)?, Some(row))
-            .await?;
-        let key = Arc::new(LoadedKey::new(record, Arc::new(vec![Arc::new(loaded)])));
+        self.store.put_kms_key(Self::row(&record)?, row).await?;
+        let key = Arc::new(LoadedKey::new(record, Arc::new(materials)));
         self.cache(Self::key_ref(&key.record), Some(Arc::clone(&key)));
         Ok(key)
     }
@@ -902,7 +982,7 @@ impl Kms {
     where
         F: FnOnce(&mut KeyRecord, &str) -> KmsResult<()>,
     {
-        self.change_key(key, None, change).await
+        self.change_key(key, MaterialChange::Keep, change).await
     }
 
     /// Adds a backing key and makes it current.
@@ -915,7 +995,8 @@ impl Kms {
     where
         F: FnOnce(&mut KeyRecord, &str) -> KmsResult<()>,
     {
-        self.change_key(key, Some(rotation_type), check).await
+        self.change_key(key, MaterialChange::Rotate(rotation_type), check)
+            .await
     }
 
     /// Applies `change` to the newest record under the mutation lock, with a new backing key
@@ -923,7 +1004,7 @@ impl Kms {
     async fn change_key<F>(
         &self,
         key: &LoadedKey,
-        rotation_type: Option<&str>,
+        material_change: MaterialChange<'_>,
         change: F,
     ) -> KmsResult<Arc<LoadedKey>>
     where
@@ -937,11 +1018,42 @@ impl Kms {
         let mut record = current.record.clone();
         change(&mut record, &current.arn)?;
         let mut materials = Arc::clone(&current.materials);
-        let new_material = match rotation_type {
-            None => None,
-            Some(rotation_type) => {
+        let new_material = match material_change {
+            MaterialChange::Keep => None,
+            MaterialChange::Rotate(rotation_type) => {
                 let (row, loaded) =
                     self.new_material(&current.arn, &record.key_spec, Some(rotation_type))?;
+                Some((row, loaded))
+            }
+            MaterialChange::Import { secret, id_hex } => {
+                let wrapped = self
+                    .root_key
+                    .wrap(secret, &material_aad(&current.arn, id_hex))
+                    .map_err(|_| KmsError::Internal("Key material could not be wrapped.".into()))?;
+                let row = KeyMaterialRow {
+                    material_id: id_hex.to_string(),
+                    wrapped_material: wrapped,
+                    created_at_ms: now_ms(),
+                    rotation_type: None,
+                };
+                let loaded = self.unwrap_material(&current.arn, &record.key_spec, &row)?;
+                Some((row, loaded))
+            }
+            MaterialChange::DropAll => {
+                record.current_material_id.clear();
+                record.expiration_model = None;
+                record.valid_to_ms = None;
+                self.store
+                    .put_kms_key_dropping_materials(Self::row(&record)?)
+                    .await?;
+                let updated = Arc::new(LoadedKey::new(record, Arc::new(Vec::new())));
+                self.cache(key_ref, Some(Arc::clone(&updated)));
+                return Ok(updated);
+            }
+        };
+        let new_row = match new_material {
+            None => None,
+            Some((row, loaded)) => {
                 record.current_material_id = row.material_id.clone();
                 let mut grown: Vec<Arc<LoadedMaterial>> = materials.iter().cloned().collect();
                 grown.push(Arc::new(loaded));
@@ -949,9 +1061,7 @@ impl Kms {
                 Some(row)
             }
         };
-        self.store
-            .put_kms_key(Self::row(&record)?, new_material)
-            .await?;
+        self.store.put_kms_key(Self::row(&record)?, new_row).await?;
         let updated = Arc::new(LoadedKey::new(record, materials));
         self.cache(key_ref, Some(Arc::clone(&updated)));
         Ok(updated)
@@ -1047,6 +1157,11 @@ impl Kms {
                 && record.deletion_ms.is_some_and(|at| at <= now);
             if deletion_due {
                 self.delete_now(&key_ref).await?;
+                continue;
+            }
+            if Self::material_expired(&record, now) {
+                // Loading an expired key deletes its material.
+                self.load(&key_ref).await?;
                 continue;
             }
             let rotation_due = record.state == KeyState::Enabled

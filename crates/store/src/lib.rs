@@ -570,6 +570,9 @@ pub trait Store: Send + Sync + 'static {
         key: KmsKeyRow,
         material: Option<KeyMaterialRow>,
     ) -> StoreResult<()>;
+    /// Replaces a KMS key's row and removes all of its backing keys in the same transaction
+    /// (imported key material deleted or expired).
+    async fn put_kms_key_dropping_materials(&self, key: KmsKeyRow) -> StoreResult<()>;
     /// The key's row and every material it has had, oldest first.
     async fn get_kms_key(
         &self,

@@ -125,6 +125,7 @@ enum WriteOp {
         key: String,
     },
     PutKmsKey(KmsKeyRow, Option<KeyMaterialRow>),
+    PutKmsKeyDroppingMaterials(KmsKeyRow),
     DeleteKmsKey {
         account_id: String,
         region: String,
@@ -1366,6 +1367,15 @@ fn apply_op(conn: &Connection, op: &WriteOp) -> StoreResult<WriteOutcome> {
             }
             Ok(WriteOutcome::Done)
         }
+        WriteOp::PutKmsKeyDroppingMaterials(key) => {
+            apply_op(conn, &WriteOp::PutKmsKey(key.clone(), None))?;
+            conn.execute(
+                "DELETE FROM kms_key_materials
+                 WHERE account_id = ?1 AND region = ?2 AND key_id = ?3",
+                params![key.account_id, key.region, key.key_id],
+            )?;
+            Ok(WriteOutcome::Done)
+        }
         WriteOp::DeleteKmsKey {
             account_id,
             region,
@@ -2469,6 +2479,12 @@ impl Store for SqliteStore {
         material: Option<KeyMaterialRow>,
     ) -> StoreResult<()> {
         self.write(WriteOp::PutKmsKey(key, material))
+            .await
+            .map(|_| ())
+    }
+
+    async fn put_kms_key_dropping_materials(&self, key: KmsKeyRow) -> StoreResult<()> {
+        self.write(WriteOp::PutKmsKeyDroppingMaterials(key))
             .await
             .map(|_| ())
     }

@@ -53,10 +53,26 @@ impl KmsOperation for CreateKeyRequest {
             )));
         }
         let origin = self.origin.as_deref().unwrap_or("AWS_KMS");
-        if origin != "AWS_KMS" {
-            return Err(KmsError::UnsupportedOperation(format!(
-                "Origin {origin} is not supported by this keytrail version."
-            )));
+        match origin {
+            "AWS_KMS" => {}
+            ORIGIN_EXTERNAL if spec == SYMMETRIC_DEFAULT => {}
+            ORIGIN_EXTERNAL => {
+                return Err(KmsError::UnsupportedOperation(format!(
+                    "Importing key material is supported for SYMMETRIC_DEFAULT keys only by this keytrail version, not {spec}."
+                )));
+            }
+            "AWS_CLOUDHSM" | "EXTERNAL_KEY_STORE" => {
+                return Err(KmsError::UnsupportedOperation(format!(
+                    "Origin {origin} is not supported by this keytrail version."
+                )));
+            }
+            other => {
+                return Err(KmsError::constraint(
+                    "origin",
+                    other,
+                    "Member must satisfy enum value set: [EXTERNAL_KEY_STORE, AWS_KMS, EXTERNAL, AWS_CLOUDHSM]",
+                ));
+            }
         }
         if self.multi_region == Some(true) {
             return Err(KmsError::UnsupportedOperation(
@@ -86,7 +102,11 @@ impl KmsOperation for CreateKeyRequest {
             key_usage: usage.into(),
             key_spec: spec.into(),
             origin: origin.into(),
-            state: KeyState::Enabled,
+            state: if origin == ORIGIN_EXTERNAL {
+                KeyState::PendingImport
+            } else {
+                KeyState::Enabled
+            },
             deletion_ms: None,
             pending_window_days: None,
             policy,
@@ -98,6 +118,9 @@ impl KmsOperation for CreateKeyRequest {
             on_demand_rotations: 0,
             current_material_id: String::new(),
             aws_managed: false,
+            expiration_model: None,
+            valid_to_ms: None,
+            imported_material_ids: Vec::new(),
         };
         if let Some(parsed) = &parsed_policy
             && self.bypass_policy_lockout_safety_check != Some(true)
@@ -269,6 +292,7 @@ impl KmsOperation for EnableKeyRequest {
         note_key(notes, &key);
         kms.update_key(&key, |r, arn| {
             Kms::record_not_pending_deletion(r, arn)?;
+            Kms::record_not_pending_import(r, arn)?;
             r.state = KeyState::Enabled;
             Ok(())
         })
@@ -294,6 +318,7 @@ impl KmsOperation for DisableKeyRequest {
         note_key(notes, &key);
         kms.update_key(&key, |r, arn| {
             Kms::record_not_pending_deletion(r, arn)?;
+            Kms::record_not_pending_import(r, arn)?;
             r.state = KeyState::Disabled;
             Ok(())
         })
@@ -362,7 +387,12 @@ impl KmsOperation for CancelKeyDeletionRequest {
                     "{arn} is not pending deletion."
                 )));
             }
-            r.state = KeyState::Disabled;
+            // A key without key material (imported, then deleted or expired) waits for it again.
+            r.state = if r.is_external() && r.current_material_id.is_empty() {
+                KeyState::PendingImport
+            } else {
+                KeyState::Disabled
+            };
             r.deletion_ms = None;
             r.pending_window_days = None;
             r.rotation_enabled = r.rotation_enabled_before_deletion;

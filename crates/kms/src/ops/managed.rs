@@ -56,6 +56,9 @@ impl KmsOperation for CreateAwsManagedKey {
             on_demand_rotations: 0,
             current_material_id: String::new(),
             aws_managed: true,
+            expiration_model: None,
+            valid_to_ms: None,
+            imported_material_ids: Vec::new(),
         };
         let key = kms.insert_key(record).await?;
         note_key(notes, &key);

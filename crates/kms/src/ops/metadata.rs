@@ -43,8 +43,11 @@ pub(crate) fn metadata(record: &KeyRecord) -> KeyMetadata {
         mac_algorithms: non_empty(asymmetric::mac_algorithms(&record.key_spec)),
         multi_region: Some(false),
         pending_deletion_window_in_days: record.pending_window_days.filter(|_| pending),
-        current_key_material_id: (record.key_spec == SYMMETRIC_DEFAULT)
-            .then(|| record.current_material_id.clone()),
+        current_key_material_id: (record.key_spec == SYMMETRIC_DEFAULT
+            && !record.current_material_id.is_empty())
+        .then(|| record.current_material_id.clone()),
+        expiration_model: record.expiration_model.clone(),
+        valid_to: record.valid_to_ms.map(epoch_seconds),
     }
 }
 

@@ -9,6 +9,7 @@ pub use managed::CreateAwsManagedKey;
 mod checks;
 mod crypto;
 mod grants;
+mod import;
 mod lifecycle;
 mod metadata;
 mod policies;
@@ -22,8 +23,8 @@ use crate::asymmetric;
 use crate::envelope::{self, BlobHeader, EncryptionContext};
 use crate::error::{KmsError, KmsResult};
 use crate::keys::{
-    KeyRecord, KeyState, alias_arn, aws_managed_policy, default_policy, validate_alias_name,
-    validate_policy,
+    KeyRecord, KeyState, ORIGIN_EXTERNAL, alias_arn, aws_managed_policy, default_policy,
+    validate_alias_name, validate_policy,
 };
 use crate::model::*;
 use crate::service::{AuditNotes, Kms, KmsCall, KmsOperation, LoadedKey, epoch_seconds, now_ms};

@@ -3,8 +3,15 @@
 
 use super::*;
 
-/// Only symmetric encryption keys with KMS-generated material rotate (§2.12).
+/// Only symmetric encryption keys with KMS-generated material rotate (§2.12). (AWS also
+/// rotates imported material on demand, into new material imported beforehand; keytrail does
+/// not.)
 pub(super) fn rotation_supported(r: &KeyRecord, arn: &str) -> KmsResult<()> {
+    if r.is_external() {
+        return Err(KmsError::UnsupportedOperation(format!(
+            "{arn} has imported key material (origin EXTERNAL): it is not rotated by KMS."
+        )));
+    }
     if r.key_spec == SYMMETRIC_DEFAULT {
         return Ok(());
     }
