@@ -9,11 +9,13 @@
 
 pub mod clock;
 mod context;
+mod parameters;
 mod record;
 
 use std::sync::Arc;
 
 pub use context::{CallContext, Principal, PrincipalKind, TlsDetails};
+pub use parameters::request_parameters;
 pub use record::{
     EVENT_VERSION, EventCategory, EventRecord, EventType, Resource, SessionContext, UserIdentity,
 };
@@ -62,53 +64,6 @@ impl Journal {
             .iter()
             .map(|row| Ok(serde_json::from_str(&row.record_json)?))
             .collect()
-    }
-}
-
-fn camel(name: &str) -> String {
-    let mut chars = name.chars();
-    match chars.next() {
-        Some(first) => first.to_lowercase().chain(chars).collect(),
-        None => String::new(),
-    }
-}
-
-fn camel_case_members(value: serde_json::Value, data_maps: &[&str]) -> serde_json::Value {
-    use serde_json::Value;
-    match value {
-        Value::Object(map) => Value::Object(
-            map.into_iter()
-                .map(|(k, v)| {
-                    let v = if data_maps.contains(&k.as_str()) {
-                        v
-                    } else {
-                        camel_case_members(v, data_maps)
-                    };
-                    (camel(&k), v)
-                })
-                .collect(),
-        ),
-        Value::Array(items) => Value::Array(
-            items
-                .into_iter()
-                .map(|v| camel_case_members(v, data_maps))
-                .collect(),
-        ),
-        other => other,
-    }
-}
-
-/// An awsJson request as its event's `requestParameters`: member names in camelCase, as
-/// CloudTrail shows them, except inside `data_maps` (user data such as an encryption context,
-/// whose keys are not member names); `None` (JSON null) when the request has no members.
-pub fn request_parameters<R: serde::Serialize>(
-    request: &R,
-    data_maps: &[&str],
-) -> Option<serde_json::Value> {
-    match serde_json::to_value(request).map(|v| camel_case_members(v, data_maps)) {
-        Ok(serde_json::Value::Object(map)) if map.is_empty() => None,
-        Ok(v) => Some(v),
-        Err(_) => None,
     }
 }
 

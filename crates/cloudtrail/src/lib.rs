@@ -243,7 +243,7 @@ impl CloudTrail {
                 )
             })?
         };
-        outcome.request_parameters = keytrail_audit::request_parameters(&input, &[]);
+        outcome.request_parameters = keytrail_audit::request_parameters(&input);
         let output = op(self, ctx, input, outcome).await?;
         serde_json::to_vec(&output).map_err(CloudTrailError::internal)
     }

@@ -383,7 +383,7 @@ impl CloudTrail {
             .await?;
         self.save(&record).await?;
         let settings = record.settings();
-        outcome.response_elements = keytrail_audit::request_parameters(&settings, &[]);
+        outcome.response_elements = keytrail_audit::request_parameters(&settings);
         Ok(settings)
     }
 
@@ -451,7 +451,7 @@ impl CloudTrail {
         }
         self.save(&record).await?;
         let settings = record.settings();
-        outcome.response_elements = keytrail_audit::request_parameters(&settings, &[]);
+        outcome.response_elements = keytrail_audit::request_parameters(&settings);
         Ok(settings)
     }
 

@@ -5,16 +5,9 @@
 use serde::Serialize;
 use serde_json::Value;
 
-/// Members whose values are maps of user data: their keys are not renamed.
-const DATA_MAPS: &[&str] = &[
-    "EncryptionContext",
-    "SourceEncryptionContext",
-    "DestinationEncryptionContext",
-];
-
 /// `requestParameters` of a request's event; `None` (JSON null) when it has no members.
 pub fn request_parameters<R: Serialize>(request: &R) -> Option<Value> {
-    keytrail_audit::request_parameters(request, DATA_MAPS)
+    keytrail_audit::request_parameters(request)
 }
 
 #[cfg(test)]
