@@ -39,8 +39,11 @@ enum MaterialChange<'a> {
         secret: &'a [u8],
         id_hex: &'a str,
     },
-    /// Every backing key is deleted (imported material deleted or expired).
+    /// Every backing key is deleted (imported material deleted).
     DropAll,
+    /// Every backing key is deleted if the newest record's material has expired; otherwise
+    /// nothing changes (it was reimported meanwhile).
+    DropIfExpired,
 }
 
 /// A key with its backing keys and its parsed key policy, as cached.
@@ -394,8 +397,8 @@ impl Kms {
 
     async fn expire_material(&self, key: &LoadedKey) -> KmsResult<Arc<LoadedKey>> {
         let expired = self
-            .drop_materials(key, |r, _| {
-                if Self::material_expired(r, now_ms()) && r.state != KeyState::PendingDeletion {
+            .change_key(key, MaterialChange::DropIfExpired, |r, _| {
+                if r.state != KeyState::PendingDeletion {
                     r.state = KeyState::PendingImport;
                 }
                 Ok(())
@@ -871,9 +874,7 @@ impl Kms {
             KeyState::Enabled => Ok(()),
             KeyState::Disabled => Err(KmsError::Disabled(format!("{arn} is disabled."))),
             KeyState::PendingDeletion => Self::record_not_pending_deletion(record, arn),
-            KeyState::PendingImport => {
-                Err(KmsError::InvalidState(format!("{arn} is pending import.")))
-            }
+            KeyState::PendingImport => Self::record_not_pending_import(record, arn),
         }
     }
 
@@ -1015,6 +1016,11 @@ impl Kms {
         let current = self
             .cached(&key_ref)
             .ok_or_else(|| Self::not_found(&key.arn))?;
+        if matches!(material_change, MaterialChange::DropIfExpired)
+            && !Self::material_expired(&current.record, now_ms())
+        {
+            return Ok(current);
+        }
         let mut record = current.record.clone();
         change(&mut record, &current.arn)?;
         let mut materials = Arc::clone(&current.materials);
@@ -1024,6 +1030,12 @@ impl Kms {
                 let (row, loaded) =
                     self.new_material(&current.arn, &record.key_spec, Some(rotation_type))?;
                 Some((row, loaded))
+            }
+            // The same material imported meanwhile by a concurrent call.
+            MaterialChange::Import { id_hex, .. }
+                if materials.iter().any(|m| m.id_hex == id_hex) =>
+            {
+                None
             }
             MaterialChange::Import { secret, id_hex } => {
                 let wrapped = self
@@ -1039,7 +1051,7 @@ impl Kms {
                 let loaded = self.unwrap_material(&current.arn, &record.key_spec, &row)?;
                 Some((row, loaded))
             }
-            MaterialChange::DropAll => {
+            MaterialChange::DropAll | MaterialChange::DropIfExpired => {
                 record.current_material_id.clear();
                 record.expiration_model = None;
                 record.valid_to_ms = None;
