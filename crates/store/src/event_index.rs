@@ -445,22 +445,36 @@ pub(crate) fn account_events_after(
     Ok(events)
 }
 
-/// Removes the postings and runs whose events are all older than `cutoff_ms` and at or before
-/// `delivered_up_to` (the events themselves are deleted by the same rule).
+/// Deletes the events older than `cutoff_ms` up to `delivered_up_to`, with the postings and
+/// runs that name only deleted events; returns how many events went. Events go from the oldest
+/// on, up to the first that is not old enough, so a pass costs what it deletes rather than a scan
+/// of the whole journal (an old event behind a newer one — times out of journal order — waits
+/// for a later pass).
 pub(crate) fn delete_before(
     c: &Connection,
     cutoff_ms: i64,
     delivered_up_to: i64,
-) -> rusqlite::Result<()> {
-    c.execute(
-        "DELETE FROM event_postings WHERE max_time_ms < ?1 AND last_seq <= ?2",
+) -> rusqlite::Result<usize> {
+    let boundary: i64 = c.query_row(
+        "SELECT COALESCE(
+             (SELECT seq FROM events WHERE seq <= ?2 AND event_time_ms >= ?1 ORDER BY seq LIMIT 1),
+             (SELECT COALESCE(MAX(seq), 0) FROM events WHERE seq <= ?2) + 1)",
         params![cutoff_ms, delivered_up_to],
+        |r| r.get(0),
+    )?;
+    let deleted = c.execute(
+        "DELETE FROM events WHERE seq < ?2 AND event_time_ms < ?1",
+        params![cutoff_ms, boundary],
     )?;
     c.execute(
-        "DELETE FROM event_account_runs WHERE max_time_ms < ?1 AND last_seq <= ?2",
-        params![cutoff_ms, delivered_up_to],
+        "DELETE FROM event_postings WHERE last_seq < ?2 AND max_time_ms < ?1",
+        params![cutoff_ms, boundary],
     )?;
-    Ok(())
+    c.execute(
+        "DELETE FROM event_account_runs WHERE last_seq < ?2 AND max_time_ms < ?1",
+        params![cutoff_ms, boundary],
+    )?;
+    Ok(deleted)
 }
 
 #[cfg(test)]

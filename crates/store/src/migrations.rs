@@ -278,6 +278,8 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         max_time_ms BIGINT NOT NULL,
         PRIMARY KEY (account_id, last_seq)
     ) WITHOUT ROWID;
+    CREATE INDEX event_postings_by_last_seq ON event_postings (last_seq);
+    CREATE INDEX event_account_runs_by_last_seq ON event_account_runs (last_seq);
     INSERT INTO event_account_runs (account_id, last_seq, first_seq, max_time_ms)
         SELECT account_id, seq, seq, event_time_ms FROM events;
     INSERT OR IGNORE INTO event_postings

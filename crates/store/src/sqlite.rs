@@ -1500,11 +1500,7 @@ fn apply_op(conn: &Connection, op: &WriteOp) -> StoreResult<WriteOutcome> {
             cutoff_ms,
             delivered_up_to,
         } => {
-            event_index::delete_before(conn, *cutoff_ms, *delivered_up_to)?;
-            let n = conn.execute(
-                "DELETE FROM events WHERE event_time_ms < ?1 AND seq <= ?2",
-                params![cutoff_ms, delivered_up_to],
-            )?;
+            let n = event_index::delete_before(conn, *cutoff_ms, *delivered_up_to)?;
             Ok(WriteOutcome::Count(n))
         }
         WriteOp::PutGrant(g) => {
@@ -3333,7 +3329,7 @@ mod tests {
                 time += if next(10) == 0 {
                     -(next(5 * POSTING_SPAN as u64) as i64)
                 } else {
-                    next(3_000) as i64
+                    next(40_000) as i64
                 };
                 e.event_time_ms = time;
                 e.event_name = ["Decrypt", "Encrypt", "CreateKey"][next(3) as usize].into();
@@ -3468,6 +3464,47 @@ mod tests {
                 .await
                 .unwrap(),
             oldest
+        );
+
+        // Retention deletes from the oldest event up to the first one newer than the cutoff;
+        // what remains is still found exactly.
+        let cutoff = first + span / 2;
+        let boundary = all
+            .iter()
+            .find(|e| e.event_time_ms >= cutoff)
+            .map_or(i64::MAX, |e| e.seq);
+        let kept: Vec<&EventRow> = all
+            .iter()
+            .filter(|e| e.seq >= boundary || e.event_time_ms >= cutoff)
+            .collect();
+        let deleted = store.delete_events_before(cutoff, i64::MAX).await.unwrap();
+        assert_eq!(deleted, all.len() - kept.len());
+        assert!(deleted > 0);
+        let mut expected: Vec<i64> = kept
+            .iter()
+            .filter(|e| e.account_id == "000000000000" && e.management)
+            .map(|e| (e.event_time_ms, e.seq))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .rev()
+            .map(|(_, seq)| seq)
+            .collect();
+        expected.truncate(1000);
+        let remaining = store.lookup_events(lookup(None, 1000)).await.unwrap();
+        assert_eq!(
+            remaining.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            expected
+        );
+        let delivered = store
+            .account_events_after("111111111111", 0, 1000)
+            .await
+            .unwrap();
+        assert_eq!(
+            delivered.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            kept.iter()
+                .filter(|e| e.account_id == "111111111111")
+                .map(|e| e.seq)
+                .collect::<Vec<_>>()
         );
     }
 
