@@ -26,6 +26,9 @@ VENV_BIN = os.path.join(ROOT, ".venv", "bin")
 DURATION = int(os.environ.get("DURATION", "10"))
 CONNECTIONS = int(os.environ.get("CONNECTIONS", "64"))
 THREADS = int(os.environ.get("THREADS", "2"))
+# Rounds of the three servers, interleaved; figures are each metric's median over the rounds
+# (a shared host swings by a quarter between runs of ten seconds).
+ROUNDS = max(1, int(os.environ.get("ROUNDS", "1")))
 OUT = os.path.join(ROOT, "bench", "out")
 
 
@@ -220,6 +223,15 @@ def run_wrk(port, script):
             "socket_errors": errors.group(0) if errors else ""}
 
 
+def median_of(runs):
+    """Each metric's median over the rounds of one server (errors summed)."""
+    return {"rps": statistics.median(r["rps"] for r in runs),
+            "p50_ms": statistics.median(r["p50_ms"] for r in runs),
+            "p99_ms": statistics.median(r["p99_ms"] for r in runs),
+            "non_2xx": sum(r["non_2xx"] for r in runs),
+            "socket_errors": "; ".join(r["socket_errors"] for r in runs if r["socket_errors"])}
+
+
 def main():
     names = sys.argv[1:] or ["sts:GetCallerIdentity"]
     unknown = [n for n in names if n not in WORKLOADS]
@@ -243,12 +255,13 @@ def main():
     summaries = []
     try:
         for workload in names:
-            results = {}
-            # Sign right before each run: a replayed signature goes stale after 15 minutes.
-            for server in ("null", "keytrail", "moto"):
-                port = ports[server]
-                results[server] = run_wrk(port, WORKLOADS[workload](port, setup))
-            summaries.append((workload, results))
+            rounds = {server: [] for server in ("null", "keytrail", "moto")}
+            for _ in range(ROUNDS):
+                # Sign right before each run: a replayed signature goes stale after 15 minutes.
+                for server in ("null", "keytrail", "moto"):
+                    port = ports[server]
+                    rounds[server].append(run_wrk(port, WORKLOADS[workload](port, setup)))
+            summaries.append((workload, {s: median_of(r) for s, r in rounds.items()}, rounds))
         memory = {name: dict(startup_s=round(proc.startup_s, 3),
                              idle_rss_mib=round(proc.idle_rss_mib, 1),
                              peak_rss_mib=round(proc.peak_rss_mib(), 1))
@@ -260,12 +273,14 @@ def main():
                              os.path.join(data.name, "data"), "events", "tail", "-n", "100000000"],
                             capture_output=True, text=True, env=env).stdout.count("\n")
     failed = False
-    for workload, results in summaries:
+    for workload, results, rounds in summaries:
         kt, ceiling, peer = results["keytrail"], results["null"], results["moto"]
         summary = {
             "operation": workload,
             "load": f"wrk -t{THREADS} -c{CONNECTIONS} -d{DURATION}s",
+            "rounds": ROUNDS,
             "results": results,
+            "each_round": rounds,
             "memory": memory,
             "ratio_keytrail_to_ceiling": round(kt["rps"] / ceiling["rps"], 3),
             "ratio_keytrail_to_moto": round(kt["rps"] / peer["rps"], 1),
@@ -273,7 +288,8 @@ def main():
         name = "".join(c if c.isalnum() else "-" for c in workload).strip("-").lower()
         with open(os.path.join(OUT, f"{name}.json"), "w") as f:
             json.dump(summary, f, indent=2)
-        print(f"\n{workload}, {summary['load']}, {os.cpu_count()} cores")
+        each = f", median of {ROUNDS} interleaved rounds" if ROUNDS > 1 else ""
+        print(f"\n{workload}, {summary['load']}, {os.cpu_count()} cores{each}")
         print(f"{'server':<10} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
         for server in ("null", "keytrail", "moto"):
             r = results[server]
@@ -281,6 +297,9 @@ def main():
                   f"{r['non_2xx']:>8}")
         print(f"keytrail / ceiling = {summary['ratio_keytrail_to_ceiling']}   "
               f"keytrail / moto = {summary['ratio_keytrail_to_moto']}x")
+        if ROUNDS > 1:
+            print("keytrail rounds: " + ", ".join(
+                f"{r['rps']:.0f} req/s p99 {r['p99_ms']:.2f} ms" for r in rounds["keytrail"]))
         if kt["non_2xx"]:
             print(f"keytrail answered errors during {workload}: the figures are not valid",
                   file=sys.stderr)

@@ -2,7 +2,7 @@
 # Benchmarks keytrail against the machine's ceiling (a null server on the same HTTP stack) and
 # a peer (moto_server), side by side in one run, with wrk replaying a request signed just
 # before each run. Prints requests/s, p50/p99 latency and the ratios; writes bench/out/*.json.
-#   DURATION=10 CONNECTIONS=64 bench/run.sh
+#   DURATION=10 CONNECTIONS=64 ROUNDS=3 bench/run.sh   (ROUNDS: medians of interleaved rounds)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
