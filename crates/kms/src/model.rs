@@ -17,6 +17,18 @@ pub struct Blob(pub Vec<u8>);
 #[derive(Clone, PartialEq, Eq, Default)]
 pub struct SecretBlob(pub Zeroizing<Vec<u8>>);
 
+impl AsRef<[u8]> for Blob {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl AsRef<[u8]> for SecretBlob {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
 impl std::fmt::Debug for SecretBlob {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "SecretBlob({} bytes)", self.0.len())

@@ -5,15 +5,7 @@
 use super::*;
 
 pub(super) fn message_member(message: &Option<SecretBlob>) -> KmsResult<&[u8]> {
-    let message = required(message, "message")?;
-    if message.0.is_empty() || message.0.len() > 4096 {
-        return Err(KmsError::constraint(
-            "message",
-            "[SENSITIVE]",
-            "Member must have length between 1 and 4096",
-        ));
-    }
-    Ok(&message.0)
+    bytes_member(message, "message", 4096, "[SENSITIVE]")
 }
 
 #[async_trait::async_trait]
@@ -83,19 +75,14 @@ impl KmsOperation for DeriveSharedSecretRequest {
                 "Member must satisfy enum value set: [ECDH]",
             ));
         }
-        let peer = required(&self.public_key, "publicKey")?;
-        if peer.0.is_empty() || peer.0.len() > 8192 {
-            return Err(KmsError::Validation(
-                "1 validation error detected: Value at 'publicKey' failed to satisfy constraint: Member must have length between 1 and 8192".into(),
-            ));
-        }
+        let peer = bytes_member(&self.public_key, "publicKey", 8192, "[BLOB]")?;
         grant_tokens(kms, &self.grant_tokens)?;
         let key = key_of_usage(kms, ctx, notes, key_id, "KEY_AGREEMENT", Self::NAME).await?;
         dry_run(self.dry_run)?;
         let secret = key
             .current()?
             .key
-            .derive_shared_secret(&key.record.key_spec, &peer.0)?;
+            .derive_shared_secret(&key.record.key_spec, peer)?;
         Ok(DeriveSharedSecretResponse {
             key_id: Some(key.arn.clone()),
             shared_secret: Some(SecretBlob(secret)),
@@ -199,14 +186,7 @@ impl KmsOperation for VerifyRequest {
         notes: &mut AuditNotes,
     ) -> KmsResult<Self::Output> {
         let message = message_member(&self.message)?;
-        let signature = required(&self.signature, "signature")?;
-        if signature.0.is_empty() || signature.0.len() > 6144 {
-            return Err(KmsError::constraint(
-                "signature",
-                "[BLOB]",
-                "Member must have length between 1 and 6144",
-            ));
-        }
+        let signature = ciphertext_member(&self.signature, "signature")?;
         grant_tokens(kms, &self.grant_tokens)?;
         let (key, algorithm, digest) = signing_input(
             kms,
@@ -227,7 +207,7 @@ impl KmsOperation for VerifyRequest {
             &key.record.key_spec,
             &algorithm,
             &digest,
-            &signature.0,
+            signature,
         )?;
         if !valid {
             return Err(KmsError::InvalidSignature(String::new()));
@@ -533,15 +513,10 @@ impl KmsOperation for DecapsulateRequest {
         notes: &mut AuditNotes,
     ) -> KmsResult<Self::Output> {
         let key_id = key_id_member(&self.key_id, "keyId")?;
-        let ciphertext = required(
+        let ciphertext = ciphertext_member(
             &self.shared_secret_ciphertext_blob,
             "sharedSecretCiphertextBlob",
         )?;
-        if ciphertext.0.is_empty() || ciphertext.0.len() > 6144 {
-            return Err(KmsError::Validation(
-                "1 validation error detected: Value at 'sharedSecretCiphertextBlob' failed to satisfy constraint: Member must have length between 1 and 6144".into(),
-            ));
-        }
         let algorithm = encapsulation_algorithm(&self.encapsulation_algorithm)?;
         grant_tokens(kms, &self.grant_tokens)?;
         let key = key_of_usage(
@@ -554,7 +529,7 @@ impl KmsOperation for DecapsulateRequest {
         )
         .await?;
         dry_run(self.dry_run)?;
-        let secret = key.current()?.key.decapsulate(&ciphertext.0)?;
+        let secret = key.current()?.key.decapsulate(ciphertext)?;
         Ok(DecapsulateResponse {
             key_id: Some(key.arn.clone()),
             shared_secret: Some(SecretBlob(secret)),

@@ -31,6 +31,33 @@ pub(super) fn length(field: &str, value: &str, min: usize, max: usize) -> KmsRes
     Ok(())
 }
 
+/// A binary member within the model's length bounds (1 to `max` bytes). The message never
+/// shows the bytes: `[SENSITIVE]` (secrets) or `[BLOB]` stands in for them.
+pub(super) fn bytes_member<'a, B: AsRef<[u8]>>(
+    value: &'a Option<B>,
+    field: &str,
+    max: usize,
+    shown: &str,
+) -> KmsResult<&'a [u8]> {
+    let bytes = required(value, field)?.as_ref();
+    if bytes.is_empty() || bytes.len() > max {
+        return Err(KmsError::constraint(
+            field,
+            shown,
+            &format!("Member must have length between 1 and {max}"),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// A ciphertext-sized binary member (the model's `CiphertextType`: 1 to 6144 bytes).
+pub(super) fn ciphertext_member<'a, B: AsRef<[u8]>>(
+    value: &'a Option<B>,
+    field: &str,
+) -> KmsResult<&'a [u8]> {
+    bytes_member(value, field, 6144, "[BLOB]")
+}
+
 pub(super) fn range(field: &str, value: i64, min: i64, max: i64) -> KmsResult<()> {
     if value < min {
         return Err(KmsError::constraint(

@@ -140,14 +140,7 @@ impl KmsOperation for EncryptRequest {
         notes: &mut AuditNotes,
     ) -> KmsResult<Self::Output> {
         let key_id = key_id_member(&self.key_id, "keyId")?;
-        let plaintext = required(&self.plaintext, "plaintext")?;
-        if plaintext.0.is_empty() || plaintext.0.len() > 4096 {
-            return Err(KmsError::constraint(
-                "plaintext",
-                "[SENSITIVE]",
-                "Member must have length between 1 and 4096",
-            ));
-        }
+        let plaintext = bytes_member(&self.plaintext, "plaintext", 4096, "[SENSITIVE]")?;
         let enc_ctx = context(&self.encryption_context)?;
         grant_tokens(kms, &self.grant_tokens)?;
         let key = kms.resolve(ctx, key_id, true).await?;
@@ -159,16 +152,16 @@ impl KmsOperation for EncryptRequest {
             no_context_for_asymmetric(&enc_ctx)?;
             let material = key.current()?;
             let max = material.key.oaep_max_plaintext(oaep);
-            if plaintext.0.len() > max {
+            if plaintext.len() > max {
                 return Err(KmsError::Validation(format!(
                     "Plaintext is {} bytes; {} with {} takes at most {max}.",
-                    plaintext.0.len(),
+                    plaintext.len(),
                     key.record.key_spec,
                     algorithm
                 )));
             }
             dry_run(self.dry_run)?;
-            let blob = material.key.rsa_encrypt(oaep, &plaintext.0)?;
+            let blob = material.key.rsa_encrypt(oaep, plaintext)?;
             return Ok(EncryptResponse {
                 ciphertext_blob: Some(Blob(blob)),
                 key_id: Some(key.arn.clone()),
@@ -178,7 +171,7 @@ impl KmsOperation for EncryptRequest {
         let algorithm =
             symmetric_algorithm("encryptionAlgorithm", &self.encryption_algorithm, &key)?;
         dry_run(self.dry_run)?;
-        let (blob, material_id) = seal(&key, &enc_ctx, &plaintext.0)?;
+        let (blob, material_id) = seal(&key, &enc_ctx, plaintext)?;
         notes.key_material_id = Some(material_id);
         Ok(EncryptResponse {
             ciphertext_blob: Some(Blob(blob)),
@@ -257,18 +250,6 @@ pub(super) async fn open_asymmetric(
         .rsa_decrypt(oaep, input.blob)
         .ok_or_else(invalid_ciphertext)?;
     Ok(Some((key, plaintext, name)))
-}
-
-pub(super) fn ciphertext_member<'a>(blob: &'a Option<Blob>, field: &str) -> KmsResult<&'a [u8]> {
-    let blob = required(blob, field)?;
-    if blob.0.is_empty() || blob.0.len() > 6144 {
-        return Err(KmsError::constraint(
-            field,
-            "[BLOB]",
-            "Member must have length between 1 and 6144",
-        ));
-    }
-    Ok(&blob.0)
 }
 
 #[async_trait::async_trait]

@@ -277,20 +277,13 @@ impl KmsOperation for ImportKeyMaterialRequest {
         notes: &mut AuditNotes,
     ) -> KmsResult<Self::Output> {
         let key_id = key_id_member(&self.key_id, "keyId")?;
-        let token = required(&self.import_token, "importToken")?;
-        let wrapped = required(&self.encrypted_key_material, "encryptedKeyMaterial")?;
-        for (field, blob) in [
-            ("importToken", &token.0),
-            ("encryptedKeyMaterial", &*wrapped.0),
-        ] {
-            if blob.is_empty() || blob.len() > 6144 {
-                return Err(KmsError::constraint(
-                    field,
-                    "***",
-                    "Member must have length between 1 and 6144",
-                ));
-            }
-        }
+        let token = ciphertext_member(&self.import_token, "importToken")?;
+        let wrapped = bytes_member(
+            &self.encrypted_key_material,
+            "encryptedKeyMaterial",
+            6144,
+            "[SENSITIVE]",
+        )?;
         let now = now_ms();
         let model = self.expiration_model.as_deref().unwrap_or(EXPIRES);
         let valid_to_ms = match (model, self.valid_to) {
@@ -334,9 +327,9 @@ impl KmsOperation for ImportKeyMaterialRequest {
                 key.arn
             )));
         }
-        let (wrapping, private) = open_token(kms, &key.arn, &token.0)?;
+        let (wrapping, private) = open_token(kms, &key.arn, token)?;
         let material = wrapping
-            .unwrap(private, &wrapped.0)
+            .unwrap(private, wrapped)
             .ok_or_else(|| KmsError::InvalidCiphertext(String::new()))?;
         if material.len() != 32 {
             return Err(KmsError::IncorrectKeyMaterial(format!(
