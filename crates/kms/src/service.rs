@@ -30,7 +30,7 @@ pub(crate) struct LoadedMaterial {
 }
 
 /// What a change to a key does to its backing keys.
-enum MaterialChange<'a> {
+pub(crate) enum MaterialChange<'a> {
     Keep,
     /// A new generated backing key becomes current (`AUTOMATIC` or `ON_DEMAND`).
     Rotate(&'a str),
@@ -385,7 +385,7 @@ impl Kms {
             return Ok(None);
         }
         // Imported material past its ValidTo is gone, even before the sweeper gets to it.
-        if Self::material_expired(&key.record, now_ms()) {
+        if key.record.valid_to_ms.is_some() && Self::material_expired(&key.record, now_ms()) {
             return Ok(Some(self.expire_material(&key).await?));
         }
         Ok(Some(key))
@@ -406,37 +406,6 @@ impl Kms {
             .await?;
         tracing::info!(key_id = %key.record.key_id, "imported key material expired and was deleted");
         Ok(expired)
-    }
-
-    /// Applies `change` to the newest record and deletes every backing key of the key with it
-    /// (imported material deleted or expired): the key has no current material afterwards.
-    pub(crate) async fn drop_materials<F>(
-        &self,
-        key: &LoadedKey,
-        change: F,
-    ) -> KmsResult<Arc<LoadedKey>>
-    where
-        F: FnOnce(&mut KeyRecord, &str) -> KmsResult<()>,
-    {
-        self.change_key(key, MaterialChange::DropAll, change).await
-    }
-
-    /// Applies `change` to the newest record and, when `material` (secret, id) is given — the
-    /// key has none —, stores it wrapped under the root key as the key's current backing key.
-    pub(crate) async fn import_material<F>(
-        &self,
-        key: &LoadedKey,
-        material: Option<(&[u8], &str)>,
-        change: F,
-    ) -> KmsResult<Arc<LoadedKey>>
-    where
-        F: FnOnce(&mut KeyRecord, &str) -> KmsResult<()>,
-    {
-        let material_change = match material {
-            Some((secret, id_hex)) => MaterialChange::Import { secret, id_hex },
-            None => MaterialChange::Keep,
-        };
-        self.change_key(key, material_change, change).await
     }
 
     async fn alias_map(&self, account_id: &str, region: &str) -> KmsResult<AliasMap> {
@@ -1000,9 +969,9 @@ impl Kms {
             .await
     }
 
-    /// Applies `change` to the newest record under the mutation lock, with a new backing key
-    /// when `rotation_type` is given, then stores it and refreshes the cache.
-    async fn change_key<F>(
+    /// Applies `change` to the newest record under the mutation lock, does what
+    /// `material_change` says to the backing keys, then stores both and refreshes the cache.
+    pub(crate) async fn change_key<F>(
         &self,
         key: &LoadedKey,
         material_change: MaterialChange<'_>,
@@ -1031,7 +1000,7 @@ impl Kms {
                     self.new_material(&current.arn, &record.key_spec, Some(rotation_type))?;
                 Some((row, loaded))
             }
-            // The same material imported meanwhile by a concurrent call.
+            // Material the key already has (a reimport to change its expiry, or a concurrent one).
             MaterialChange::Import { id_hex, .. }
                 if materials.iter().any(|m| m.id_hex == id_hex) =>
             {

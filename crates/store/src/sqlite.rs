@@ -1342,13 +1342,7 @@ fn apply_op(conn: &Connection, op: &WriteOp) -> StoreResult<WriteOutcome> {
             Ok(WriteOutcome::Object(previous))
         }
         WriteOp::PutKmsKey(key, material) => {
-            conn.execute(
-                "INSERT INTO kms_keys (account_id, region, key_id, record_json)
-                 VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (account_id, region, key_id)
-                 DO UPDATE SET record_json = excluded.record_json",
-                params![key.account_id, key.region, key.key_id, key.record_json],
-            )?;
+            upsert_kms_key(conn, key)?;
             if let Some(m) = material {
                 conn.execute(
                     "INSERT INTO kms_key_materials (account_id, region, key_id, material_id,
@@ -1368,7 +1362,7 @@ fn apply_op(conn: &Connection, op: &WriteOp) -> StoreResult<WriteOutcome> {
             Ok(WriteOutcome::Done)
         }
         WriteOp::PutKmsKeyDroppingMaterials(key) => {
-            apply_op(conn, &WriteOp::PutKmsKey(key.clone(), None))?;
+            upsert_kms_key(conn, key)?;
             conn.execute(
                 "DELETE FROM kms_key_materials
                  WHERE account_id = ?1 AND region = ?2 AND key_id = ?3",
@@ -1629,6 +1623,16 @@ fn apply_op(conn: &Connection, op: &WriteOp) -> StoreResult<WriteOutcome> {
             Ok(WriteOutcome::Done)
         }
     }
+}
+
+fn upsert_kms_key(conn: &Connection, key: &KmsKeyRow) -> rusqlite::Result<usize> {
+    conn.execute(
+        "INSERT INTO kms_keys (account_id, region, key_id, record_json)
+         VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (account_id, region, key_id)
+         DO UPDATE SET record_json = excluded.record_json",
+        params![key.account_id, key.region, key.key_id, key.record_json],
+    )
 }
 
 fn access_key_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AccessKeyRecord> {

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use zeroize::Zeroizing;
 
 use super::*;
+use crate::service::MaterialChange;
 
 /// Import parameters are valid for 24 hours (AWS).
 const PARAMETERS_VALID_MS: i64 = 24 * 3_600_000;
@@ -383,12 +384,14 @@ impl KmsOperation for ImportKeyMaterialRequest {
                 ));
             }
         }
-        // Material already present is not stored again: the import only sets its expiry.
-        let store_material = key.record.current_material_id.is_empty();
+        // Material the key already has is not stored again: the import only sets its expiry.
         let id_for_record = id.clone();
-        kms.import_material(
+        kms.change_key(
             &key,
-            store_material.then_some((material.as_slice(), id.as_str())),
+            MaterialChange::Import {
+                secret: &material,
+                id_hex: &id,
+            },
             move |r, arn| {
                 Kms::record_not_pending_deletion(r, arn)?;
                 if !r.current_material_id.is_empty() && r.current_material_id != id_for_record {
@@ -440,7 +443,7 @@ impl KmsOperation for DeleteImportedKeyMaterialRequest {
                 key.arn
             )));
         }
-        kms.drop_materials(&key, |r, arn| {
+        kms.change_key(&key, MaterialChange::DropAll, |r, arn| {
             Kms::record_not_pending_deletion(r, arn)?;
             r.state = KeyState::PendingImport;
             Ok(())
