@@ -275,6 +275,22 @@ pub struct KmsKeyRow {
     pub record_json: String,
 }
 
+/// One part of a [`Store::change_kms_keys`] transaction.
+#[derive(Debug, Clone)]
+pub enum KmsKeyChange {
+    /// Creates or replaces the key's row and adds these backing keys.
+    Put {
+        key: KmsKeyRow,
+        materials: Vec<KeyMaterialRow>,
+    },
+    /// Deletes the key with its materials, grants and aliases.
+    Delete {
+        account_id: String,
+        region: String,
+        key_id: String,
+    },
+}
+
 /// One version of a KMS key's backing key, wrapped under the root key.
 #[derive(Clone, PartialEq, Eq)]
 pub struct KeyMaterialRow {
@@ -573,6 +589,9 @@ pub trait Store: Send + Sync + 'static {
     /// Replaces a KMS key's row and removes all of its backing keys in the same transaction
     /// (imported key material deleted or expired).
     async fn put_kms_key_dropping_materials(&self, key: KmsKeyRow) -> StoreResult<()>;
+    /// Applies several key changes in one transaction: the keys of a multi-Region key share
+    /// their material and settings, so they change together or not at all.
+    async fn change_kms_keys(&self, changes: Vec<KmsKeyChange>) -> StoreResult<()>;
     /// The key's row and every material it has had, oldest first.
     async fn get_kms_key(
         &self,

@@ -32,9 +32,9 @@ use crate::eventlog::EventLog;
 use crate::migrations::MIGRATIONS;
 use crate::{
     AccessKeyRecord, AccountRecord, AliasRow, BucketRow, DeleteBucketOutcome, EventLookup,
-    EventRow, GrantRow, KeyMaterialRow, KmsKeyRow, KmsUsageRow, LogFileRow, ManagedPolicyRow,
-    ObjectRow, PartRow, PolicyDocumentRow, PolicyOwner, RoleRecord, SigningKeyRow, Store,
-    StoreError, StoreResult, TrailCursor, TrailRow, UploadRow, UserRecord,
+    EventRow, GrantRow, KeyMaterialRow, KmsKeyChange, KmsKeyRow, KmsUsageRow, LogFileRow,
+    ManagedPolicyRow, ObjectRow, PartRow, PolicyDocumentRow, PolicyOwner, RoleRecord,
+    SigningKeyRow, Store, StoreError, StoreResult, TrailCursor, TrailRow, UploadRow, UserRecord,
 };
 
 /// Upper bound of requests folded into one transaction; keeps commit latency bounded.
@@ -126,6 +126,8 @@ enum WriteOp {
     },
     PutKmsKey(KmsKeyRow, Option<KeyMaterialRow>),
     PutKmsKeyDroppingMaterials(KmsKeyRow),
+    /// The keys of a multi-Region key, changed together.
+    ChangeKmsKeys(Vec<KmsKeyChange>),
     DeleteKmsKey {
         account_id: String,
         region: String,
@@ -1344,20 +1346,7 @@ fn apply_op(conn: &Connection, op: &WriteOp) -> StoreResult<WriteOutcome> {
         WriteOp::PutKmsKey(key, material) => {
             upsert_kms_key(conn, key)?;
             if let Some(m) = material {
-                conn.execute(
-                    "INSERT INTO kms_key_materials (account_id, region, key_id, material_id,
-                        wrapped_material, created_at_ms, rotation_type)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                    params![
-                        key.account_id,
-                        key.region,
-                        key.key_id,
-                        m.material_id,
-                        m.wrapped_material,
-                        m.created_at_ms,
-                        m.rotation_type
-                    ],
-                )?;
+                insert_kms_key_material(conn, key, m)?;
             }
             Ok(WriteOutcome::Done)
         }
@@ -1370,24 +1359,30 @@ fn apply_op(conn: &Connection, op: &WriteOp) -> StoreResult<WriteOutcome> {
             )?;
             Ok(WriteOutcome::Done)
         }
+        WriteOp::ChangeKmsKeys(changes) => {
+            for change in changes {
+                match change {
+                    KmsKeyChange::Put { key, materials } => {
+                        upsert_kms_key(conn, key)?;
+                        for m in materials {
+                            insert_kms_key_material(conn, key, m)?;
+                        }
+                    }
+                    KmsKeyChange::Delete {
+                        account_id,
+                        region,
+                        key_id,
+                    } => delete_kms_key(conn, account_id, region, key_id)?,
+                }
+            }
+            Ok(WriteOutcome::Done)
+        }
         WriteOp::DeleteKmsKey {
             account_id,
             region,
             key_id,
         } => {
-            for table in ["kms_key_materials", "kms_grants", "kms_keys"] {
-                conn.execute(
-                    &format!(
-                        "DELETE FROM {table} WHERE account_id = ?1 AND region = ?2 AND key_id = ?3"
-                    ),
-                    params![account_id, region, key_id],
-                )?;
-            }
-            conn.execute(
-                "DELETE FROM kms_aliases
-                 WHERE account_id = ?1 AND region = ?2 AND target_key_id = ?3",
-                params![account_id, region, key_id],
-            )?;
+            delete_kms_key(conn, account_id, region, key_id)?;
             Ok(WriteOutcome::Done)
         }
         WriteOp::PutTrail(t) => {
@@ -1623,6 +1618,48 @@ fn apply_op(conn: &Connection, op: &WriteOp) -> StoreResult<WriteOutcome> {
             Ok(WriteOutcome::Done)
         }
     }
+}
+
+fn insert_kms_key_material(
+    conn: &Connection,
+    key: &KmsKeyRow,
+    m: &KeyMaterialRow,
+) -> rusqlite::Result<usize> {
+    conn.execute(
+        "INSERT INTO kms_key_materials (account_id, region, key_id, material_id,
+            wrapped_material, created_at_ms, rotation_type)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            key.account_id,
+            key.region,
+            key.key_id,
+            m.material_id,
+            m.wrapped_material,
+            m.created_at_ms,
+            m.rotation_type
+        ],
+    )
+}
+
+/// A key with its materials, grants and aliases.
+fn delete_kms_key(
+    conn: &Connection,
+    account_id: &str,
+    region: &str,
+    key_id: &str,
+) -> rusqlite::Result<()> {
+    for table in ["kms_key_materials", "kms_grants", "kms_keys"] {
+        conn.execute(
+            &format!("DELETE FROM {table} WHERE account_id = ?1 AND region = ?2 AND key_id = ?3"),
+            params![account_id, region, key_id],
+        )?;
+    }
+    conn.execute(
+        "DELETE FROM kms_aliases
+         WHERE account_id = ?1 AND region = ?2 AND target_key_id = ?3",
+        params![account_id, region, key_id],
+    )?;
+    Ok(())
 }
 
 fn upsert_kms_key(conn: &Connection, key: &KmsKeyRow) -> rusqlite::Result<usize> {
@@ -2489,6 +2526,12 @@ impl Store for SqliteStore {
             .map(|_| ())
     }
 
+    async fn change_kms_keys(&self, changes: Vec<KmsKeyChange>) -> StoreResult<()> {
+        self.write(WriteOp::ChangeKmsKeys(changes))
+            .await
+            .map(|_| ())
+    }
+
     async fn get_kms_key(
         &self,
         account_id: &str,
@@ -3107,6 +3150,89 @@ mod tests {
         );
         reader.close().await;
         owner.close().await;
+    }
+
+    #[tokio::test]
+    async fn the_keys_of_a_multi_region_key_change_together_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("k.db")).unwrap();
+        let key = |region: &str, json: &str| KmsKeyRow {
+            account_id: "111111111111".into(),
+            region: region.into(),
+            key_id: "mrk-1".into(),
+            record_json: json.into(),
+        };
+        let material = |id: &str| KeyMaterialRow {
+            material_id: id.into(),
+            wrapped_material: vec![9; 8],
+            created_at_ms: 1,
+            rotation_type: None,
+        };
+        let put = |region: &str, json: &str, ids: &[&str]| KmsKeyChange::Put {
+            key: key(region, json),
+            materials: ids.iter().map(|id| material(id)).collect(),
+        };
+        let get = |region: &'static str| {
+            let store = &store;
+            async move {
+                store
+                    .get_kms_key("111111111111", region, "mrk-1")
+                    .await
+                    .unwrap()
+                    .map(|(row, materials)| {
+                        let ids: Vec<String> =
+                            materials.into_iter().map(|m| m.material_id).collect();
+                        (row.record_json, ids)
+                    })
+            }
+        };
+        store
+            .change_kms_keys(vec![put("us-east-1", "primary", &["m1", "m2"])])
+            .await
+            .unwrap();
+        // The second put repeats a material the primary has: the whole change is undone.
+        let failed = store
+            .change_kms_keys(vec![
+                put("eu-west-1", "replica", &["m1", "m2"]),
+                put("us-east-1", "primary v2", &["m2"]),
+            ])
+            .await;
+        assert!(failed.is_err());
+        assert_eq!(get("eu-west-1").await, None);
+        assert_eq!(
+            get("us-east-1").await,
+            Some(("primary".to_string(), vec!["m1".into(), "m2".into()]))
+        );
+        store
+            .change_kms_keys(vec![
+                put("eu-west-1", "replica", &["m1", "m2"]),
+                put("us-east-1", "primary v2", &["m3"]),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(
+            get("eu-west-1").await,
+            Some(("replica".to_string(), vec!["m1".into(), "m2".into()]))
+        );
+        store
+            .change_kms_keys(vec![
+                KmsKeyChange::Delete {
+                    account_id: "111111111111".into(),
+                    region: "eu-west-1".into(),
+                    key_id: "mrk-1".into(),
+                },
+                put("us-east-1", "primary v3", &[]),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(get("eu-west-1").await, None);
+        assert_eq!(
+            get("us-east-1").await,
+            Some((
+                "primary v3".to_string(),
+                vec!["m1".into(), "m2".into(), "m3".into()]
+            ))
+        );
     }
 
     #[tokio::test]
