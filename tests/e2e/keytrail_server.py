@@ -49,12 +49,28 @@ class KeytrailServer:
             raise RuntimeError("keytrail did not start: " + open(self.log.name).read())
         self.port = int(self.url.rsplit(":", 1)[1])
 
-    def client(self, service, key="test", secret="test", token=None, **options):
+    def client(self, service, key="test", secret="test", token=None, region="us-east-1",
+               **options):
         """A boto3 client for this server, with the root test credentials unless told."""
         return boto3.session.Session().client(
-            service, endpoint_url=self.url, region_name="us-east-1",
+            service, endpoint_url=self.url, region_name=region,
             aws_access_key_id=key, aws_secret_access_key=secret, aws_session_token=token,
             **options)
+
+    def cli(self, *args, key="test", secret="test", token=None):
+        """Runs the aws CLI against this server: its exit status, JSON output (or None) and
+        standard error."""
+        out = subprocess.run(["aws", *args, "--output", "json"],
+                             env=self.env(key, secret, token=token), capture_output=True,
+                             text=True)
+        return out.returncode, (json.loads(out.stdout) if out.stdout.strip() else None), out.stderr
+
+    def cli_ok(self, *args, **creds):
+        """The JSON output of an aws CLI command that must succeed ({} when it prints none)."""
+        code, body, err = self.cli(*args, **creds)
+        if code != 0:
+            raise AssertionError(f"aws {' '.join(args)} exited with {code}: {err}")
+        return body or {}
 
     def env(self, key="test", secret="test", url=None, token=None):
         env = dict(os.environ)

@@ -4,7 +4,6 @@ the aws CLI, then calls as that user that are allowed and denied, in KMS and IAM
 import base64
 import json
 import os
-import subprocess
 import tempfile
 import unittest
 
@@ -25,10 +24,7 @@ class Authorization(unittest.TestCase):
         assert cls.server.stop() == 0
 
     def aws(self, *args, key="test", secret="test", token=None):
-        out = subprocess.run(["aws", *args, "--output", "json"],
-                             env=self.server.env(key, secret, token=token),
-                             capture_output=True, text=True)
-        return out.returncode, (json.loads(out.stdout) if out.stdout.strip() else None), out.stderr
+        return self.server.cli(*args, key=key, secret=secret, token=token)
 
     def ok(self, *args, **creds):
         code, body, err = self.aws(*args, **creds)

@@ -69,9 +69,7 @@ class CliCase(unittest.TestCase):
         assert cls.server.stop() == 0
 
     def aws(self, *args):
-        out = subprocess.run(["aws", *args, "--output", "json"], env=self.server.env(),
-                             capture_output=True, text=True)
-        return out.returncode, (json.loads(out.stdout) if out.stdout.strip() else None), out.stderr
+        return self.server.cli(*args)
 
     def ok(self, *args):
         code, body, err = self.aws(*args)

@@ -8,7 +8,7 @@ import subprocess
 import unittest
 
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, utils
+from cryptography.hazmat.primitives.asymmetric import ec, padding
 
 from keytrail_server import KeytrailServer
 

@@ -3,9 +3,7 @@ the import parameters and imports files, the material is wrapped by an independe
 implementation (Python `cryptography`), boto3 uses the key."""
 
 import base64
-import json
 import os
-import subprocess
 import tempfile
 import unittest
 
@@ -40,10 +38,7 @@ class KmsImport(unittest.TestCase):
         assert cls.server.stop() == 0
 
     def aws(self, *args):
-        out = subprocess.run(["aws", "kms", *args, "--output", "json"], env=self.server.env(),
-                             capture_output=True, text=True)
-        self.assertEqual(out.returncode, 0, out.stderr)
-        return json.loads(out.stdout) if out.stdout.strip() else {}
+        return self.server.cli_ok("kms", *args)
 
     def file(self, name, data):
         path = os.path.join(self.dir.name, name)
