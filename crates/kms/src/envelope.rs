@@ -1,12 +1,15 @@
 //! The cryptographic core: the canonical encoding of an encryption context and the ciphertext
 //! blob format. Pure functions, property-tested and fuzzed.
 //!
-//! Blob layout (version 1), all integers big-endian:
+//! Blob layout, all integers big-endian:
 //!
 //! ```text
-//! version u8 = 1 | region_len u8 | region | account_id (12 ASCII digits) | key_id (16, UUID)
+//! version u8 | region_len u8 | region | account_id (12 ASCII digits) | key_id (16)
 //! | material_id (32) | nonce (12) | AES-256-GCM ciphertext | tag (16)
 //! ```
+//!
+//! Version 1 names a single-Region key (key_id: the UUID's bytes), version 2 a multi-Region
+//! key (`mrk-` and the hex of key_id), whose related keys in other Regions open it too.
 //!
 //! Everything before the nonce is the header. The AEAD's associated data is a domain label,
 //! the header and the canonical context, so changing the key, the material, the context or any
@@ -19,6 +22,7 @@ use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use zeroize::Zeroizing;
 
 pub const BLOB_VERSION: u8 = 1;
+pub const MULTI_REGION_BLOB_VERSION: u8 = 2;
 pub const MATERIAL_ID_LEN: usize = 32;
 pub const MATERIAL_LEN: usize = 32;
 const TAG_LEN: usize = 16;
@@ -62,6 +66,8 @@ pub struct BlobHeader {
     pub region: String,
     pub account_id: String,
     pub key_id: [u8; 16],
+    /// Whether `key_id` is a multi-Region key's (`mrk-…`) rather than a UUID.
+    pub multi_region: bool,
     pub material_id: [u8; MATERIAL_ID_LEN],
 }
 
@@ -72,7 +78,11 @@ impl BlobHeader {
             return Err(EnvelopeError::Malformed);
         }
         let mut out = Vec::with_capacity(2 + self.region.len() + 12 + 16 + MATERIAL_ID_LEN);
-        out.push(BLOB_VERSION);
+        out.push(if self.multi_region {
+            MULTI_REGION_BLOB_VERSION
+        } else {
+            BLOB_VERSION
+        });
         out.push(region_len);
         out.extend_from_slice(self.region.as_bytes());
         out.extend_from_slice(self.account_id.as_bytes());
@@ -82,7 +92,7 @@ impl BlobHeader {
     }
 
     pub fn key_id_string(&self) -> String {
-        uuid::Uuid::from_bytes(self.key_id).to_string()
+        crate::keys::key_id_from_bytes(&self.key_id, self.multi_region)
     }
 
     pub fn material_id_hex(&self) -> String {
@@ -102,9 +112,11 @@ pub struct ParsedBlob<'a> {
 /// Splits a blob into its parts without decrypting. Never panics, whatever the input.
 pub fn parse(blob: &[u8]) -> Result<ParsedBlob<'_>, EnvelopeError> {
     let (&version, rest) = blob.split_first().ok_or(EnvelopeError::Malformed)?;
-    if version != BLOB_VERSION {
-        return Err(EnvelopeError::Malformed);
-    }
+    let multi_region = match version {
+        BLOB_VERSION => false,
+        MULTI_REGION_BLOB_VERSION => true,
+        _ => return Err(EnvelopeError::Malformed),
+    };
     let (&region_len, rest) = rest.split_first().ok_or(EnvelopeError::Malformed)?;
     let region_len = usize::from(region_len);
     let fixed = region_len + 12 + 16 + MATERIAL_ID_LEN;
@@ -130,6 +142,7 @@ pub fn parse(blob: &[u8]) -> Result<ParsedBlob<'_>, EnvelopeError> {
             region: region.to_string(),
             account_id: String::from_utf8_lossy(account).into_owned(),
             key_id: key_id.try_into().map_err(|_| EnvelopeError::Malformed)?,
+            multi_region,
             material_id: material_id
                 .try_into()
                 .map_err(|_| EnvelopeError::Malformed)?,
@@ -237,6 +250,7 @@ mod tests {
             region: "us-east-1".into(),
             account_id: "111122223333".into(),
             key_id: *uuid::Uuid::new_v4().as_bytes(),
+            multi_region: false,
             material_id: [7; MATERIAL_ID_LEN],
         }
     }
@@ -309,6 +323,30 @@ mod tests {
             }
         }
         assert_eq!(parse(&[2, 0, 0]), Err(EnvelopeError::Malformed));
+        let mut other_version = blob.clone();
+        other_version[0] = 3;
+        assert_eq!(parse(&other_version), Err(EnvelopeError::Malformed));
+    }
+
+    #[test]
+    fn a_multi_region_blob_names_its_key_and_cannot_pass_for_a_single_region_one() {
+        let k = key();
+        let h = BlobHeader {
+            multi_region: true,
+            ..header()
+        };
+        let blob = seal(&k, &h, &ctx(&[]), b"x").unwrap();
+        assert_eq!(blob[0], MULTI_REGION_BLOB_VERSION);
+        let parsed = parse(&blob).unwrap();
+        assert_eq!(parsed.header, h);
+        assert!(parsed.header.key_id_string().starts_with("mrk-"));
+        assert_eq!(open(&k, &parsed, &ctx(&[])).unwrap().as_slice(), b"x");
+        let mut relabelled = blob.clone();
+        relabelled[0] = BLOB_VERSION;
+        assert_eq!(
+            open(&k, &parse(&relabelled).unwrap(), &ctx(&[])),
+            Err(EnvelopeError::Authentication)
+        );
     }
 
     proptest! {

@@ -12,6 +12,9 @@ pub enum KeyState {
     PendingDeletion,
     /// A key of origin `EXTERNAL` without key material: never imported, deleted, or expired.
     PendingImport,
+    /// A multi-Region primary key scheduled for deletion while replicas remain: its waiting
+    /// period starts when the last replica is gone.
+    PendingReplicaDeletion,
 }
 
 impl KeyState {
@@ -21,7 +24,16 @@ impl KeyState {
             KeyState::Disabled => "Disabled",
             KeyState::PendingDeletion => "PendingDeletion",
             KeyState::PendingImport => "PendingImport",
+            KeyState::PendingReplicaDeletion => "PendingReplicaDeletion",
         }
+    }
+
+    /// Scheduled for deletion, with or without replicas left to delete first.
+    pub fn is_pending_deletion(self) -> bool {
+        matches!(
+            self,
+            KeyState::PendingDeletion | KeyState::PendingReplicaDeletion
+        )
     }
 }
 
@@ -63,11 +75,134 @@ pub struct KeyRecord {
     pub valid_to_ms: Option<i64>,
     #[serde(default)]
     pub imported_material_ids: Vec<String>,
+    /// Multi-Region keys: the Regions of the primary and of its replicas, the same on every key
+    /// of the set (they share key id, key material, key spec, usage, origin and rotation).
+    #[serde(default)]
+    pub multi_region: Option<MultiRegionSet>,
+}
+
+/// Where the keys of one multi-Region key live.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MultiRegionSet {
+    pub primary_region: String,
+    /// In the order they were replicated.
+    pub replica_regions: Vec<String>,
+}
+
+impl MultiRegionSet {
+    /// Every Region of the set, the primary's first.
+    pub fn regions(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.primary_region.as_str())
+            .chain(self.replica_regions.iter().map(String::as_str))
+    }
 }
 
 impl KeyRecord {
     pub fn is_external(&self) -> bool {
         self.origin == ORIGIN_EXTERNAL
+    }
+
+    /// A multi-Region key that is not the primary of its set.
+    pub fn is_replica(&self) -> bool {
+        self.multi_region
+            .as_ref()
+            .is_some_and(|set| set.primary_region != self.region)
+    }
+
+    /// The keys of the same multi-Region key in other Regions.
+    pub fn related_regions(&self) -> Vec<String> {
+        self.multi_region
+            .iter()
+            .flat_map(MultiRegionSet::regions)
+            .filter(|r| *r != self.region)
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+/// What the keys of a multi-Region key share besides their id and key material, which KMS
+/// keeps in step from the primary: the automatic rotation setting and schedule. (Key spec,
+/// usage and origin never change.)
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedProperties {
+    /// As configured: a key pending deletion reads as not rotating but keeps its setting.
+    rotation_enabled: bool,
+    rotation_period_days: Option<i64>,
+    next_rotation_ms: Option<i64>,
+    on_demand_rotations: u32,
+}
+
+impl SharedProperties {
+    pub fn of(record: &KeyRecord) -> Self {
+        Self {
+            rotation_enabled: if record.state.is_pending_deletion() {
+                record.rotation_enabled_before_deletion
+            } else {
+                record.rotation_enabled
+            },
+            rotation_period_days: record.rotation_period_days,
+            next_rotation_ms: record.next_rotation_ms,
+            on_demand_rotations: record.on_demand_rotations,
+        }
+    }
+
+    pub fn apply_to(&self, record: &mut KeyRecord) {
+        if record.state.is_pending_deletion() {
+            record.rotation_enabled_before_deletion = self.rotation_enabled;
+        } else {
+            record.rotation_enabled = self.rotation_enabled;
+        }
+        record.rotation_period_days = self.rotation_period_days;
+        record.next_rotation_ms = self.next_rotation_ms;
+        record.on_demand_rotations = self.on_demand_rotations;
+    }
+}
+
+/// The prefix of multi-Region key ids (`mrk-` and 32 hex digits).
+pub const MULTI_REGION_PREFIX: &str = "mrk-";
+
+/// A fresh key id: a UUID, or for a multi-Region key `mrk-` and 32 hex digits.
+pub fn new_key_id(multi_region: bool) -> String {
+    let id = uuid::Uuid::new_v4();
+    if multi_region {
+        format!("{MULTI_REGION_PREFIX}{}", id.simple())
+    } else {
+        id.to_string()
+    }
+}
+
+/// The canonical form of a key id (lower case), or `None` when it is neither a UUID nor a
+/// multi-Region key id.
+pub fn canonical_key_id(input: &str) -> Option<String> {
+    if let Some(hex) = input.strip_prefix(MULTI_REGION_PREFIX) {
+        return (hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+            .then(|| format!("{MULTI_REGION_PREFIX}{}", hex.to_ascii_lowercase()));
+    }
+    match uuid::Uuid::parse_str(input) {
+        Ok(id) if input.len() == 36 => Some(id.to_string()),
+        _ => None,
+    }
+}
+
+/// The 16 bytes a ciphertext blob carries for a key id, and whether it is a multi-Region id.
+pub fn key_id_bytes(key_id: &str) -> Option<([u8; 16], bool)> {
+    if let Some(hex) = key_id.strip_prefix(MULTI_REGION_PREFIX) {
+        let mut out = [0u8; 16];
+        hex::decode_to_slice(hex, &mut out).ok()?;
+        return Some((out, true));
+    }
+    uuid::Uuid::parse_str(key_id)
+        .ok()
+        .map(|id| (*id.as_bytes(), false))
+}
+
+/// The key id a blob's 16 bytes stand for.
+pub fn key_id_from_bytes(bytes: &[u8; 16], multi_region: bool) -> String {
+    if multi_region {
+        format!("{MULTI_REGION_PREFIX}{}", hex::encode(bytes))
+    } else {
+        uuid::Uuid::from_bytes(*bytes).to_string()
     }
 }
 
@@ -130,11 +265,10 @@ pub fn parse_key_identifier(input: &str) -> KmsResult<KeyIdentifier> {
             return Err(KmsError::InvalidArn(format!("Invalid arn {input}")));
         }
         if let Some(key_id) = resource.strip_prefix("key/") {
-            uuid::Uuid::parse_str(key_id).map_err(|_| invalid(input))?;
             return Ok(KeyIdentifier::KeyArn {
                 region: region.to_string(),
                 account_id: account_id.to_string(),
-                key_id: key_id.to_ascii_lowercase(),
+                key_id: canonical_key_id(key_id).ok_or_else(|| invalid(input))?,
             });
         }
         if resource.starts_with("alias/") {
@@ -149,10 +283,9 @@ pub fn parse_key_identifier(input: &str) -> KmsResult<KeyIdentifier> {
     if input.starts_with("alias/") {
         return Ok(KeyIdentifier::AliasName(input.to_string()));
     }
-    match uuid::Uuid::parse_str(input) {
-        Ok(id) if input.len() == 36 => Ok(KeyIdentifier::KeyId(id.to_string())),
-        _ => Err(invalid(input)),
-    }
+    canonical_key_id(input)
+        .map(KeyIdentifier::KeyId)
+        .ok_or_else(|| invalid(input))
 }
 
 /// AWS's rules for alias names: `alias/` + 1..250 of `[a-zA-Z0-9:/_-]`, `alias/aws/` reserved.
@@ -265,6 +398,37 @@ mod tests {
             parse_key_identifier("arn:aws:s3:::bucket"),
             Err(KmsError::InvalidArn(_))
         ));
+    }
+
+    #[test]
+    fn multi_region_key_ids() {
+        let id = new_key_id(true);
+        assert!(id.starts_with("mrk-") && id.len() == 36, "{id}");
+        assert_eq!(
+            parse_key_identifier("mrk-1234ABCD12ab34cd56ef1234567890ab").unwrap(),
+            KeyIdentifier::KeyId("mrk-1234abcd12ab34cd56ef1234567890ab".into())
+        );
+        assert_eq!(
+            parse_key_identifier(&format!("arn:aws:kms:eu-west-1:111122223333:key/{id}")).unwrap(),
+            KeyIdentifier::KeyArn {
+                region: "eu-west-1".into(),
+                account_id: "111122223333".into(),
+                key_id: id.clone()
+            }
+        );
+        for bad in ["mrk-1234", "mrk-1234abcd12ab34cd56ef1234567890ag", "mrk-"] {
+            assert!(
+                matches!(parse_key_identifier(bad), Err(KmsError::NotFound(_))),
+                "{bad}"
+            );
+        }
+        let (bytes, multi) = key_id_bytes(&id).unwrap();
+        assert!(multi);
+        assert_eq!(key_id_from_bytes(&bytes, multi), id);
+        let uuid = new_key_id(false);
+        let (bytes, multi) = key_id_bytes(&uuid).unwrap();
+        assert!(!multi);
+        assert_eq!(key_id_from_bytes(&bytes, multi), uuid);
     }
 
     #[test]

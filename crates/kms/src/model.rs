@@ -148,12 +148,41 @@ response!(
         encapsulation_algorithms: Vec<String>,
         mac_algorithms: Vec<String>,
         multi_region: bool,
+        multi_region_configuration: MultiRegionConfiguration,
         pending_deletion_window_in_days: i64,
         current_key_material_id: String,
         expiration_model: String,
         valid_to: f64,
     }
 );
+
+response!(MultiRegionConfiguration {
+    multi_region_key_type: String,
+    primary_key: MultiRegionKey,
+    replica_keys: Vec<MultiRegionKey>,
+});
+response!(MultiRegionKey {
+    arn: String,
+    region: String
+});
+
+request!(ReplicateKeyRequest {
+    key_id: String,
+    replica_region: String,
+    policy: String,
+    bypass_policy_lockout_safety_check: bool,
+    description: String,
+    tags: Vec<Tag>,
+});
+response!(ReplicateKeyResponse {
+    replica_key_metadata: KeyMetadata,
+    replica_policy: String,
+    replica_tags: Vec<Tag>,
+});
+request!(UpdatePrimaryRegionRequest {
+    key_id: String,
+    primary_region: String
+});
 
 request!(DescribeKeyRequest { key_id: String, grant_tokens: Vec<String> });
 response!(DescribeKeyResponse {

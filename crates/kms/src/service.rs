@@ -8,7 +8,7 @@ use keytrail_audit::{CallContext, EventCategory, EventRecord, Journal, Principal
 use keytrail_crypto::RootKey;
 use keytrail_iam::Identities;
 use keytrail_policy::{Decision, Policy, PolicyKind, ResourceAuthority};
-use keytrail_store::{AliasRow, KeyMaterialRow, KmsKeyRow, Store};
+use keytrail_store::{AliasRow, KeyMaterialRow, KmsKeyChange, KmsKeyRow, Store};
 use serde::Serialize;
 use zeroize::Zeroizing;
 
@@ -16,7 +16,10 @@ use crate::asymmetric::{self, KeyMaterial};
 use crate::envelope::{self, MATERIAL_ID_LEN};
 use crate::error::{KmsError, KmsResult};
 use crate::grants::{self, Grant, GrantCache};
-use crate::keys::{KeyIdentifier, KeyRecord, KeyState, alias_arn, parse_key_identifier};
+use crate::keys::{
+    KeyIdentifier, KeyRecord, KeyState, MultiRegionSet, SharedProperties, alias_arn,
+    parse_key_identifier,
+};
 
 pub const EVENT_SOURCE: &str = "kms.amazonaws.com";
 
@@ -44,6 +47,20 @@ pub(crate) enum MaterialChange<'a> {
     /// Every backing key is deleted if the newest record's material has expired; otherwise
     /// nothing changes (it was reimported meanwhile).
     DropIfExpired,
+}
+
+/// A backing key a change adds: to the key, and to the replicas of a multi-Region primary.
+struct NewMaterial<'a> {
+    secret: Zeroizing<Vec<u8>>,
+    id_hex: String,
+    rotation_type: Option<&'a str>,
+}
+
+/// A replica about to be stored: its record and its copies of the primary's backing keys.
+struct NewReplica {
+    record: KeyRecord,
+    rows: Vec<KeyMaterialRow>,
+    materials: Vec<Arc<LoadedMaterial>>,
 }
 
 /// A key with its backing keys and its parsed key policy, as cached.
@@ -102,6 +119,9 @@ pub struct AuditNotes {
     pub extra_resources: Vec<Resource>,
     pub response_elements: Option<serde_json::Value>,
     pub key_material_id: Option<String>,
+    /// Events of the same call in other Regions (ReplicateKey's CreateKey in the replica's
+    /// Region), journaled before the call's own.
+    pub other_region_events: Vec<EventRecord>,
 }
 
 /// One KMS operation: its input type knows its name, how it appears in events and how to run.
@@ -295,6 +315,14 @@ impl Kms {
             )
             .increment(1);
         }
+        for other in notes.other_region_events.drain(..) {
+            if let Err(e) = self.journal.record(&other).await {
+                tracing::error!(error = %e, "KMS event could not be journaled");
+                return Err(KmsError::Internal(
+                    "The request failed because of an internal error.".into(),
+                ));
+            }
+        }
         if let Err(e) = self.journal.record(&record).await {
             tracing::error!(error = %e, "KMS event could not be journaled");
             return Err(KmsError::Internal(
@@ -350,32 +378,61 @@ impl Kms {
         })
     }
 
-    /// The key from the cache, or from the store (unwrapping its materials once).
-    pub(crate) async fn load(&self, key_ref: &KeyRef) -> KmsResult<Option<Arc<LoadedKey>>> {
-        let key = match self.cached(key_ref) {
-            Some(k) => k,
-            None => {
-                let Some((row, materials)) = self
-                    .store
-                    .get_kms_key(&key_ref.account_id, &key_ref.region, &key_ref.key_id)
-                    .await?
-                else {
-                    return Ok(None);
-                };
-                let record: KeyRecord = serde_json::from_str(&row.record_json)
-                    .map_err(|e| KmsError::Internal(format!("A stored key is unreadable: {e}")))?;
-                let arn = record.arn();
-                let materials = materials
-                    .iter()
-                    .map(|m| {
-                        self.unwrap_material(&arn, &record.key_spec, m)
-                            .map(Arc::new)
-                    })
-                    .collect::<KmsResult<Vec<_>>>()?;
-                let key = Arc::new(LoadedKey::new(record, Arc::new(materials)));
-                self.cache(key_ref.clone(), Some(Arc::clone(&key)));
-                key
+    /// The key from the cache, or from the store (unwrapping its materials once), as stored:
+    /// without the deletion and expiry a [`Self::load`] carries out, so it is safe under the
+    /// mutation lock.
+    async fn fetch(&self, key_ref: &KeyRef) -> KmsResult<Option<Arc<LoadedKey>>> {
+        if let Some(key) = self.cached(key_ref) {
+            return Ok(Some(key));
+        }
+        let Some((row, materials)) = self
+            .store
+            .get_kms_key(&key_ref.account_id, &key_ref.region, &key_ref.key_id)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let record: KeyRecord = serde_json::from_str(&row.record_json)
+            .map_err(|e| KmsError::Internal(format!("A stored key is unreadable: {e}")))?;
+        let arn = record.arn();
+        let materials = materials
+            .iter()
+            .map(|m| {
+                self.unwrap_material(&arn, &record.key_spec, m)
+                    .map(Arc::new)
+            })
+            .collect::<KmsResult<Vec<_>>>()?;
+        let key = Arc::new(LoadedKey::new(record, Arc::new(materials)));
+        self.cache(key_ref.clone(), Some(Arc::clone(&key)));
+        Ok(Some(key))
+    }
+
+    /// The other keys of a multi-Region key (none for a single-Region key).
+    async fn fetch_related(&self, record: &KeyRecord) -> KmsResult<Vec<Arc<LoadedKey>>> {
+        let mut related = Vec::new();
+        for region in record.related_regions() {
+            let key_ref = KeyRef {
+                account_id: record.account_id.clone(),
+                region,
+                key_id: record.key_id.clone(),
+            };
+            match self.fetch(&key_ref).await? {
+                Some(key) => related.push(key),
+                None => tracing::warn!(
+                    key_id = %record.key_id,
+                    region = %key_ref.region,
+                    "a related multi-Region key is missing"
+                ),
             }
+        }
+        Ok(related)
+    }
+
+    /// The key from the cache, or from the store; a key whose deletion is due is deleted and
+    /// imported material past its expiry dropped first.
+    pub(crate) async fn load(&self, key_ref: &KeyRef) -> KmsResult<Option<Arc<LoadedKey>>> {
+        let Some(key) = self.fetch(key_ref).await? else {
+            return Ok(None);
         };
         // A key whose deletion window is over is gone, even before the sweeper gets to it.
         if key.record.state == KeyState::PendingDeletion
@@ -842,7 +899,9 @@ impl Kms {
         match record.state {
             KeyState::Enabled => Ok(()),
             KeyState::Disabled => Err(KmsError::Disabled(format!("{arn} is disabled."))),
-            KeyState::PendingDeletion => Self::record_not_pending_deletion(record, arn),
+            KeyState::PendingDeletion | KeyState::PendingReplicaDeletion => {
+                Self::record_not_pending_deletion(record, arn)
+            }
             KeyState::PendingImport => Self::record_not_pending_import(record, arn),
         }
     }
@@ -854,12 +913,28 @@ impl Kms {
     /// The same rule on the record an `update_key` change sees, which may be newer than the
     /// key the request resolved.
     pub(crate) fn record_not_pending_deletion(record: &KeyRecord, arn: &str) -> KmsResult<()> {
-        if record.state == KeyState::PendingDeletion {
-            return Err(KmsError::InvalidState(format!(
+        match record.state {
+            KeyState::PendingDeletion => Err(KmsError::InvalidState(format!(
                 "{arn} is pending deletion."
-            )));
+            ))),
+            KeyState::PendingReplicaDeletion => Err(KmsError::InvalidState(format!(
+                "{arn} is pending replica deletion."
+            ))),
+            _ => Ok(()),
         }
-        Ok(())
+    }
+
+    /// The set of a multi-Region primary key; `UnsupportedOperationException` for any other key.
+    pub(crate) fn record_multi_region_primary<'r>(
+        record: &'r KeyRecord,
+        arn: &str,
+    ) -> KmsResult<&'r MultiRegionSet> {
+        match &record.multi_region {
+            Some(set) if !record.is_replica() => Ok(set),
+            _ => Err(KmsError::UnsupportedOperation(format!(
+                "{arn} is not a multi-Region primary key."
+            ))),
+        }
     }
 
     pub(crate) fn record_not_pending_import(record: &KeyRecord, arn: &str) -> KmsResult<()> {
@@ -881,35 +956,43 @@ impl Kms {
         })
     }
 
-    fn new_material(
+    /// Fresh backing key material for a key of `spec`, with a new material id.
+    fn generate_material(spec: &str) -> KmsResult<(Zeroizing<Vec<u8>>, String)> {
+        let (material, _) = asymmetric::generate(spec)?;
+        let id = envelope::random(MATERIAL_ID_LEN)
+            .map_err(|_| KmsError::Internal("Random generator failure.".into()))?;
+        Ok((material, hex::encode(id.as_slice())))
+    }
+
+    /// `secret` as backing key `id_hex` of the key `arn`: wrapped under the root key for the
+    /// store, and loaded for use.
+    fn material_for(
         &self,
         arn: &str,
         spec: &str,
+        secret: &[u8],
+        id_hex: &str,
+        created_ms: i64,
         rotation_type: Option<&str>,
     ) -> KmsResult<(KeyMaterialRow, LoadedMaterial)> {
-        let (material, loaded_key): (Zeroizing<Vec<u8>>, KeyMaterial) = asymmetric::generate(spec)?;
-        let id_bytes = envelope::random(MATERIAL_ID_LEN)
-            .map_err(|_| KmsError::Internal("Random generator failure.".into()))?;
-        let id: [u8; MATERIAL_ID_LEN] = id_bytes
-            .as_slice()
-            .try_into()
-            .map_err(|_| KmsError::Internal("Random generator failure.".into()))?;
-        let id_hex = hex::encode(id);
+        let id: [u8; MATERIAL_ID_LEN] = hex::decode(id_hex)
+            .ok()
+            .and_then(|v| v.try_into().ok())
+            .ok_or_else(|| KmsError::Internal("A key material id is malformed.".into()))?;
         let wrapped = self
             .root_key
-            .wrap(&material, &material_aad(arn, &id_hex))
+            .wrap(secret, &material_aad(arn, id_hex))
             .map_err(|_| KmsError::Internal("Key material could not be wrapped.".into()))?;
-        let created_ms = now_ms();
         let row = KeyMaterialRow {
-            material_id: id_hex.clone(),
+            material_id: id_hex.to_string(),
             wrapped_material: wrapped,
             created_at_ms: created_ms,
             rotation_type: rotation_type.map(str::to_string),
         };
         let loaded = LoadedMaterial {
             id,
-            id_hex,
-            key: loaded_key,
+            id_hex: id_hex.to_string(),
+            key: asymmetric::load(spec, secret)?,
             created_ms,
             rotation_type: rotation_type.map(str::to_string),
         };
@@ -923,8 +1006,10 @@ impl Kms {
         let (row, materials) = if record.is_external() {
             (None, Vec::new())
         } else {
-            let (row, loaded) = self.new_material(&arn, &record.key_spec, None)?;
-            record.current_material_id = row.material_id.clone();
+            let (secret, id_hex) = Self::generate_material(&record.key_spec)?;
+            let (row, loaded) =
+                self.material_for(&arn, &record.key_spec, &secret, &id_hex, now_ms(), None)?;
+            record.current_material_id = id_hex;
             (Some(row), vec![Arc::new(loaded)])
         };
         let _guard = self.mutations.lock().await;
@@ -971,6 +1056,8 @@ impl Kms {
 
     /// Applies `change` to the newest record under the mutation lock, does what
     /// `material_change` says to the backing keys, then stores both and refreshes the cache.
+    /// A multi-Region primary key's shared properties and new backing keys go to its replicas
+    /// in the same transaction.
     pub(crate) async fn change_key<F>(
         &self,
         key: &LoadedKey,
@@ -992,34 +1079,27 @@ impl Kms {
         }
         let mut record = current.record.clone();
         change(&mut record, &current.arn)?;
-        let mut materials = Arc::clone(&current.materials);
-        let new_material = match material_change {
+        let new_material: Option<NewMaterial<'_>> = match material_change {
             MaterialChange::Keep => None,
             MaterialChange::Rotate(rotation_type) => {
-                let (row, loaded) =
-                    self.new_material(&current.arn, &record.key_spec, Some(rotation_type))?;
-                Some((row, loaded))
+                let (secret, id_hex) = Self::generate_material(&record.key_spec)?;
+                Some(NewMaterial {
+                    secret,
+                    id_hex,
+                    rotation_type: Some(rotation_type),
+                })
             }
             // Material the key already has (a reimport to change its expiry, or a concurrent one).
             MaterialChange::Import { id_hex, .. }
-                if materials.iter().any(|m| m.id_hex == id_hex) =>
+                if current.materials.iter().any(|m| m.id_hex == id_hex) =>
             {
                 None
             }
-            MaterialChange::Import { secret, id_hex } => {
-                let wrapped = self
-                    .root_key
-                    .wrap(secret, &material_aad(&current.arn, id_hex))
-                    .map_err(|_| KmsError::Internal("Key material could not be wrapped.".into()))?;
-                let row = KeyMaterialRow {
-                    material_id: id_hex.to_string(),
-                    wrapped_material: wrapped,
-                    created_at_ms: now_ms(),
-                    rotation_type: None,
-                };
-                let loaded = self.unwrap_material(&current.arn, &record.key_spec, &row)?;
-                Some((row, loaded))
-            }
+            MaterialChange::Import { secret, id_hex } => Some(NewMaterial {
+                secret: Zeroizing::new(secret.to_vec()),
+                id_hex: id_hex.to_string(),
+                rotation_type: None,
+            }),
             MaterialChange::DropAll | MaterialChange::DropIfExpired => {
                 record.current_material_id.clear();
                 record.expiration_model = None;
@@ -1032,35 +1112,272 @@ impl Kms {
                 return Ok(updated);
             }
         };
-        let new_row = match new_material {
-            None => None,
-            Some((row, loaded)) => {
-                record.current_material_id = row.material_id.clone();
+        let created_ms = now_ms();
+        let mut updates = vec![(Arc::clone(&current), record)];
+        let shared_changed = new_material.is_some()
+            || SharedProperties::of(&updates[0].1) != SharedProperties::of(&current.record);
+        if shared_changed && !current.record.is_replica() {
+            for related in self.fetch_related(&current.record).await? {
+                let mut replica = related.record.clone();
+                SharedProperties::of(&updates[0].1).apply_to(&mut replica);
+                updates.push((related, replica));
+            }
+        }
+        let mut changes = Vec::with_capacity(updates.len());
+        let mut loaded_keys = Vec::with_capacity(updates.len());
+        for (before, mut record) in updates {
+            let mut materials = Arc::clone(&before.materials);
+            let mut rows = Vec::new();
+            if let Some(new) = &new_material {
+                let (row, loaded) = self.material_for(
+                    &before.arn,
+                    &record.key_spec,
+                    &new.secret,
+                    &new.id_hex,
+                    created_ms,
+                    new.rotation_type,
+                )?;
+                record.current_material_id = new.id_hex.clone();
                 let mut grown: Vec<Arc<LoadedMaterial>> = materials.iter().cloned().collect();
                 grown.push(Arc::new(loaded));
                 materials = Arc::new(grown);
-                Some(row)
+                rows.push(row);
             }
-        };
-        self.store.put_kms_key(Self::row(&record)?, new_row).await?;
-        let updated = Arc::new(LoadedKey::new(record, materials));
-        self.cache(key_ref, Some(Arc::clone(&updated)));
-        Ok(updated)
+            changes.push(KmsKeyChange::Put {
+                key: Self::row(&record)?,
+                materials: rows,
+            });
+            loaded_keys.push(Arc::new(LoadedKey::new(record, materials)));
+        }
+        self.store.change_kms_keys(changes).await?;
+        for loaded in &loaded_keys {
+            self.cache(Self::key_ref(&loaded.record), Some(Arc::clone(loaded)));
+        }
+        Ok(Arc::clone(&loaded_keys[0]))
     }
 
+    /// The key of the same multi-Region key in `region`, if there is one.
+    pub(crate) async fn related_key(
+        &self,
+        record: &KeyRecord,
+        region: &str,
+    ) -> KmsResult<Option<Arc<LoadedKey>>> {
+        self.fetch(&KeyRef {
+            account_id: record.account_id.clone(),
+            region: region.to_string(),
+            key_id: record.key_id.clone(),
+        })
+        .await
+    }
+
+    /// The newest record of a multi-Region primary key, checked to still be one and not
+    /// pending deletion (under the mutation lock).
+    async fn current_primary(
+        &self,
+        key: &LoadedKey,
+    ) -> KmsResult<(Arc<LoadedKey>, MultiRegionSet)> {
+        let current = self
+            .fetch(&Self::key_ref(&key.record))
+            .await?
+            .ok_or_else(|| Self::not_found(&key.arn))?;
+        let set = Self::record_multi_region_primary(&current.record, &current.arn)?.clone();
+        Self::record_not_pending_deletion(&current.record, &current.arn)?;
+        Ok((current, set))
+    }
+
+    /// Stores `keys` with `set` as their multi-Region configuration, along with a new
+    /// `replica`, in one transaction, and caches them (the replica first).
+    async fn store_set(
+        &self,
+        replica: Option<NewReplica>,
+        keys: Vec<Arc<LoadedKey>>,
+        set: &MultiRegionSet,
+    ) -> KmsResult<Vec<Arc<LoadedKey>>> {
+        let mut changes = Vec::with_capacity(keys.len() + 1);
+        let mut stored = Vec::with_capacity(keys.len() + 1);
+        if let Some(replica) = replica {
+            changes.push(KmsKeyChange::Put {
+                key: Self::row(&replica.record)?,
+                materials: replica.rows,
+            });
+            stored.push(Arc::new(LoadedKey::new(
+                replica.record,
+                Arc::new(replica.materials),
+            )));
+        }
+        for key in keys {
+            let mut record = key.record.clone();
+            record.multi_region = Some(set.clone());
+            changes.push(KmsKeyChange::Put {
+                key: Self::row(&record)?,
+                materials: Vec::new(),
+            });
+            stored.push(Arc::new(LoadedKey::new(record, Arc::clone(&key.materials))));
+        }
+        self.store.change_kms_keys(changes).await?;
+        for key in &stored {
+            self.cache(Self::key_ref(&key.record), Some(Arc::clone(key)));
+        }
+        Ok(stored)
+    }
+
+    /// Creates `replica` (the primary's id in another Region) with a copy of every backing key
+    /// of the primary and its shared properties, and adds its Region to every key of the set,
+    /// in one transaction.
+    pub(crate) async fn replicate(
+        &self,
+        primary: &LoadedKey,
+        mut replica: KeyRecord,
+    ) -> KmsResult<Arc<LoadedKey>> {
+        let _guard = self.mutations.lock().await;
+        let (current, mut set) = self.current_primary(primary).await?;
+        let exists = set.regions().any(|r| r == replica.region)
+            || self.fetch(&Self::key_ref(&replica)).await?.is_some();
+        if exists {
+            return Err(KmsError::AlreadyExists(format!(
+                "Replica key {} already exists",
+                replica.arn()
+            )));
+        }
+        set.replica_regions.push(replica.region.clone());
+        SharedProperties::of(&current.record).apply_to(&mut replica);
+        replica.current_material_id = current.record.current_material_id.clone();
+        replica.multi_region = Some(set.clone());
+        let replica_arn = replica.arn();
+        let stored_materials = self
+            .store
+            .get_kms_key(
+                &current.record.account_id,
+                &current.record.region,
+                &current.record.key_id,
+            )
+            .await?
+            .map(|(_, materials)| materials)
+            .unwrap_or_default();
+        let mut rows = Vec::with_capacity(stored_materials.len());
+        let mut loaded = Vec::with_capacity(stored_materials.len());
+        for m in &stored_materials {
+            let secret = self
+                .root_key
+                .unwrap(
+                    &m.wrapped_material,
+                    &material_aad(&current.arn, &m.material_id),
+                )
+                .map_err(|_| {
+                    KmsError::Internal(format!(
+                        "The key material of {} cannot be unwrapped.",
+                        current.arn
+                    ))
+                })?;
+            let (row, material) = self.material_for(
+                &replica_arn,
+                &replica.key_spec,
+                &secret,
+                &m.material_id,
+                m.created_at_ms,
+                m.rotation_type.as_deref(),
+            )?;
+            rows.push(row);
+            loaded.push(Arc::new(material));
+        }
+        let mut keys = vec![current];
+        keys.extend(self.fetch_related(&keys[0].record).await?);
+        let stored = self
+            .store_set(
+                Some(NewReplica {
+                    record: replica,
+                    rows,
+                    materials: loaded,
+                }),
+                keys,
+                &set,
+            )
+            .await?;
+        Ok(Arc::clone(&stored[0]))
+    }
+
+    /// Makes the replica in `region` the primary key and the primary a replica.
+    pub(crate) async fn update_primary_region(
+        &self,
+        primary: &LoadedKey,
+        region: &str,
+    ) -> KmsResult<()> {
+        let _guard = self.mutations.lock().await;
+        let (current, set) = self.current_primary(primary).await?;
+        let mut keys = vec![Arc::clone(&current)];
+        keys.extend(self.fetch_related(&current.record).await?);
+        let Some(new_primary) = keys.iter().skip(1).find(|k| k.record.region == region) else {
+            return Err(KmsError::NotFound(format!(
+                "{} has no replica key in {region}.",
+                current.arn
+            )));
+        };
+        Self::record_not_pending_deletion(&new_primary.record, &new_primary.arn)?;
+        let mut replica_regions: Vec<String> = set
+            .replica_regions
+            .iter()
+            .filter(|r| *r != region)
+            .cloned()
+            .collect();
+        replica_regions.push(set.primary_region.clone());
+        let set = MultiRegionSet {
+            primary_region: region.to_string(),
+            replica_regions,
+        };
+        self.store_set(None, keys, &set).await?;
+        Ok(())
+    }
+
+    /// Deletes a key whose waiting period is over. The other keys of a multi-Region key forget
+    /// it in the same transaction, and a primary key that waited for its last replica starts
+    /// its own waiting period.
     async fn delete_now(&self, key_ref: &KeyRef) -> KmsResult<()> {
         let _guard = self.mutations.lock().await;
-        self.store
-            .delete_kms_key(&key_ref.account_id, &key_ref.region, &key_ref.key_id)
-            .await?;
+        let related = match self.fetch(key_ref).await? {
+            Some(key) => self.fetch_related(&key.record).await?,
+            None => Vec::new(),
+        };
+        let mut changes = vec![KmsKeyChange::Delete {
+            account_id: key_ref.account_id.clone(),
+            region: key_ref.region.clone(),
+            key_id: key_ref.key_id.clone(),
+        }];
+        let mut updated = Vec::with_capacity(related.len());
+        for other in related {
+            let mut record = other.record.clone();
+            if let Some(set) = record.multi_region.as_mut() {
+                set.replica_regions.retain(|r| *r != key_ref.region);
+            }
+            let last_replica_gone = record
+                .multi_region
+                .as_ref()
+                .is_some_and(|set| set.replica_regions.is_empty());
+            if record.state == KeyState::PendingReplicaDeletion && last_replica_gone {
+                record.state = KeyState::PendingDeletion;
+                record.deletion_ms =
+                    Some(now_ms() + record.pending_window_days.unwrap_or(30) * 86_400_000);
+            }
+            changes.push(KmsKeyChange::Put {
+                key: Self::row(&record)?,
+                materials: Vec::new(),
+            });
+            updated.push(Arc::new(LoadedKey::new(
+                record,
+                Arc::clone(&other.materials),
+            )));
+        }
+        self.store.change_kms_keys(changes).await?;
         self.cache(key_ref.clone(), None);
+        for key in updated {
+            self.cache(Self::key_ref(&key.record), Some(key));
+        }
         self.grants.forget(&crate::keys::key_arn(
             &key_ref.region,
             &key_ref.account_id,
             &key_ref.key_id,
         ));
         self.forget_aliases(&key_ref.account_id, &key_ref.region);
-        tracing::info!(key_id = %key_ref.key_id, "KMS key deleted at the end of its waiting period");
+        tracing::info!(key_id = %key_ref.key_id, region = %key_ref.region, "KMS key deleted at the end of its waiting period");
         Ok(())
     }
 
@@ -1145,7 +1462,9 @@ impl Kms {
                 self.load(&key_ref).await?;
                 continue;
             }
+            // A multi-Region key rotates with its primary, which brings the replicas along.
             let rotation_due = record.state == KeyState::Enabled
+                && !record.is_replica()
                 && record.rotation_enabled
                 && record.next_rotation_ms.is_some_and(|at| at <= now);
             if rotation_due && let Some(key) = self.load(&key_ref).await? {

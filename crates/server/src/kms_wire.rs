@@ -126,5 +126,7 @@ pub async fn dispatch(
         "ListRetirableGrants" => ListRetirableGrantsRequest,
         "RetireGrant" => RetireGrantRequest,
         "RevokeGrant" => RevokeGrantRequest,
+        "ReplicateKey" => ReplicateKeyRequest,
+        "UpdatePrimaryRegion" => UpdatePrimaryRegionRequest,
     }
 }

@@ -4,13 +4,14 @@
 use super::*;
 
 pub(super) fn header_for(key: &LoadedKey) -> KmsResult<BlobHeader> {
-    let key_id = uuid::Uuid::parse_str(&key.record.key_id)
-        .map_err(|_| KmsError::Internal("A stored key id is malformed.".into()))?;
+    let (key_id, multi_region) = crate::keys::key_id_bytes(&key.record.key_id)
+        .ok_or_else(|| KmsError::Internal("A stored key id is malformed.".into()))?;
     let material = key.current()?;
     Ok(BlobHeader {
         region: key.record.region.clone(),
         account_id: key.record.account_id.clone(),
-        key_id: *key_id.as_bytes(),
+        key_id,
+        multi_region,
         material_id: material.id,
     })
 }
@@ -67,13 +68,14 @@ pub(super) async fn open(
 )> {
     let parsed = envelope::parse(blob).map_err(|_| invalid_ciphertext())?;
     let header = &parsed.header;
-    if header.region != call.region {
+    // A multi-Region key's ciphertext opens in every Region of its set: the related key here
+    // has the same id and key material.
+    if header.region != call.region && !header.multi_region {
         return Err(invalid_ciphertext());
     }
     // By ARN: a ciphertext of another account's key opens when that key's policy lets the
     // caller in.
-    let blob_key =
-        crate::keys::key_arn(&header.region, &header.account_id, &header.key_id_string());
+    let blob_key = crate::keys::key_arn(&call.region, &header.account_id, &header.key_id_string());
     let key = kms
         .resolve_for(call, &blob_key, false, permission)
         .await

@@ -74,10 +74,11 @@ impl KmsOperation for CreateKeyRequest {
                 ));
             }
         }
-        if self.multi_region == Some(true) {
-            return Err(KmsError::UnsupportedOperation(
-                "Multi-Region keys are not supported by this keytrail version.".into(),
-            ));
+        let multi_region = self.multi_region == Some(true);
+        if multi_region && origin != "AWS_KMS" {
+            return Err(KmsError::UnsupportedOperation(format!(
+                "Multi-Region keys of origin {origin} are not supported by this keytrail version."
+            )));
         }
         if self.custom_key_store_id.is_some() || self.xks_key_id.is_some() {
             return Err(KmsError::UnsupportedOperation(
@@ -94,7 +95,7 @@ impl KmsOperation for CreateKeyRequest {
         let mut merged = Vec::new();
         merge_tags(&mut merged, tags)?;
         let record = KeyRecord {
-            key_id: uuid::Uuid::new_v4().to_string(),
+            key_id: new_key_id(multi_region),
             account_id: ctx.principal.account_id.clone(),
             region: ctx.region.clone(),
             created_ms: now_ms(),
@@ -121,6 +122,10 @@ impl KmsOperation for CreateKeyRequest {
             expiration_model: None,
             valid_to_ms: None,
             imported_material_ids: Vec::new(),
+            multi_region: multi_region.then(|| MultiRegionSet {
+                primary_region: ctx.region.clone(),
+                replica_regions: Vec::new(),
+            }),
         };
         if let Some(parsed) = &parsed_policy
             && self.bypass_policy_lockout_safety_check != Some(true)
@@ -347,8 +352,19 @@ impl KmsOperation for ScheduleKeyDeletionRequest {
         let updated = kms
             .update_key(&key, |r, arn| {
                 Kms::record_not_pending_deletion(r, arn)?;
-                r.state = KeyState::PendingDeletion;
-                r.deletion_ms = Some(now_ms() + days * DAY_MS);
+                // A multi-Region primary key outlives its replicas: its waiting period starts
+                // when the last of them is deleted.
+                let has_replicas = !r.is_replica()
+                    && r.multi_region
+                        .as_ref()
+                        .is_some_and(|set| !set.replica_regions.is_empty());
+                if has_replicas {
+                    r.state = KeyState::PendingReplicaDeletion;
+                    r.deletion_ms = None;
+                } else {
+                    r.state = KeyState::PendingDeletion;
+                    r.deletion_ms = Some(now_ms() + days * DAY_MS);
+                }
                 r.pending_window_days = Some(days);
                 r.rotation_enabled_before_deletion = r.rotation_enabled;
                 r.rotation_enabled = false;
@@ -358,7 +374,7 @@ impl KmsOperation for ScheduleKeyDeletionRequest {
         let response = ScheduleKeyDeletionResponse {
             key_id: Some(updated.arn.clone()),
             deletion_date: updated.record.deletion_ms.map(epoch_seconds),
-            key_state: Some(KeyState::PendingDeletion.as_str().into()),
+            key_state: Some(updated.record.state.as_str().into()),
             pending_window_in_days: Some(days),
         };
         notes.response_elements = crate::audit::request_parameters(&response);
@@ -382,7 +398,7 @@ impl KmsOperation for CancelKeyDeletionRequest {
         let key = kms.resolve(ctx, key_id, false).await?;
         note_key(notes, &key);
         kms.update_key(&key, |r, arn| {
-            if r.state != KeyState::PendingDeletion {
+            if !r.state.is_pending_deletion() {
                 return Err(KmsError::InvalidState(format!(
                     "{arn} is not pending deletion."
                 )));

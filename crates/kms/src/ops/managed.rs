@@ -59,6 +59,7 @@ impl KmsOperation for CreateAwsManagedKey {
             expiration_model: None,
             valid_to_ms: None,
             imported_material_ids: Vec::new(),
+            multi_region: None,
         };
         let key = kms.insert_key(record).await?;
         note_key(notes, &key);

@@ -3,7 +3,7 @@
 use super::*;
 
 pub(crate) fn metadata(record: &KeyRecord) -> KeyMetadata {
-    let pending = record.state == KeyState::PendingDeletion;
+    let pending = record.state.is_pending_deletion();
     KeyMetadata {
         a_w_s_account_id: Some(record.account_id.clone()),
         key_id: Some(record.key_id.clone()),
@@ -41,13 +41,40 @@ pub(crate) fn metadata(record: &KeyRecord) -> KeyMetadata {
             &record.key_usage,
         )),
         mac_algorithms: non_empty(asymmetric::mac_algorithms(&record.key_spec)),
-        multi_region: Some(false),
+        multi_region: Some(record.multi_region.is_some()),
+        multi_region_configuration: record
+            .multi_region
+            .as_ref()
+            .map(|set| multi_region_configuration(record, set)),
         pending_deletion_window_in_days: record.pending_window_days.filter(|_| pending),
         current_key_material_id: (record.key_spec == SYMMETRIC_DEFAULT
             && !record.current_material_id.is_empty())
         .then(|| record.current_material_id.clone()),
         expiration_model: record.expiration_model.clone(),
         valid_to: record.valid_to_ms.map(epoch_seconds),
+    }
+}
+
+/// Which key of the set this is, and where the others are.
+fn multi_region_configuration(
+    record: &KeyRecord,
+    set: &MultiRegionSet,
+) -> MultiRegionConfiguration {
+    let key = |region: &str| MultiRegionKey {
+        arn: Some(key_arn(region, &record.account_id, &record.key_id)),
+        region: Some(region.to_string()),
+    };
+    MultiRegionConfiguration {
+        multi_region_key_type: Some(
+            if record.is_replica() {
+                "REPLICA"
+            } else {
+                "PRIMARY"
+            }
+            .into(),
+        ),
+        primary_key: Some(key(&set.primary_region)),
+        replica_keys: Some(set.replica_regions.iter().map(|r| key(r)).collect()),
     }
 }
 

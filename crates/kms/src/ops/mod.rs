@@ -12,6 +12,7 @@ mod grants;
 mod import;
 mod lifecycle;
 mod metadata;
+mod multi_region;
 mod policies;
 mod rotation;
 mod tags;
@@ -23,8 +24,8 @@ use crate::asymmetric;
 use crate::envelope::{self, BlobHeader, EncryptionContext};
 use crate::error::{KmsError, KmsResult};
 use crate::keys::{
-    KeyRecord, KeyState, ORIGIN_EXTERNAL, alias_arn, aws_managed_policy, default_policy,
-    validate_alias_name, validate_policy,
+    KeyRecord, KeyState, MultiRegionSet, ORIGIN_EXTERNAL, alias_arn, aws_managed_policy,
+    default_policy, key_arn, new_key_id, validate_alias_name, validate_policy,
 };
 use crate::model::*;
 use crate::service::{AuditNotes, Kms, KmsCall, KmsOperation, LoadedKey, epoch_seconds, now_ms};

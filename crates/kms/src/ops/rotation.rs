@@ -21,8 +21,18 @@ pub(super) fn rotation_supported(r: &KeyRecord, arn: &str) -> KmsResult<()> {
     )))
 }
 
+/// Rotation settings change, and on-demand rotations happen, on enabled keys only — and for a
+/// multi-Region key on its primary, which takes its replicas along.
 pub(super) fn rotation_state_check(r: &KeyRecord, arn: &str) -> KmsResult<()> {
     rotation_supported(r, arn)?;
+    if r.is_replica() {
+        return Err(KmsError::UnsupportedOperation(format!(
+            "{arn} is a multi-Region replica key: its rotation follows its primary key in {}.",
+            r.multi_region
+                .as_ref()
+                .map_or("", |set| set.primary_region.as_str())
+        )));
+    }
     Kms::record_enabled(r, arn)
 }
 

@@ -306,9 +306,17 @@ pub fn kms_client_with(
     url: &str,
     credentials: aws_credential_types::Credentials,
 ) -> aws_sdk_kms::Client {
+    kms_client_in(url, credentials, "us-east-1")
+}
+
+pub fn kms_client_in(
+    url: &str,
+    credentials: aws_credential_types::Credentials,
+    region: &str,
+) -> aws_sdk_kms::Client {
     let config = aws_sdk_kms::config::Builder::new()
         .behavior_version(aws_sdk_kms::config::BehaviorVersion::latest())
-        .region(aws_sdk_kms::config::Region::new("us-east-1"))
+        .region(aws_sdk_kms::config::Region::new(region.to_string()))
         .credentials_provider(credentials)
         .endpoint_url(url)
         .retry_config(aws_sdk_kms::config::retry::RetryConfig::disabled())

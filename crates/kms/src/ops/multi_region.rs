@@ -1,0 +1,216 @@
+//! Multi-Region keys: ReplicateKey and UpdatePrimaryRegion. (CreateKey makes the primary;
+//! the rotation operations refuse replicas, whose rotation follows the primary.)
+
+use keytrail_audit::{EventCategory, EventRecord};
+
+use super::*;
+use crate::service::EVENT_SOURCE;
+
+/// The model's `RegionType`: `^([a-z]+-){2,3}\d+$`, 1 to 32 characters.
+fn region_member<'a>(value: &'a Option<String>, field: &str) -> KmsResult<&'a str> {
+    let region = required(value, field)?;
+    length(field, region, 1, 32)?;
+    let (letters, digits) = region
+        .rsplit_once('-')
+        .map_or(("", ""), |(head, tail)| (head, tail));
+    let words = letters.split('-').collect::<Vec<_>>();
+    let well_formed = !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && (2..=3).contains(&words.len())
+        && words
+            .iter()
+            .all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase()));
+    if !well_formed {
+        return Err(KmsError::constraint(
+            field,
+            region,
+            r"Member must satisfy regular expression pattern: ^([a-z]+-){2,3}\d+$",
+        ));
+    }
+    Ok(region)
+}
+
+/// The multi-Region primary key `key_id` names (by key id or ARN), for an operation that
+/// reaches out to another `region` of its set.
+async fn resolve_primary(
+    kms: &Kms,
+    ctx: &KmsCall<'_>,
+    key_id: &str,
+    region: &str,
+    notes: &mut AuditNotes,
+) -> KmsResult<std::sync::Arc<LoadedKey>> {
+    let primary = kms.resolve(ctx, key_id, false).await?;
+    note_key(notes, &primary);
+    Kms::record_multi_region_primary(&primary.record, &primary.arn)?;
+    if region == primary.record.region {
+        return Err(KmsError::Validation(format!(
+            "{} is the primary key in {region}: name another Region.",
+            primary.arn
+        )));
+    }
+    Kms::not_pending_deletion(&primary)?;
+    Ok(primary)
+}
+
+/// The CreateKey event AWS records in the replica's Region for a ReplicateKey call.
+fn replica_creation_event(
+    ctx: &CallContext,
+    replica: &LoadedKey,
+    request: &CreateKeyRequest,
+    response: &CreateKeyResponse,
+) -> EventRecord {
+    let mut in_replica_region = ctx.clone();
+    in_replica_region.region = replica.record.region.clone();
+    let mut event = EventRecord::new(
+        &in_replica_region,
+        EVENT_SOURCE,
+        CreateKeyRequest::NAME,
+        CreateKeyRequest::READ_ONLY,
+        EventCategory::Management,
+    );
+    event.request_parameters = crate::audit::request_parameters(request);
+    event.response_elements = crate::audit::request_parameters(response);
+    event.resources.push(Resource {
+        account_id: Some(replica.record.account_id.clone()),
+        resource_type: "AWS::KMS::Key".into(),
+        arn: replica.arn.clone(),
+    });
+    event
+}
+
+#[async_trait::async_trait]
+impl KmsOperation for ReplicateKeyRequest {
+    const NAME: &'static str = "ReplicateKey";
+    const READ_ONLY: bool = false;
+    type Output = ReplicateKeyResponse;
+
+    async fn run(
+        &self,
+        kms: &Kms,
+        ctx: &KmsCall<'_>,
+        notes: &mut AuditNotes,
+    ) -> KmsResult<Self::Output> {
+        let key_id = key_id_member(&self.key_id, "keyId")?;
+        let region = region_member(&self.replica_region, "replicaRegion")?;
+        if let Some(d) = &self.description {
+            length("description", d, 0, 8192)?;
+        }
+        let parsed_policy = self.policy.as_deref().map(validate_policy).transpose()?;
+        let tags = validate_tags(self.tags.as_deref().unwrap_or_default())?;
+        let mut merged = Vec::new();
+        merge_tags(&mut merged, tags)?;
+        let primary = resolve_primary(kms, ctx, key_id, region, notes).await?;
+        // Creating the replica is a CreateKey (and tagging it a TagResource) in its Region.
+        kms.authorize(ctx, None, "kms:CreateKey", Vec::new())
+            .await?;
+        if !merged.is_empty() {
+            kms.authorize(ctx, None, "kms:TagResource", Vec::new())
+                .await?;
+        }
+        let account = &primary.record.account_id;
+        let replica = KeyRecord {
+            key_id: primary.record.key_id.clone(),
+            account_id: account.clone(),
+            region: region.to_string(),
+            created_ms: now_ms(),
+            description: self.description.clone().unwrap_or_default(),
+            key_usage: primary.record.key_usage.clone(),
+            key_spec: primary.record.key_spec.clone(),
+            origin: primary.record.origin.clone(),
+            state: KeyState::Enabled,
+            deletion_ms: None,
+            pending_window_days: None,
+            policy: self
+                .policy
+                .clone()
+                .unwrap_or_else(|| default_policy(account)),
+            tags: merged,
+            rotation_enabled: false,
+            rotation_period_days: None,
+            next_rotation_ms: None,
+            rotation_enabled_before_deletion: false,
+            on_demand_rotations: 0,
+            current_material_id: String::new(),
+            aws_managed: false,
+            expiration_model: None,
+            valid_to_ms: None,
+            imported_material_ids: Vec::new(),
+            multi_region: None,
+        };
+        if let Some(parsed) = &parsed_policy
+            && self.bypass_policy_lockout_safety_check != Some(true)
+        {
+            kms.check_policy_lockout(ctx, &replica, parsed).await?;
+        }
+        let replica = kms.replicate(&primary, replica).await?;
+        let metadata = metadata(&replica.record);
+        let replica_tags: Vec<Tag> = replica
+            .record
+            .tags
+            .iter()
+            .map(|(k, v)| Tag {
+                tag_key: Some(k.clone()),
+                tag_value: Some(v.clone()),
+            })
+            .collect();
+        notes.other_region_events.push(replica_creation_event(
+            ctx,
+            &replica,
+            &CreateKeyRequest {
+                policy: Some(replica.record.policy.clone()),
+                description: self.description.clone(),
+                key_usage: Some(replica.record.key_usage.clone()),
+                key_spec: Some(replica.record.key_spec.clone()),
+                origin: Some(replica.record.origin.clone()),
+                bypass_policy_lockout_safety_check: self.bypass_policy_lockout_safety_check,
+                tags: self.tags.clone(),
+                multi_region: Some(true),
+                ..CreateKeyRequest::default()
+            },
+            &CreateKeyResponse {
+                key_metadata: Some(metadata.clone()),
+            },
+        ));
+        let response = ReplicateKeyResponse {
+            replica_key_metadata: Some(metadata),
+            replica_policy: Some(replica.record.policy.clone()),
+            replica_tags: Some(replica_tags),
+        };
+        notes.response_elements = crate::audit::request_parameters(&response);
+        Ok(response)
+    }
+}
+
+#[async_trait::async_trait]
+impl KmsOperation for UpdatePrimaryRegionRequest {
+    const NAME: &'static str = "UpdatePrimaryRegion";
+    const READ_ONLY: bool = false;
+    type Output = EmptyResponse;
+
+    async fn run(
+        &self,
+        kms: &Kms,
+        ctx: &KmsCall<'_>,
+        notes: &mut AuditNotes,
+    ) -> KmsResult<Self::Output> {
+        let key_id = key_id_member(&self.key_id, "keyId")?;
+        let region = region_member(&self.primary_region, "primaryRegion")?;
+        let primary = resolve_primary(kms, ctx, key_id, region, notes).await?;
+        // The replica's own key policy must allow the change too.
+        let replica = kms
+            .related_key(&primary.record, region)
+            .await?
+            .ok_or_else(|| {
+                KmsError::NotFound(format!("{} has no replica key in {region}.", primary.arn))
+            })?;
+        kms.authorize(ctx, Some(&replica), ctx.action(), Vec::new())
+            .await?;
+        notes.extra_resources.push(Resource {
+            account_id: Some(replica.record.account_id.clone()),
+            resource_type: "AWS::KMS::Key".into(),
+            arn: replica.arn.clone(),
+        });
+        kms.update_primary_region(&primary, region).await?;
+        Ok(EmptyResponse {})
+    }
+}
