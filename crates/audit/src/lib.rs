@@ -17,7 +17,8 @@ use std::sync::Arc;
 pub use context::{CallContext, Principal, PrincipalKind, TlsDetails};
 pub use parameters::request_parameters;
 pub use record::{
-    EVENT_VERSION, EventCategory, EventRecord, EventType, Resource, SessionContext, UserIdentity,
+    AWS_INTERNAL, EVENT_VERSION, EventCategory, EventRecord, EventType, Resource, SessionContext,
+    UserIdentity,
 };
 
 use keytrail_store::{EventResource, EventRow, KmsUsageKey, Store, StoreError};
@@ -110,7 +111,12 @@ fn to_row(record: &EventRecord) -> Result<EventRow, AuditError> {
 /// What a KMS request counts as in usage reports: billable requests only (those that
 /// succeeded and name a key), attributed to who caused them.
 fn kms_usage(record: &EventRecord) -> Option<KmsUsageKey> {
-    if record.event_source != "kms.amazonaws.com" || record.error_code.is_some() {
+    // What KMS does on its own (rotating, deleting a key) is not a request anyone pays for.
+    if record.event_source != "kms.amazonaws.com"
+        || record.error_code.is_some()
+        || record.user_identity.is_aws_internal()
+        || record.billed_elsewhere
+    {
         return None;
     }
     let key = record

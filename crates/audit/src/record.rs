@@ -33,7 +33,8 @@ pub struct SessionContext {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UserIdentity {
-    #[serde(rename = "type")]
+    /// Empty (and absent from the record) for what AWS does on its own ([`AWS_INTERNAL`]).
+    #[serde(rename = "type", default, skip_serializing_if = "String::is_empty")]
     pub identity_type: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub principal_id: Option<String>,
@@ -51,7 +52,29 @@ pub struct UserIdentity {
     pub invoked_by: Option<String>,
 }
 
+/// Who AWS's own actions are attributed to: a key deleted at the end of its waiting period, a
+/// scheduled rotation (`userIdentity: {accountId, invokedBy: "AWS Internal"}`).
+pub const AWS_INTERNAL: &str = "AWS Internal";
+
 impl UserIdentity {
+    /// The identity of an action AWS takes on its own in `account_id`.
+    pub fn aws_internal(account_id: &str) -> Self {
+        Self {
+            identity_type: String::new(),
+            principal_id: None,
+            arn: None,
+            account_id: Some(account_id.to_string()),
+            access_key_id: None,
+            user_name: None,
+            session_context: None,
+            invoked_by: Some(AWS_INTERNAL.into()),
+        }
+    }
+
+    pub fn is_aws_internal(&self) -> bool {
+        self.identity_type.is_empty() && self.invoked_by.as_deref() == Some(AWS_INTERNAL)
+    }
+
     pub fn from_principal(principal: &Principal, invoked_by: Option<&str>) -> Self {
         let mut identity = Self {
             identity_type: String::new(),
@@ -159,9 +182,16 @@ pub struct EventRecord {
     pub event_type: EventType,
     pub management_event: bool,
     pub recipient_account_id: String,
+    /// What AWS did on its own, for `AwsServiceEvent`s such as KMS's RotateKey or DeleteKey.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_event_details: Option<Value>,
     pub event_category: EventCategory,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_details: Option<TlsDetailsRecord>,
+    /// A second record of a call another event already counts (ReplicateKey's CreateKey in
+    /// the replica's Region): not a request of its own in usage reports. Not part of the record.
+    #[serde(skip)]
+    pub billed_elsewhere: bool,
 }
 
 pub(crate) fn format_event_time(t: OffsetDateTime) -> String {
@@ -211,12 +241,52 @@ impl EventRecord {
             },
             management_event: category == EventCategory::Management,
             recipient_account_id: ctx.principal.account_id.clone(),
+            service_event_details: None,
             event_category: category,
             tls_details: ctx.tls.as_ref().map(|t| TlsDetailsRecord {
                 tls_version: t.tls_version.clone(),
                 cipher_suite: t.cipher_suite.clone(),
                 client_provided_host_header: t.client_provided_host_header.clone(),
             }),
+            billed_elsewhere: false,
+        }
+    }
+
+    /// A management event for something AWS did on its own in `account_id` and `region`, at
+    /// the service clock's now: `AwsServiceEvent` unless told otherwise (KMS records its
+    /// multi-Region key synchronisation as an `AwsApiCall`).
+    pub fn aws_internal(
+        event_source: &str,
+        event_name: &str,
+        region: &str,
+        account_id: &str,
+        event_type: EventType,
+    ) -> Self {
+        Self {
+            event_version: EVENT_VERSION.into(),
+            user_identity: UserIdentity::aws_internal(account_id),
+            event_time: format_event_time(crate::clock::now()),
+            event_source: event_source.into(),
+            event_name: event_name.into(),
+            aws_region: region.into(),
+            source_ip_address: AWS_INTERNAL.into(),
+            user_agent: AWS_INTERNAL.into(),
+            error_code: None,
+            error_message: None,
+            request_parameters: None,
+            response_elements: None,
+            additional_event_data: None,
+            request_id: uuid::Uuid::new_v4().to_string(),
+            event_id: uuid::Uuid::now_v7().to_string(),
+            read_only: false,
+            resources: Vec::new(),
+            event_type,
+            management_event: true,
+            recipient_account_id: account_id.into(),
+            service_event_details: None,
+            event_category: EventCategory::Management,
+            tls_details: None,
+            billed_elsewhere: false,
         }
     }
 

@@ -127,3 +127,61 @@ async fn journal_round_trips_records() {
     assert_eq!(rows[0].access_key_id.as_deref(), Some("AKIAROOT"));
     assert_eq!(rows[0].account_id, "111122223333");
 }
+
+#[test]
+fn what_kms_does_on_its_own_is_recorded_but_not_billed() {
+    let key = Resource {
+        account_id: Some("111122223333".into()),
+        resource_type: "AWS::KMS::Key".into(),
+        arn: "arn:aws:kms:us-west-2:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab".into(),
+    };
+    let mut rotated = EventRecord::aws_internal(
+        "kms.amazonaws.com",
+        "RotateKey",
+        "us-west-2",
+        "111122223333",
+        EventType::AwsServiceEvent,
+    );
+    rotated.resources.push(key.clone());
+    rotated.service_event_details = Some(serde_json::json!({ "rotationType": "AUTOMATIC" }));
+    let v = serde_json::to_value(&rotated).unwrap();
+    assert_eq!(
+        v["userIdentity"],
+        serde_json::json!({ "accountId": "111122223333", "invokedBy": "AWS Internal" })
+    );
+    assert_eq!(v["sourceIPAddress"], "AWS Internal");
+    assert_eq!(v["userAgent"], "AWS Internal");
+    assert_eq!(v["eventType"], "AwsServiceEvent");
+    assert_eq!(v["readOnly"], false);
+    assert_eq!(v["serviceEventDetails"]["rotationType"], "AUTOMATIC");
+    assert_eq!(v["recipientAccountId"], "111122223333");
+    assert!(to_row(&rotated).unwrap().kms_usage.is_none());
+
+    let principal = Principal {
+        account_id: "111122223333".into(),
+        kind: PrincipalKind::Root,
+        access_key_id: Some("AKIAEXAMPLE".into()),
+    };
+    let mut call = EventRecord::new(
+        &ctx(principal),
+        "kms.amazonaws.com",
+        "Decrypt",
+        true,
+        EventCategory::Management,
+    );
+    call.resources.push(key);
+    assert!(
+        !serde_json::to_value(&call)
+            .unwrap()
+            .as_object()
+            .unwrap()
+            .contains_key("serviceEventDetails")
+    );
+    assert!(to_row(&call).unwrap().kms_usage.is_some());
+    call.billed_elsewhere = true;
+    assert!(to_row(&call).unwrap().kms_usage.is_none());
+    // The flag is not part of the record: a record read back is billable like any other.
+    let read_back: EventRecord =
+        serde_json::from_value(serde_json::to_value(&call).unwrap()).unwrap();
+    assert!(!read_back.billed_elsewhere);
+}

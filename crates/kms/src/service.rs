@@ -4,7 +4,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
-use keytrail_audit::{CallContext, EventCategory, EventRecord, Journal, PrincipalKind, Resource};
+use keytrail_audit::{
+    CallContext, EventCategory, EventRecord, EventType, Journal, PrincipalKind, Resource,
+};
 use keytrail_crypto::RootKey;
 use keytrail_iam::Identities;
 use keytrail_policy::{Decision, Policy, PolicyKind, ResourceAuthority};
@@ -222,6 +224,23 @@ fn material_aad(arn: &str, material_id_hex: &str) -> Vec<u8> {
     format!("{arn}#{material_id_hex}").into_bytes()
 }
 
+/// The event of something KMS did on its own to a key (AWS's `RotateKey`, `DeleteKey`, …).
+fn internal_event(record: &KeyRecord, arn: &str, name: &str, event_type: EventType) -> EventRecord {
+    let mut event = EventRecord::aws_internal(
+        EVENT_SOURCE,
+        name,
+        &record.region,
+        &record.account_id,
+        event_type,
+    );
+    event.resources.push(Resource {
+        account_id: Some(record.account_id.clone()),
+        resource_type: "AWS::KMS::Key".into(),
+        arn: arn.to_string(),
+    });
+    event
+}
+
 impl Kms {
     pub fn new(
         store: Arc<dyn Store>,
@@ -330,6 +349,14 @@ impl Kms {
             ));
         }
         result
+    }
+
+    /// Journals what KMS did on its own. The change it records is already stored, so a
+    /// journal failure is logged rather than undoing it.
+    async fn journal_internal(&self, event: EventRecord) {
+        if let Err(e) = self.journal.record(&event).await {
+            tracing::error!(error = %e, event = %event.event_name, "KMS service event could not be journaled");
+        }
     }
 
     // ---- key lookup -------------------------------------------------------------------
@@ -1079,6 +1106,11 @@ impl Kms {
         }
         let mut record = current.record.clone();
         change(&mut record, &current.arn)?;
+        let rotation_type = match &material_change {
+            MaterialChange::Rotate(rotation_type) => Some(*rotation_type),
+            _ => None,
+        };
+        let expiring = matches!(material_change, MaterialChange::DropIfExpired);
         let new_material: Option<NewMaterial<'_>> = match material_change {
             MaterialChange::Keep => None,
             MaterialChange::Rotate(rotation_type) => {
@@ -1109,6 +1141,17 @@ impl Kms {
                     .await?;
                 let updated = Arc::new(LoadedKey::new(record, Arc::new(Vec::new())));
                 self.cache(key_ref, Some(Arc::clone(&updated)));
+                if expiring {
+                    let mut event = internal_event(
+                        &updated.record,
+                        &updated.arn,
+                        "DeleteExpiredKeyMaterial",
+                        EventType::AwsServiceEvent,
+                    );
+                    event.service_event_details =
+                        Some(serde_json::json!({ "keyId": updated.record.key_id }));
+                    self.journal_internal(event).await;
+                }
                 return Ok(updated);
             }
         };
@@ -1153,7 +1196,34 @@ impl Kms {
         for loaded in &loaded_keys {
             self.cache(Self::key_ref(&loaded.record), Some(Arc::clone(loaded)));
         }
-        Ok(Arc::clone(&loaded_keys[0]))
+        let changed = &loaded_keys[0];
+        if let Some(rotation_type) = rotation_type {
+            let mut event = internal_event(
+                &changed.record,
+                &changed.arn,
+                "RotateKey",
+                EventType::AwsServiceEvent,
+            );
+            event.response_elements = Some(serde_json::json!({ "keyId": changed.arn }));
+            event.service_event_details = Some(serde_json::json!({
+                "rotationType": rotation_type,
+                "keyId": changed.record.key_id,
+            }));
+            self.journal_internal(event).await;
+        }
+        if loaded_keys.len() > 1 {
+            // AWS records the synchronisation of a multi-Region key in the primary's Region,
+            // naming only the primary, and as an API call.
+            let mut event = internal_event(
+                &changed.record,
+                &changed.arn,
+                "SynchronizeMultiRegionKey",
+                EventType::AwsApiCall,
+            );
+            event.response_elements = Some(serde_json::json!({ "keyId": changed.arn }));
+            self.journal_internal(event).await;
+        }
+        Ok(Arc::clone(changed))
     }
 
     /// The key of the same multi-Region key in `region`, if there is one.
@@ -1333,7 +1403,8 @@ impl Kms {
     /// its own waiting period.
     async fn delete_now(&self, key_ref: &KeyRef) -> KmsResult<()> {
         let _guard = self.mutations.lock().await;
-        let related = match self.fetch(key_ref).await? {
+        let deleted = self.fetch(key_ref).await?;
+        let related = match &deleted {
             Some(key) => self.fetch_related(&key.record).await?,
             None => Vec::new(),
         };
@@ -1377,6 +1448,16 @@ impl Kms {
             &key_ref.key_id,
         ));
         self.forget_aliases(&key_ref.account_id, &key_ref.region);
+        if let Some(key) = deleted {
+            let mut event = internal_event(
+                &key.record,
+                &key.arn,
+                "DeleteKey",
+                EventType::AwsServiceEvent,
+            );
+            event.service_event_details = Some(serde_json::json!({ "keyId": key.record.key_id }));
+            self.journal_internal(event).await;
+        }
         tracing::info!(key_id = %key_ref.key_id, region = %key_ref.region, "KMS key deleted at the end of its waiting period");
         Ok(())
     }

@@ -432,4 +432,23 @@ async fn expired_material_is_deleted_and_the_key_waits_for_it() {
         event["requestParameters"]["expirationModel"],
         "KEY_MATERIAL_EXPIRES"
     );
+    // KMS's own deletion of the expired material is an event of its own, once.
+    let deletions: Vec<serde_json::Value> = server
+        .events()
+        .into_iter()
+        .filter(|e| e["eventName"] == "DeleteExpiredKeyMaterial")
+        .collect();
+    assert_eq!(deletions.len(), 1, "{deletions:?}");
+    let deletion = &deletions[0];
+    assert_eq!(deletion["eventType"], "AwsServiceEvent");
+    assert_eq!(
+        deletion["userIdentity"],
+        serde_json::json!({ "accountId": ROOT_ACCOUNT, "invokedBy": "AWS Internal" })
+    );
+    assert_eq!(deletion["sourceIPAddress"], "AWS Internal");
+    assert_eq!(deletion["serviceEventDetails"]["keyId"], key.as_str());
+    assert_eq!(
+        deletion["resources"][0]["ARN"],
+        format!("arn:aws:kms:us-east-1:{ROOT_ACCOUNT}:key/{key}")
+    );
 }

@@ -427,6 +427,42 @@ async fn replicas_share_key_material_and_follow_their_primary() {
         "REPLICA"
     );
     assert_ne!(create_event["eventID"], replicate_event["eventID"]);
+    // UpdatePrimaryRegion: one record in each Region whose key changed role.
+    let updates: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["eventName"] == "UpdatePrimaryRegion" && e["errorCode"].is_null())
+        .collect();
+    assert_eq!(updates.len(), 2, "{updates:?}");
+    assert_eq!(updates[0]["requestID"], updates[1]["requestID"]);
+    for (region, update) in [(EU, updates[0]), (US, updates[1])] {
+        assert_eq!(update["awsRegion"], region);
+        assert_eq!(update["responseElements"]["keyId"], arn(region, &id));
+        assert_eq!(update["resources"][0]["ARN"], arn(region, &id));
+        assert_eq!(update["requestParameters"]["primaryRegion"], EU);
+    }
+    // What KMS did on its own: each on-demand rotation is also a RotateKey service event, and
+    // bringing the replicas along a SynchronizeMultiRegionKey in the primary's Region.
+    let internal = |name: &str| -> Vec<&serde_json::Value> {
+        events.iter().filter(|e| e["eventName"] == name).collect()
+    };
+    let rotations = internal("RotateKey");
+    assert_eq!(rotations.len(), 2, "{rotations:?}");
+    assert_eq!(rotations[0]["eventType"], "AwsServiceEvent");
+    assert_eq!(rotations[0]["userIdentity"]["invokedBy"], "AWS Internal");
+    assert!(rotations[0]["userIdentity"]["type"].is_null());
+    assert_eq!(
+        rotations[0]["serviceEventDetails"]["rotationType"],
+        "ON_DEMAND"
+    );
+    assert_eq!(rotations[0]["serviceEventDetails"]["keyId"], id.as_str());
+    assert_eq!(rotations[0]["awsRegion"], US);
+    assert_eq!(rotations[1]["awsRegion"], EU);
+    let synchronized = internal("SynchronizeMultiRegionKey");
+    // Enabling rotation, the two on-demand rotations.
+    assert_eq!(synchronized.len(), 3, "{synchronized:?}");
+    assert_eq!(synchronized[0]["eventType"], "AwsApiCall");
+    assert_eq!(synchronized[0]["resources"][0]["ARN"], arn(US, &id));
+    assert_eq!(synchronized[2]["resources"][0]["ARN"], arn(EU, &id));
 
     // Everything survives a restart.
     server.restart();
@@ -524,4 +560,20 @@ async fn a_primary_key_is_deleted_after_its_replicas() {
     tokio::time::sleep(std::time::Duration::from_millis(6_800)).await;
     let gone = us.describe_key().key_id(&id).send().await;
     assert_eq!(code(gone), "NotFoundException");
+
+    // Each deletion is a DeleteKey service event in the key's Region, the replica's first.
+    let deletions: Vec<serde_json::Value> = server
+        .events()
+        .into_iter()
+        .filter(|e| e["eventName"] == "DeleteKey")
+        .collect();
+    assert_eq!(deletions.len(), 2, "{deletions:?}");
+    for (region, deletion) in [EU, US].into_iter().zip(&deletions) {
+        assert_eq!(deletion["awsRegion"], region);
+        assert_eq!(deletion["eventType"], "AwsServiceEvent");
+        assert_eq!(deletion["readOnly"], false);
+        assert_eq!(deletion["serviceEventDetails"]["keyId"], id.as_str());
+        assert_eq!(deletion["resources"][0]["ARN"], arn(region, &id));
+        assert_eq!(deletion["userIdentity"]["accountId"], ROOT_ACCOUNT);
+    }
 }

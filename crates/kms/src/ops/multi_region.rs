@@ -52,29 +52,32 @@ async fn resolve_primary(
     Ok(primary)
 }
 
-/// The CreateKey event AWS records in the replica's Region for a ReplicateKey call.
-fn replica_creation_event(
+/// The record AWS also writes in the other Region a call reaches: the same call (same caller
+/// and request id) as `name` on that Region's key. Usage reports count the call once.
+fn event_in_other_region<R: serde::Serialize>(
     ctx: &CallContext,
-    replica: &LoadedKey,
-    request: &CreateKeyRequest,
-    response: &CreateKeyResponse,
+    name: &str,
+    key: &LoadedKey,
+    request: &R,
+    response: serde_json::Value,
 ) -> EventRecord {
-    let mut in_replica_region = ctx.clone();
-    in_replica_region.region = replica.record.region.clone();
+    let mut in_other_region = ctx.clone();
+    in_other_region.region = key.record.region.clone();
     let mut event = EventRecord::new(
-        &in_replica_region,
+        &in_other_region,
         EVENT_SOURCE,
-        CreateKeyRequest::NAME,
-        CreateKeyRequest::READ_ONLY,
+        name,
+        false,
         EventCategory::Management,
     );
     event.request_parameters = crate::audit::request_parameters(request);
-    event.response_elements = crate::audit::request_parameters(response);
+    event.response_elements = Some(response);
     event.resources.push(Resource {
-        account_id: Some(replica.record.account_id.clone()),
+        account_id: Some(key.record.account_id.clone()),
         resource_type: "AWS::KMS::Key".into(),
-        arn: replica.arn.clone(),
+        arn: key.arn.clone(),
     });
+    event.billed_elsewhere = true;
     event
 }
 
@@ -153,8 +156,12 @@ impl KmsOperation for ReplicateKeyRequest {
                 tag_value: Some(v.clone()),
             })
             .collect();
-        notes.other_region_events.push(replica_creation_event(
+        let created = CreateKeyResponse {
+            key_metadata: Some(metadata.clone()),
+        };
+        notes.other_region_events.push(event_in_other_region(
             ctx,
+            CreateKeyRequest::NAME,
             &replica,
             &CreateKeyRequest {
                 policy: Some(replica.record.policy.clone()),
@@ -167,9 +174,7 @@ impl KmsOperation for ReplicateKeyRequest {
                 multi_region: Some(true),
                 ..CreateKeyRequest::default()
             },
-            &CreateKeyResponse {
-                key_metadata: Some(metadata.clone()),
-            },
+            crate::audit::request_parameters(&created).unwrap_or_default(),
         ));
         let response = ReplicateKeyResponse {
             replica_key_metadata: Some(metadata),
@@ -205,12 +210,16 @@ impl KmsOperation for UpdatePrimaryRegionRequest {
             })?;
         kms.authorize(ctx, Some(&replica), ctx.action(), Vec::new())
             .await?;
-        notes.extra_resources.push(Resource {
-            account_id: Some(replica.record.account_id.clone()),
-            resource_type: "AWS::KMS::Key".into(),
-            arn: replica.arn.clone(),
-        });
         kms.update_primary_region(&primary, region).await?;
+        // Two records, as AWS writes them: one in each Region whose key changed role.
+        notes.response_elements = Some(serde_json::json!({ "keyId": primary.arn }));
+        notes.other_region_events.push(event_in_other_region(
+            ctx,
+            Self::NAME,
+            &replica,
+            self,
+            serde_json::json!({ "keyId": replica.arn }),
+        ));
         Ok(EmptyResponse {})
     }
 }
