@@ -1131,7 +1131,9 @@ impl Kms {
         };
         let created_ms = now_ms();
         let mut updates = vec![(Arc::clone(&current), record)];
-        let shared_changed = new_material.is_some()
+        // A rotation's new backing key is shared; imported material is imported into each key
+        // of a multi-Region key by its owner, as in AWS.
+        let shared_changed = rotation_type.is_some()
             || SharedProperties::of(&updates[0].1) != SharedProperties::of(&current.record);
         if shared_changed && !current.record.is_replica() {
             for related in self.fetch_related(&current.record).await? {
@@ -1142,10 +1144,13 @@ impl Kms {
         }
         let mut changes = Vec::with_capacity(updates.len());
         let mut loaded_keys = Vec::with_capacity(updates.len());
-        for (before, mut record) in updates {
+        for (index, (before, mut record)) in updates.into_iter().enumerate() {
             let mut materials = Arc::clone(&before.materials);
             let mut rows = Vec::new();
-            if let Some(new) = &new_material {
+            if let Some(new) = new_material
+                .as_ref()
+                .filter(|_| index == 0 || rotation_type.is_some())
+            {
                 let (row, loaded) = self.material_for(
                     &before.arn,
                     &record.key_spec,

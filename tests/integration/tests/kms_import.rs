@@ -103,6 +103,18 @@ async fn import(
         })
 }
 
+async fn seal(kms: &Client, key: &str, plaintext: &[u8]) -> Blob {
+    kms.encrypt()
+        .key_id(key)
+        .plaintext(Blob::new(plaintext.to_vec()))
+        .send()
+        .await
+        .expect("encrypt")
+        .ciphertext_blob()
+        .expect("ciphertext")
+        .clone()
+}
+
 async fn state(kms: &Client, key: &str) -> KeyState {
     let described = kms.describe_key().key_id(key).send().await.unwrap();
     described
@@ -197,16 +209,7 @@ async fn imported_material_encrypts_and_survives_deletion_reimport_and_restart()
         meta.expiration_model(),
         Some(&ExpirationModelType::KeyMaterialDoesNotExpire)
     );
-    let ciphertext = kms
-        .encrypt()
-        .key_id(&key)
-        .plaintext(Blob::new(b"under imported material".to_vec()))
-        .send()
-        .await
-        .unwrap()
-        .ciphertext_blob()
-        .unwrap()
-        .clone();
+    let ciphertext = seal(&kms, &key, b"under imported material").await;
 
     // Deleted material: the key waits for it again and nothing decrypts.
     let deleted = kms
@@ -451,4 +454,106 @@ async fn expired_material_is_deleted_and_the_key_waits_for_it() {
         deletion["resources"][0]["ARN"],
         format!("arn:aws:kms:us-east-1:{ROOT_ACCOUNT}:key/{key}")
     );
+}
+
+/// A multi-Region key of origin EXTERNAL: replicas start without material and take only the
+/// material imported into the other keys of the set, whichever Region imports first.
+#[tokio::test]
+async fn multi_region_replicas_take_the_same_imported_material() {
+    let server = TestServer::start();
+    let us = kms_client(&server.url, ROOT_KEY, ROOT_SECRET);
+    let eu = kms_client_in(&server.url, long_term(ROOT_KEY, ROOT_SECRET), "eu-west-1");
+    let ap = kms_client_in(
+        &server.url,
+        long_term(ROOT_KEY, ROOT_SECRET),
+        "ap-southeast-2",
+    );
+    let material = [5u8; 32];
+    let other = [6u8; 32];
+    let key = us
+        .create_key()
+        .origin(OriginType::External)
+        .multi_region(true)
+        .send()
+        .await
+        .unwrap()
+        .key_metadata()
+        .unwrap()
+        .key_id()
+        .to_string();
+    assert!(key.starts_with("mrk-"));
+    let replica = us
+        .replicate_key()
+        .key_id(&key)
+        .replica_region("eu-west-1")
+        .send()
+        .await
+        .unwrap();
+    let replica = replica.replica_key_metadata().unwrap();
+    assert_eq!(replica.key_state(), Some(&KeyState::PendingImport));
+    assert_eq!(replica.origin(), Some(&OriginType::External));
+
+    // The replica imports first; the primary must then bring the same material.
+    let imported = import(&eu, &key, AlgorithmSpec::RsaesOaepSha256, &material, None)
+        .await
+        .expect("import into the replica");
+    assert_eq!(state(&eu, &key).await, KeyState::Enabled);
+    assert_eq!(state(&us, &key).await, KeyState::PendingImport);
+    let refused = import(&us, &key, AlgorithmSpec::RsaesOaepSha256, &other, None).await;
+    assert_eq!(refused, Err("IncorrectKeyMaterialException".to_string()));
+    let refused_as_existing = import(
+        &us,
+        &key,
+        AlgorithmSpec::RsaesOaepSha1,
+        &other,
+        Some(ImportType::ExistingKeyMaterial),
+    )
+    .await;
+    assert_eq!(
+        refused_as_existing,
+        Err("IncorrectKeyMaterialException".to_string())
+    );
+    assert_eq!(
+        import(&us, &key, AlgorithmSpec::RsaesOaepSha1, &material, None).await,
+        Ok(imported.clone())
+    );
+
+    // Ciphertexts cross Regions once both hold the material.
+    let sealed = seal(&us, &key, b"imported, replicated").await;
+    let opened = eu
+        .decrypt()
+        .ciphertext_blob(sealed.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        opened.plaintext().unwrap().as_ref(),
+        b"imported, replicated"
+    );
+
+    // A later replica knows which material to expect, and is unusable until it has it.
+    us.replicate_key()
+        .key_id(&key)
+        .replica_region("ap-southeast-2")
+        .send()
+        .await
+        .unwrap();
+    let waiting = ap.decrypt().ciphertext_blob(sealed.clone()).send().await;
+    assert_eq!(code(waiting), "KMSInvalidStateException");
+    let wrong = import(&ap, &key, AlgorithmSpec::RsaesOaepSha256, &other, None).await;
+    assert_eq!(wrong, Err("IncorrectKeyMaterialException".to_string()));
+    import(&ap, &key, AlgorithmSpec::RsaesOaepSha256, &material, None)
+        .await
+        .expect("import into the second replica");
+    assert!(ap.decrypt().ciphertext_blob(sealed).send().await.is_ok());
+
+    // Deleting one key's material leaves the others' alone.
+    eu.delete_imported_key_material()
+        .key_id(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(state(&eu, &key).await, KeyState::PendingImport);
+    assert_eq!(state(&us, &key).await, KeyState::Enabled);
+    assert_eq!(state(&ap, &key).await, KeyState::Enabled);
 }

@@ -339,8 +339,11 @@ impl KmsOperation for ImportKeyMaterialRequest {
             )));
         }
         let id = material_id(&key.record.key_id, &material);
-        let known = key.record.imported_material_ids.contains(&id);
-        let default_type = if key.record.imported_material_ids.is_empty() {
+        // A multi-Region key's replicas take the material imported into any key of the set.
+        let own = &key.record.imported_material_ids;
+        let set = kms.imported_material_ids_of_set(&key).await?;
+        let known = set.contains(&id);
+        let default_type = if set.is_empty() {
             NEW_KEY_MATERIAL
         } else {
             EXISTING_KEY_MATERIAL
@@ -351,13 +354,19 @@ impl KmsOperation for ImportKeyMaterialRequest {
                     "KeyMaterialId cannot be specified with ImportType NEW_KEY_MATERIAL.".into(),
                 ));
             }
-            NEW_KEY_MATERIAL if known => {
+            NEW_KEY_MATERIAL if own.contains(&id) => {
                 return Err(KmsError::IncorrectKeyMaterial(format!(
                     "This key material was already imported into {}: reimport it with ImportType EXISTING_KEY_MATERIAL.",
                     key.arn
                 )));
             }
-            NEW_KEY_MATERIAL if !key.record.imported_material_ids.is_empty() => {
+            NEW_KEY_MATERIAL if !set.is_empty() && !known && own.is_empty() => {
+                return Err(KmsError::IncorrectKeyMaterial(format!(
+                    "The key material is not the key material of the other keys of multi-Region key {}.",
+                    key.arn
+                )));
+            }
+            NEW_KEY_MATERIAL if !set.is_empty() && !known => {
                 return Err(KmsError::UnsupportedOperation(format!(
                     "{} already has imported key material: importing new material for on-demand rotation is not supported by this keytrail version.",
                     key.arn

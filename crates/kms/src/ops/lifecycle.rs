@@ -75,7 +75,7 @@ impl KmsOperation for CreateKeyRequest {
             }
         }
         let multi_region = self.multi_region == Some(true);
-        if multi_region && origin != "AWS_KMS" {
+        if multi_region && !matches!(origin, "AWS_KMS" | ORIGIN_EXTERNAL) {
             return Err(KmsError::UnsupportedOperation(format!(
                 "Multi-Region keys of origin {origin} are not supported by this keytrail version."
             )));

@@ -8,7 +8,7 @@ use keytrail_store::{KeyMaterialRow, KmsKeyChange};
 
 use super::{KeyRef, Kms, LoadedKey, LoadedMaterial, material_aad};
 use crate::error::{KmsError, KmsResult};
-use crate::keys::{KeyRecord, MultiRegionSet, SharedProperties};
+use crate::keys::{KeyRecord, KeyState, MultiRegionSet, SharedProperties};
 
 /// A replica about to be stored: its record and its copies of the primary's backing keys.
 struct NewReplica {
@@ -124,19 +124,26 @@ impl Kms {
         }
         set.replica_regions.push(replica.region.clone());
         SharedProperties::of(&current.record).apply_to(&mut replica);
-        replica.current_material_id = current.record.current_material_id.clone();
         replica.multi_region = Some(set.clone());
         let replica_arn = replica.arn();
-        let stored_materials = self
-            .store
-            .get_kms_key(
-                &current.record.account_id,
-                &current.record.region,
-                &current.record.key_id,
-            )
-            .await?
-            .map(|(_, materials)| materials)
-            .unwrap_or_default();
+        // Imported material is not copied: the replica waits for the same material to be
+        // imported into it, as AWS has it.
+        let stored_materials = if current.record.is_external() {
+            replica.state = KeyState::PendingImport;
+            replica.imported_material_ids = current.record.imported_material_ids.clone();
+            Vec::new()
+        } else {
+            replica.current_material_id = current.record.current_material_id.clone();
+            self.store
+                .get_kms_key(
+                    &current.record.account_id,
+                    &current.record.region,
+                    &current.record.key_id,
+                )
+                .await?
+                .map(|(_, materials)| materials)
+                .unwrap_or_default()
+        };
         let mut rows = Vec::with_capacity(stored_materials.len());
         let mut loaded = Vec::with_capacity(stored_materials.len());
         for m in &stored_materials {
@@ -209,5 +216,22 @@ impl Kms {
         };
         self.store_set(None, keys, &set).await?;
         Ok(())
+    }
+
+    /// Every material id imported into any key of `key`'s multi-Region key (its own alone for
+    /// a single-Region key): the keys of a set must all hold the same material.
+    pub(crate) async fn imported_material_ids_of_set(
+        &self,
+        key: &LoadedKey,
+    ) -> KmsResult<Vec<String>> {
+        let mut ids = key.record.imported_material_ids.clone();
+        for related in self.fetch_related(&key.record).await? {
+            for id in &related.record.imported_material_ids {
+                if !ids.contains(id) {
+                    ids.push(id.clone());
+                }
+            }
+        }
+        Ok(ids)
     }
 }
