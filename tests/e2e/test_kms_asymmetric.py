@@ -8,7 +8,7 @@ import subprocess
 import unittest
 
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding
 
 from keytrail_server import KeytrailServer
 
@@ -65,6 +65,29 @@ class AsymmetricOffline(unittest.TestCase):
                     by_digest = self.kms.sign(KeyId=key, Message=digest, MessageType="DIGEST",
                                               SigningAlgorithm=algorithm)["Signature"]
                     self.verify_offline(public, algorithm, message, by_digest)
+
+    def test_ed25519_signatures_verify_offline_and_offline_signatures_verify(self):
+        key = self.kms.create_key(KeySpec="ECC_NIST_EDWARDS25519",
+                                  KeyUsage="SIGN_VERIFY")["KeyMetadata"]
+        self.assertEqual(key["SigningAlgorithms"], ["ED25519_SHA_512"])
+        public = serialization.load_der_public_key(
+            self.kms.get_public_key(KeyId=key["KeyId"])["PublicKey"])
+        self.assertIsInstance(public, ed25519.Ed25519PublicKey)
+        message = b"an Edwards signature, checked by cryptography"
+        signature = self.kms.sign(KeyId=key["KeyId"], Message=message,
+                                  SigningAlgorithm="ED25519_SHA_512")["Signature"]
+        public.verify(signature, message)
+        # A key pair made by GenerateDataKeyPair signs offline; keytrail's public key matches.
+        pair = self.kms.generate_data_key_pair(
+            KeyId=self.kms.create_key()["KeyMetadata"]["KeyId"],
+            KeyPairSpec="ECC_NIST_EDWARDS25519")
+        private = serialization.load_der_private_key(pair["PrivateKeyPlaintext"], password=None)
+        self.assertEqual(
+            private.public_key().public_bytes(serialization.Encoding.DER,
+                                              serialization.PublicFormat.SubjectPublicKeyInfo),
+            pair["PublicKey"])
+        offline = private.sign(message)
+        serialization.load_der_public_key(pair["PublicKey"]).verify(offline, message)
 
     def test_rsa_ciphertexts_made_offline_decrypt(self):
         for spec in ("RSA_2048", "RSA_3072", "RSA_4096"):

@@ -1,6 +1,6 @@
-//! Key material of every key spec (§2.4): AES-256 backing keys, RSA and ECC key pairs, HMAC
-//! keys, ML-KEM key pairs — generated, serialized for wrapping (PKCS#8 for RSA and ECC key
-//! pairs), loaded, and used.
+//! Key material of every key spec (§2.4): AES-256 backing keys, RSA, ECC, Ed25519 and ML-DSA
+//! key pairs, HMAC keys, ML-KEM key pairs — generated, serialized for wrapping (PKCS#8 for the
+//! signing key pairs), loaded, and used.
 
 use aws_lc_rs::agreement;
 use aws_lc_rs::digest::{self, Digest};
@@ -11,7 +11,10 @@ use aws_lc_rs::rsa::{
     self, KeySize, OAEP_SHA1_MGF1SHA1, OAEP_SHA256_MGF1SHA256, OaepAlgorithm,
     OaepPrivateDecryptingKey, OaepPublicEncryptingKey, PrivateDecryptingKey,
 };
-use aws_lc_rs::signature::{self, EcdsaKeyPair, EcdsaSigningAlgorithm, KeyPair, UnparsedPublicKey};
+use aws_lc_rs::signature::{
+    self, EcdsaKeyPair, EcdsaSigningAlgorithm, Ed25519KeyPair, KeyPair, PqdsaKeyPair,
+    PqdsaSigningAlgorithm, PqdsaVerificationAlgorithm, UnparsedPublicKey,
+};
 use zeroize::Zeroizing;
 
 use crate::envelope::{self, MATERIAL_LEN, MaterialKey};
@@ -29,6 +32,24 @@ pub enum SpecFamily {
     /// ML-KEM (FIPS 203), by the last arc of its algorithm OID (2.16.840.1.101.3.4.4.n):
     /// 1 = ML-KEM-512, 2 = ML-KEM-768, 3 = ML-KEM-1024.
     MlKem(u8),
+    /// ECC_NIST_EDWARDS25519: Ed25519 (RFC 8032).
+    Ed25519,
+    /// ML-DSA (FIPS 204) by parameter set: 44, 65 or 87.
+    MlDsa(u8),
+}
+
+fn ml_dsa(
+    parameter_set: u8,
+) -> Option<(
+    &'static PqdsaSigningAlgorithm,
+    &'static PqdsaVerificationAlgorithm,
+)> {
+    Some(match parameter_set {
+        44 => (&signature::ML_DSA_44_SIGNING, &signature::ML_DSA_44),
+        65 => (&signature::ML_DSA_65_SIGNING, &signature::ML_DSA_65),
+        87 => (&signature::ML_DSA_87_SIGNING, &signature::ML_DSA_87),
+        _ => return None,
+    })
 }
 
 /// An ML-KEM parameter set: the algorithm, its public key and ciphertext lengths (FIPS 203).
@@ -73,6 +94,10 @@ pub fn family(spec: &str) -> Option<SpecFamily> {
         "ML_KEM_512" => SpecFamily::MlKem(1),
         "ML_KEM_768" => SpecFamily::MlKem(2),
         "ML_KEM_1024" => SpecFamily::MlKem(3),
+        "ECC_NIST_EDWARDS25519" => SpecFamily::Ed25519,
+        "ML_DSA_44" => SpecFamily::MlDsa(44),
+        "ML_DSA_65" => SpecFamily::MlDsa(65),
+        "ML_DSA_87" => SpecFamily::MlDsa(87),
         _ => return None,
     })
 }
@@ -86,6 +111,7 @@ pub fn usages(spec: &str) -> &'static [&'static str] {
         Some(SpecFamily::Ecc(_)) => &["SIGN_VERIFY", "KEY_AGREEMENT"],
         Some(SpecFamily::Hmac(..)) => &["GENERATE_VERIFY_MAC"],
         Some(SpecFamily::MlKem(_)) => &["ENCAPSULATE_DECAPSULATE"],
+        Some(SpecFamily::Ed25519 | SpecFamily::MlDsa(_)) => &["SIGN_VERIFY"],
         None => &[],
     }
 }
@@ -119,9 +145,15 @@ pub fn signing_algorithms(spec: &str, usage: &str) -> Vec<String> {
         "ECC_NIST_P256" | "ECC_SECG_P256K1" => vec!["ECDSA_SHA_256".into()],
         "ECC_NIST_P384" => vec!["ECDSA_SHA_384".into()],
         "ECC_NIST_P521" => vec!["ECDSA_SHA_512".into()],
+        // AWS also offers ED25519_PH_SHA_512 (Ed25519ph), which aws-lc-rs does not implement.
+        "ECC_NIST_EDWARDS25519" => vec![ED25519_SHA_512.into()],
+        "ML_DSA_44" | "ML_DSA_65" | "ML_DSA_87" => vec![ML_DSA_SHAKE_256.into()],
         _ => Vec::new(),
     }
 }
+
+const ED25519_SHA_512: &str = "ED25519_SHA_512";
+const ML_DSA_SHAKE_256: &str = "ML_DSA_SHAKE_256";
 
 pub fn key_agreement_algorithms(usage: &str) -> Vec<String> {
     if usage == "KEY_AGREEMENT" {
@@ -131,9 +163,13 @@ pub fn key_agreement_algorithms(usage: &str) -> Vec<String> {
     }
 }
 
-/// Whether the deprecated `CustomerMasterKeySpec` names this spec (it predates ML-KEM).
+/// Whether the deprecated `CustomerMasterKeySpec` names this spec (it predates ML-KEM,
+/// ML-DSA and Ed25519).
 pub fn has_customer_master_key_spec(spec: &str) -> bool {
-    !matches!(family(spec), Some(SpecFamily::MlKem(_)))
+    !matches!(
+        family(spec),
+        Some(SpecFamily::MlKem(_) | SpecFamily::Ed25519 | SpecFamily::MlDsa(_))
+    )
 }
 
 pub fn encapsulation_algorithms(usage: &str) -> Vec<String> {
@@ -189,6 +225,21 @@ pub enum KeyMaterial {
     Ecc(Box<EccMaterial>),
     Hmac(Box<hmac::Key>),
     MlKem(Box<MlKemMaterial>),
+    Ed25519(Box<Ed25519Material>),
+    MlDsa(Box<MlDsaMaterial>),
+}
+
+/// An Ed25519 key pair and its public key as SubjectPublicKeyInfo.
+pub struct Ed25519Material {
+    key_pair: Ed25519KeyPair,
+    public_der: Vec<u8>,
+}
+
+/// An ML-DSA key pair, its verification algorithm and its public key as SubjectPublicKeyInfo.
+pub struct MlDsaMaterial {
+    key_pair: PqdsaKeyPair,
+    verification: &'static PqdsaVerificationAlgorithm,
+    public_der: Vec<u8>,
 }
 
 /// An ML-KEM key pair and its public key as SubjectPublicKeyInfo. Stored as the decapsulation
@@ -225,6 +276,8 @@ impl std::fmt::Debug for KeyMaterial {
             KeyMaterial::Ecc(_) => "KeyMaterial::Ecc(..)",
             KeyMaterial::Hmac(_) => "KeyMaterial::Hmac(..)",
             KeyMaterial::MlKem(_) => "KeyMaterial::MlKem(..)",
+            KeyMaterial::Ed25519(_) => "KeyMaterial::Ed25519(..)",
+            KeyMaterial::MlDsa(_) => "KeyMaterial::MlDsa(..)",
         })
     }
 }
@@ -269,6 +322,23 @@ pub fn generate(spec: &str) -> KmsResult<(Zeroizing<Vec<u8>>, KeyMaterial)> {
             both.extend_from_slice(private.as_ref());
             both.extend_from_slice(public.as_ref());
             both
+        }
+        Some(SpecFamily::Ed25519) => {
+            let pair =
+                Ed25519KeyPair::generate().map_err(|_| internal("Ed25519 key generation"))?;
+            let doc = pair
+                .to_pkcs8v1()
+                .map_err(|_| internal("Ed25519 key encoding"))?;
+            Zeroizing::new(doc.as_ref().to_vec())
+        }
+        Some(SpecFamily::MlDsa(parameter_set)) => {
+            let (signing, _) = ml_dsa(parameter_set).ok_or_else(|| internal("ML-DSA"))?;
+            let pair =
+                PqdsaKeyPair::generate(signing).map_err(|_| internal("ML-DSA key generation"))?;
+            let doc = pair
+                .to_pkcs8v1()
+                .map_err(|_| internal("ML-DSA key encoding"))?;
+            Zeroizing::new(doc.as_ref().to_vec())
         }
         None => return Err(KmsError::Internal(format!("unknown key spec {spec}"))),
     };
@@ -337,6 +407,30 @@ pub fn load(spec: &str, secret: &[u8]) -> KmsResult<KeyMaterial> {
                 public_der: ml_kem_spki(oid_arc, public),
             }))
         }
+        Some(SpecFamily::Ed25519) => {
+            let key_pair = Ed25519KeyPair::from_pkcs8(secret).map_err(|_| malformed())?;
+            let public_der = AsDer::<PublicKeyX509Der>::as_der(key_pair.public_key())
+                .map_err(|_| malformed())?
+                .as_ref()
+                .to_vec();
+            KeyMaterial::Ed25519(Box::new(Ed25519Material {
+                key_pair,
+                public_der,
+            }))
+        }
+        Some(SpecFamily::MlDsa(parameter_set)) => {
+            let (signing, verification) = ml_dsa(parameter_set).ok_or_else(malformed)?;
+            let key_pair = PqdsaKeyPair::from_pkcs8(signing, secret).map_err(|_| malformed())?;
+            let public_der = AsDer::<PublicKeyX509Der>::as_der(key_pair.public_key())
+                .map_err(|_| malformed())?
+                .as_ref()
+                .to_vec();
+            KeyMaterial::MlDsa(Box::new(MlDsaMaterial {
+                key_pair,
+                verification,
+                public_der,
+            }))
+        }
         None => return Err(malformed()),
     })
 }
@@ -380,6 +474,8 @@ impl KeyMaterial {
             KeyMaterial::Rsa(rsa) => Some(&rsa.public_der),
             KeyMaterial::Ecc(ecc) => Some(&ecc.public_der),
             KeyMaterial::MlKem(ml_kem) => Some(&ml_kem.public_der),
+            KeyMaterial::Ed25519(ed) => Some(&ed.public_der),
+            KeyMaterial::MlDsa(ml_dsa) => Some(&ml_dsa.public_der),
             _ => None,
         }
     }
@@ -540,9 +636,47 @@ fn ecdsa_verification(spec: &str) -> Option<&'static signature::EcdsaVerificatio
     })
 }
 
-/// The digest a Sign or Verify call works on: computed from a RAW message, or given (DIGEST),
-/// in which case its length must be the algorithm's.
-pub fn message_digest(algorithm: &str, message: &[u8], message_type: &str) -> KmsResult<Digest> {
+/// What Sign and Verify work on: the digest RSA and ECDSA sign, or the whole message, which
+/// Ed25519 and ML-DSA hash themselves.
+pub enum SigningMessage<'a> {
+    Digest(Digest),
+    Whole(&'a [u8]),
+}
+
+/// The message of a Sign or Verify call as its algorithm takes it: a digest computed from a RAW
+/// message or given (DIGEST, which must have the algorithm's length), or the RAW message whole.
+pub fn signing_message<'a>(
+    algorithm: &str,
+    message: &'a [u8],
+    message_type: &str,
+) -> KmsResult<SigningMessage<'a>> {
+    if !matches!(message_type, "RAW" | "DIGEST" | "EXTERNAL_MU") {
+        return Err(KmsError::constraint(
+            "messageType",
+            message_type,
+            "Member must satisfy enum value set: [RAW, DIGEST, EXTERNAL_MU]",
+        ));
+    }
+    match (algorithm, message_type) {
+        (ED25519_SHA_512 | ML_DSA_SHAKE_256, "RAW") => Ok(SigningMessage::Whole(message)),
+        (ML_DSA_SHAKE_256, "EXTERNAL_MU") => Err(KmsError::UnsupportedOperation(
+            "MessageType EXTERNAL_MU is not supported by this keytrail version: sign the RAW message."
+                .into(),
+        )),
+        (ED25519_SHA_512, _) => Err(KmsError::Validation(format!(
+            "The {algorithm} signing algorithm requires MessageType RAW."
+        ))),
+        (ML_DSA_SHAKE_256, _) => Err(KmsError::Validation(format!(
+            "The {algorithm} signing algorithm takes MessageType RAW or EXTERNAL_MU."
+        ))),
+        (_, "EXTERNAL_MU") => Err(KmsError::Validation(format!(
+            "MessageType EXTERNAL_MU is valid only with ML_DSA_SHAKE_256, not {algorithm}."
+        ))),
+        _ => message_digest(algorithm, message, message_type).map(SigningMessage::Digest),
+    }
+}
+
+fn message_digest(algorithm: &str, message: &[u8], message_type: &str) -> KmsResult<Digest> {
     let alg = signing_digest(algorithm).ok_or_else(|| {
         KmsError::constraint(
             "signingAlgorithm",
@@ -550,20 +684,31 @@ pub fn message_digest(algorithm: &str, message: &[u8], message_type: &str) -> Km
             "Member must satisfy enum value set",
         )
     })?;
-    match message_type {
-        "RAW" => Ok(digest::digest(alg, message)),
-        "DIGEST" => Digest::import_less_safe(message, alg).map_err(|_| {
-            KmsError::Validation(format!(
-                "Digest is invalid length for algorithm {algorithm}: expected {} bytes, got {}.",
-                alg.output_len(),
-                message.len()
-            ))
-        }),
-        other => Err(KmsError::constraint(
-            "messageType",
-            other,
-            "Member must satisfy enum value set: [RAW, DIGEST]",
-        )),
+    if message_type == "RAW" {
+        return Ok(digest::digest(alg, message));
+    }
+    Digest::import_less_safe(message, alg).map_err(|_| {
+        KmsError::Validation(format!(
+            "Digest is invalid length for algorithm {algorithm}: expected {} bytes, got {}.",
+            alg.output_len(),
+            message.len()
+        ))
+    })
+}
+
+/// The digest, for the algorithms that sign one.
+fn digest_of<'m>(message: &'m SigningMessage<'_>) -> KmsResult<&'m Digest> {
+    match message {
+        SigningMessage::Digest(digest) => Ok(digest),
+        SigningMessage::Whole(_) => Err(internal("Signing")),
+    }
+}
+
+/// The message, for the algorithms that sign it whole.
+fn whole<'m>(message: &'m SigningMessage<'_>) -> KmsResult<&'m [u8]> {
+    match message {
+        SigningMessage::Whole(m) => Ok(m),
+        SigningMessage::Digest(_) => Err(internal("Signing")),
     }
 }
 
@@ -571,30 +716,38 @@ pub fn sign(
     material: &KeyMaterial,
     spec: &str,
     algorithm: &str,
-    digest: &Digest,
+    message: &SigningMessage<'_>,
 ) -> KmsResult<Vec<u8>> {
+    if !signing_algorithms(spec, "SIGN_VERIFY")
+        .iter()
+        .any(|a| a == algorithm)
+    {
+        return Err(incompatible(algorithm, spec));
+    }
     match material {
         KeyMaterial::Rsa(rsa) => {
             let encoding = rsa_encoding(algorithm).ok_or_else(|| incompatible(algorithm, spec))?;
             let mut out = vec![0u8; rsa.signing.public_modulus_len()];
             rsa.signing
-                .sign_digest(encoding, digest, &mut out)
+                .sign_digest(encoding, digest_of(message)?, &mut out)
                 .map_err(|_| internal("Signing"))?;
             Ok(out)
         }
-        KeyMaterial::Ecc(ecc) => {
-            if !signing_algorithms(spec, "SIGN_VERIFY")
-                .iter()
-                .any(|a| a == algorithm)
-            {
-                return Err(incompatible(algorithm, spec));
-            }
-            Ok(ecc
+        KeyMaterial::Ecc(ecc) => Ok(ecc
+            .key_pair
+            .sign_digest(digest_of(message)?)
+            .map_err(|_| internal("Signing"))?
+            .as_ref()
+            .to_vec()),
+        KeyMaterial::Ed25519(ed) => Ok(ed.key_pair.sign(whole(message)?).as_ref().to_vec()),
+        KeyMaterial::MlDsa(ml_dsa) => {
+            let mut out = vec![0u8; ml_dsa.key_pair.algorithm().signature_len()];
+            let len = ml_dsa
                 .key_pair
-                .sign_digest(digest)
-                .map_err(|_| internal("Signing"))?
-                .as_ref()
-                .to_vec())
+                .sign(whole(message)?, &mut out)
+                .map_err(|_| internal("Signing"))?;
+            out.truncate(len);
+            Ok(out)
         }
         _ => Err(incompatible(algorithm, spec)),
     }
@@ -604,27 +757,37 @@ pub fn verify(
     material: &KeyMaterial,
     spec: &str,
     algorithm: &str,
-    digest: &Digest,
+    message: &SigningMessage<'_>,
     signature_bytes: &[u8],
 ) -> KmsResult<bool> {
+    if !signing_algorithms(spec, "SIGN_VERIFY")
+        .iter()
+        .any(|a| a == algorithm)
+    {
+        return Err(incompatible(algorithm, spec));
+    }
     let ok = match material {
         KeyMaterial::Rsa(rsa) => {
             let params =
                 rsa_verification(algorithm).ok_or_else(|| incompatible(algorithm, spec))?;
             UnparsedPublicKey::new(params, rsa.signing.public_key().as_ref())
-                .verify_digest(digest, signature_bytes)
+                .verify_digest(digest_of(message)?, signature_bytes)
                 .is_ok()
         }
         KeyMaterial::Ecc(ecc) => {
-            if !signing_algorithms(spec, "SIGN_VERIFY")
-                .iter()
-                .any(|a| a == algorithm)
-            {
-                return Err(incompatible(algorithm, spec));
-            }
             let params = ecdsa_verification(spec).ok_or_else(|| incompatible(algorithm, spec))?;
             UnparsedPublicKey::new(params, ecc.key_pair.public_key().as_ref())
-                .verify_digest(digest, signature_bytes)
+                .verify_digest(digest_of(message)?, signature_bytes)
+                .is_ok()
+        }
+        KeyMaterial::Ed25519(ed) => {
+            UnparsedPublicKey::new(&signature::ED25519, ed.key_pair.public_key().as_ref())
+                .verify(whole(message)?, signature_bytes)
+                .is_ok()
+        }
+        KeyMaterial::MlDsa(ml_dsa) => {
+            UnparsedPublicKey::new(ml_dsa.verification, ml_dsa.key_pair.public_key().as_ref())
+                .verify(whole(message)?, signature_bytes)
                 .is_ok()
         }
         _ => return Err(incompatible(algorithm, spec)),
@@ -641,7 +804,7 @@ fn incompatible(algorithm: &str, spec: &str) -> KmsError {
 /// A generated key pair for GenerateDataKeyPair: PKCS#8 private key and SPKI public key.
 pub fn data_key_pair(spec: &str) -> KmsResult<(Zeroizing<Vec<u8>>, Vec<u8>)> {
     match family(spec) {
-        Some(SpecFamily::Rsa(_)) | Some(SpecFamily::Ecc(_)) => {
+        Some(SpecFamily::Rsa(_) | SpecFamily::Ecc(_) | SpecFamily::Ed25519) => {
             let (secret, loaded) = generate(spec)?;
             let public = loaded
                 .public_key_der()
@@ -649,10 +812,15 @@ pub fn data_key_pair(spec: &str) -> KmsResult<(Zeroizing<Vec<u8>>, Vec<u8>)> {
                 .to_vec();
             Ok((secret, public))
         }
+        _ if matches!(spec, "SM2" | "ML_KEM_512" | "ML_KEM_768" | "ML_KEM_1024") => {
+            Err(KmsError::UnsupportedOperation(format!(
+                "Data key pairs of spec {spec} are not supported by this keytrail version."
+            )))
+        }
         _ => Err(KmsError::constraint(
             "keyPairSpec",
             spec,
-            "Member must satisfy enum value set: [RSA_2048, RSA_3072, RSA_4096, ECC_NIST_P256, ECC_NIST_P384, ECC_NIST_P521, ECC_SECG_P256K1]",
+            "Member must satisfy enum value set: [RSA_2048, RSA_3072, RSA_4096, ECC_NIST_P256, ECC_NIST_P384, ECC_NIST_P521, ECC_SECG_P256K1, SM2, ECC_NIST_EDWARDS25519, ML_KEM_512, ML_KEM_768, ML_KEM_1024]",
         )),
     }
 }

@@ -382,6 +382,7 @@ async fn data_key_pairs_of_every_spec() {
         DataKeyPairSpec::EccNistP384,
         DataKeyPairSpec::EccNistP521,
         DataKeyPairSpec::EccSecgP256K1,
+        DataKeyPairSpec::EccNistEdwards25519,
     ] {
         let pair = kms
             .generate_data_key_pair()
@@ -414,7 +415,22 @@ async fn data_key_pairs_of_every_spec() {
             .await
             .unwrap();
         assert!(without.private_key_ciphertext_blob().is_some());
+        if spec == DataKeyPairSpec::EccNistEdwards25519 {
+            // The private key is PKCS#8 another implementation loads, with the public key given.
+            let loaded = aws_lc_rs::signature::Ed25519KeyPair::from_pkcs8(&private)
+                .expect("an Ed25519 PKCS#8 private key");
+            let public = pair.public_key().unwrap().as_ref();
+            use aws_lc_rs::signature::KeyPair;
+            assert!(public.ends_with(loaded.public_key().as_ref()));
+        }
     }
+    let unsupported = kms
+        .generate_data_key_pair()
+        .key_id(&key)
+        .key_pair_spec(DataKeyPairSpec::MlKem768)
+        .send()
+        .await;
+    assert_eq!(code(unsupported), "UnsupportedOperationException");
     let signing = create(&kms, KeySpec::EccNistP256, KeyUsageType::SignVerify).await;
     assert_eq!(
         code(
@@ -426,6 +442,173 @@ async fn data_key_pairs_of_every_spec() {
         ),
         "InvalidKeyUsageException"
     );
+}
+
+/// The raw public key at the end of a SubjectPublicKeyInfo (for the Ed25519 and ML-DSA keys,
+/// whose SPKI is the algorithm identifier and the key as a BIT STRING).
+fn raw_public_key(spki: &[u8], len: usize) -> &[u8] {
+    assert!(spki.len() > len, "SPKI of {} bytes", spki.len());
+    &spki[spki.len() - len..]
+}
+
+/// A key spec that signs whole messages, and how to check its signatures offline.
+struct WholeMessageSigning {
+    spec: KeySpec,
+    algorithm: SigningAlgorithmSpec,
+    verification: &'static dyn aws_lc_rs::signature::VerificationAlgorithm,
+    /// The raw public key's length, at the end of its SubjectPublicKeyInfo.
+    public_len: usize,
+    /// The algorithm's OID (content octets), which the SubjectPublicKeyInfo must name.
+    oid: &'static [u8],
+}
+
+/// Ed25519 (ECC_NIST_EDWARDS25519) and ML-DSA keys sign whole messages; their signatures verify
+/// in KMS and, with the public key GetPublicKey gives, in an independent implementation.
+#[tokio::test]
+async fn ed25519_and_ml_dsa_keys_sign_whole_messages() {
+    use aws_lc_rs::signature::{self, UnparsedPublicKey};
+    let server = TestServer::start();
+    let kms = kms_client(&server.url, ROOT_KEY, ROOT_SECRET);
+    let message = b"signed by a post-quantum or an Edwards key".to_vec();
+    let cases = [
+        WholeMessageSigning {
+            spec: KeySpec::EccNistEdwards25519,
+            algorithm: SigningAlgorithmSpec::Ed25519Sha512,
+            verification: &signature::ED25519,
+            public_len: 32,
+            oid: &[0x2b, 0x65, 0x70],
+        },
+        WholeMessageSigning {
+            spec: KeySpec::MlDsa44,
+            algorithm: SigningAlgorithmSpec::MlDsaShake256,
+            verification: &signature::ML_DSA_44,
+            public_len: 1312,
+            oid: &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x03, 0x11],
+        },
+        WholeMessageSigning {
+            spec: KeySpec::MlDsa65,
+            algorithm: SigningAlgorithmSpec::MlDsaShake256,
+            verification: &signature::ML_DSA_65,
+            public_len: 1952,
+            oid: &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x03, 0x12],
+        },
+        WholeMessageSigning {
+            spec: KeySpec::MlDsa87,
+            algorithm: SigningAlgorithmSpec::MlDsaShake256,
+            verification: &signature::ML_DSA_87,
+            public_len: 2592,
+            oid: &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x03, 0x13],
+        },
+    ];
+    for WholeMessageSigning {
+        spec,
+        algorithm,
+        verification,
+        public_len,
+        oid,
+    } in cases
+    {
+        let created = kms
+            .create_key()
+            .key_spec(spec.clone())
+            .key_usage(KeyUsageType::SignVerify)
+            .send()
+            .await
+            .expect("create key");
+        let meta = created.key_metadata().unwrap();
+        assert_eq!(meta.signing_algorithms(), std::slice::from_ref(&algorithm));
+        // The deprecated member predates these specs, as AWS's model says.
+        #[allow(deprecated)]
+        let legacy_spec = meta.customer_master_key_spec();
+        assert!(legacy_spec.is_none(), "{spec:?}");
+        let key = meta.key_id().to_string();
+        let signed = kms
+            .sign()
+            .key_id(&key)
+            .message(Blob::new(message.clone()))
+            .signing_algorithm(algorithm.clone())
+            .send()
+            .await
+            .expect("sign");
+        let signature_bytes = signed.signature().unwrap().as_ref().to_vec();
+        let public = kms.get_public_key().key_id(&key).send().await.unwrap();
+        let spki = public.public_key().unwrap().as_ref();
+        assert!(
+            spki.windows(oid.len()).any(|w| w == oid),
+            "{spec:?}: the algorithm's OID in the SPKI"
+        );
+        assert_eq!(
+            public.signing_algorithms(),
+            std::slice::from_ref(&algorithm)
+        );
+        UnparsedPublicKey::new(verification, raw_public_key(spki, public_len))
+            .verify(&message, &signature_bytes)
+            .unwrap_or_else(|_| panic!("{spec:?}: offline verification"));
+        let verified = kms
+            .verify()
+            .key_id(&key)
+            .message(Blob::new(message.clone()))
+            .signature(Blob::new(signature_bytes.clone()))
+            .signing_algorithm(algorithm.clone())
+            .send()
+            .await
+            .unwrap();
+        assert!(verified.signature_valid());
+        let tampered = kms
+            .verify()
+            .key_id(&key)
+            .message(Blob::new(b"another message".to_vec()))
+            .signature(Blob::new(signature_bytes))
+            .signing_algorithm(algorithm.clone())
+            .send()
+            .await;
+        assert_eq!(code(tampered), "KMSInvalidSignatureException");
+        // These algorithms hash the message themselves: a digest is not what they take.
+        let digest = kms
+            .sign()
+            .key_id(&key)
+            .message(Blob::new(vec![7u8; 64]))
+            .message_type(MessageType::Digest)
+            .signing_algorithm(algorithm.clone())
+            .send()
+            .await;
+        assert_eq!(code(digest), "ValidationException");
+        let ecdsa = kms
+            .sign()
+            .key_id(&key)
+            .message(Blob::new(message.clone()))
+            .signing_algorithm(SigningAlgorithmSpec::EcdsaSha256)
+            .send()
+            .await;
+        assert_eq!(code(ecdsa), "InvalidKeyUsageException");
+        if algorithm == SigningAlgorithmSpec::MlDsaShake256 {
+            let mu = kms
+                .sign()
+                .key_id(&key)
+                .message(Blob::new(vec![1u8; 64]))
+                .message_type(MessageType::ExternalMu)
+                .signing_algorithm(algorithm.clone())
+                .send()
+                .await;
+            assert_eq!(code(mu), "UnsupportedOperationException");
+        }
+        let event = server.event_for_request(signed.request_id().unwrap());
+        assert_eq!(
+            event["requestParameters"]["signingAlgorithm"],
+            algorithm.as_str()
+        );
+        assert!(!event.to_string().contains("signature\""));
+    }
+    let rsa = create(&kms, KeySpec::Rsa2048, KeyUsageType::SignVerify).await;
+    let mu_on_rsa = kms
+        .sign()
+        .key_id(&rsa)
+        .message(Blob::new(vec![1u8; 64]))
+        .message_type(MessageType::ExternalMu)
+        .signing_algorithm(SigningAlgorithmSpec::RsassaPssSha256)
+        .send()
+        .await;
+    assert_eq!(code(mu_on_rsa), "ValidationException");
 }
 
 async fn assert_cannot_sign(kms: &Client, key: &str) {

@@ -101,13 +101,17 @@ pub(super) struct SigningInput<'a> {
     operation: &'static str,
 }
 
-/// Checks shared by Sign and Verify; returns the key and the digest to sign or verify.
-pub(super) async fn signing_input(
+/// Checks shared by Sign and Verify; returns the key and what to sign or verify.
+pub(super) async fn signing_input<'a>(
     kms: &Kms,
     ctx: &KmsCall<'_>,
     notes: &mut AuditNotes,
-    input: SigningInput<'_>,
-) -> KmsResult<(std::sync::Arc<LoadedKey>, String, aws_lc_rs::digest::Digest)> {
+    input: SigningInput<'a>,
+) -> KmsResult<(
+    std::sync::Arc<LoadedKey>,
+    String,
+    asymmetric::SigningMessage<'a>,
+)> {
     let SigningInput {
         key_id,
         algorithm,
@@ -126,9 +130,9 @@ pub(super) async fn signing_input(
             key.record.key_spec
         )));
     }
-    let digest =
-        asymmetric::message_digest(algorithm, message, message_type.as_deref().unwrap_or("RAW"))?;
-    Ok((key, algorithm.clone(), digest))
+    let message =
+        asymmetric::signing_message(algorithm, message, message_type.as_deref().unwrap_or("RAW"))?;
+    Ok((key, algorithm.clone(), message))
 }
 
 #[async_trait::async_trait]
@@ -145,7 +149,7 @@ impl KmsOperation for SignRequest {
     ) -> KmsResult<Self::Output> {
         let message = message_member(&self.message)?;
         grant_tokens(kms, &self.grant_tokens)?;
-        let (key, algorithm, digest) = signing_input(
+        let (key, algorithm, to_sign) = signing_input(
             kms,
             ctx,
             notes,
@@ -163,7 +167,7 @@ impl KmsOperation for SignRequest {
             &key.current()?.key,
             &key.record.key_spec,
             &algorithm,
-            &digest,
+            &to_sign,
         )?;
         Ok(SignResponse {
             key_id: Some(key.arn.clone()),
@@ -188,7 +192,7 @@ impl KmsOperation for VerifyRequest {
         let message = message_member(&self.message)?;
         let signature = ciphertext_member(&self.signature, "signature")?;
         grant_tokens(kms, &self.grant_tokens)?;
-        let (key, algorithm, digest) = signing_input(
+        let (key, algorithm, to_sign) = signing_input(
             kms,
             ctx,
             notes,
@@ -206,7 +210,7 @@ impl KmsOperation for VerifyRequest {
             &key.current()?.key,
             &key.record.key_spec,
             &algorithm,
-            &digest,
+            &to_sign,
             signature,
         )?;
         if !valid {
