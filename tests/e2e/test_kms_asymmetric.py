@@ -69,7 +69,7 @@ class AsymmetricOffline(unittest.TestCase):
     def test_ed25519_signatures_verify_offline_and_offline_signatures_verify(self):
         key = self.kms.create_key(KeySpec="ECC_NIST_EDWARDS25519",
                                   KeyUsage="SIGN_VERIFY")["KeyMetadata"]
-        self.assertEqual(key["SigningAlgorithms"], ["ED25519_SHA_512"])
+        self.assertEqual(key["SigningAlgorithms"], ["ED25519_SHA_512", "ED25519_PH_SHA_512"])
         public = serialization.load_der_public_key(
             self.kms.get_public_key(KeyId=key["KeyId"])["PublicKey"])
         self.assertIsInstance(public, ed25519.Ed25519PublicKey)

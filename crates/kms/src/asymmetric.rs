@@ -4,7 +4,7 @@
 
 use aws_lc_rs::agreement;
 use aws_lc_rs::digest::{self, Digest};
-use aws_lc_rs::encoding::{AsDer, PublicKeyX509Der};
+use aws_lc_rs::encoding::{AsBigEndian, AsDer, PublicKeyX509Der};
 use aws_lc_rs::hmac;
 use aws_lc_rs::kem;
 use aws_lc_rs::rsa::{
@@ -145,14 +145,14 @@ pub fn signing_algorithms(spec: &str, usage: &str) -> Vec<String> {
         "ECC_NIST_P256" | "ECC_SECG_P256K1" => vec!["ECDSA_SHA_256".into()],
         "ECC_NIST_P384" => vec!["ECDSA_SHA_384".into()],
         "ECC_NIST_P521" => vec!["ECDSA_SHA_512".into()],
-        // AWS also offers ED25519_PH_SHA_512 (Ed25519ph), which aws-lc-rs does not implement.
-        "ECC_NIST_EDWARDS25519" => vec![ED25519_SHA_512.into()],
+        "ECC_NIST_EDWARDS25519" => vec![ED25519_SHA_512.into(), ED25519_PH_SHA_512.into()],
         "ML_DSA_44" | "ML_DSA_65" | "ML_DSA_87" => vec![ML_DSA_SHAKE_256.into()],
         _ => Vec::new(),
     }
 }
 
 const ED25519_SHA_512: &str = "ED25519_SHA_512";
+const ED25519_PH_SHA_512: &str = "ED25519_PH_SHA_512";
 const ML_DSA_SHAKE_256: &str = "ML_DSA_SHAKE_256";
 
 pub fn key_agreement_algorithms(usage: &str) -> Vec<String> {
@@ -229,9 +229,11 @@ pub enum KeyMaterial {
     MlDsa(Box<MlDsaMaterial>),
 }
 
-/// An Ed25519 key pair and its public key as SubjectPublicKeyInfo.
+/// An Ed25519 key pair and its public key as SubjectPublicKeyInfo; the same key for
+/// Ed25519ph (RFC 8032 §5.1, ED25519_PH_SHA_512), which aws-lc-rs does not offer.
 pub struct Ed25519Material {
     key_pair: Ed25519KeyPair,
+    prehash: ed25519_dalek::SigningKey,
     public_der: Vec<u8>,
 }
 
@@ -413,7 +415,14 @@ pub fn load(spec: &str, secret: &[u8]) -> KmsResult<KeyMaterial> {
                 .map_err(|_| malformed())?
                 .as_ref()
                 .to_vec();
+            let seed = key_pair
+                .seed()
+                .and_then(|seed| seed.as_be_bytes())
+                .map_err(|_| malformed())?;
+            let seed: Zeroizing<[u8; 32]> =
+                Zeroizing::new(seed.as_ref().try_into().map_err(|_| malformed())?);
             KeyMaterial::Ed25519(Box::new(Ed25519Material {
+                prehash: ed25519_dalek::SigningKey::from_bytes(&seed),
                 key_pair,
                 public_der,
             }))
@@ -659,6 +668,17 @@ pub fn signing_message<'a>(
     }
     match (algorithm, message_type) {
         (ED25519_SHA_512 | ML_DSA_SHAKE_256, "RAW") => Ok(SigningMessage::Whole(message)),
+        // The caller's SHA-512 digest is Ed25519ph's message, which it hashes once more.
+        (ED25519_PH_SHA_512, "DIGEST") if message.len() == 64 => {
+            Ok(SigningMessage::Whole(message))
+        }
+        (ED25519_PH_SHA_512, "DIGEST") => Err(KmsError::Validation(format!(
+            "Digest is invalid length for algorithm {algorithm}: expected 64 bytes, got {}.",
+            message.len()
+        ))),
+        (ED25519_PH_SHA_512, _) => Err(KmsError::Validation(format!(
+            "The {algorithm} signing algorithm requires MessageType DIGEST."
+        ))),
         (ML_DSA_SHAKE_256, "EXTERNAL_MU") => Err(KmsError::UnsupportedOperation(
             "MessageType EXTERNAL_MU is not supported by this keytrail version: sign the RAW message."
                 .into(),
@@ -694,6 +714,12 @@ fn message_digest(algorithm: &str, message: &[u8], message_type: &str) -> KmsRes
             message.len()
         ))
     })
+}
+
+/// Ed25519ph's prehash PH(M) = SHA-512(M), as the signer takes it.
+fn prehash(message: &[u8]) -> sha2::Sha512 {
+    use sha2::Digest as _;
+    sha2::Sha512::new().chain_update(message)
 }
 
 /// The digest, for the algorithms that sign one.
@@ -739,6 +765,12 @@ pub fn sign(
             .map_err(|_| internal("Signing"))?
             .as_ref()
             .to_vec()),
+        KeyMaterial::Ed25519(ed) if algorithm == ED25519_PH_SHA_512 => Ok(ed
+            .prehash
+            .sign_prehashed(prehash(whole(message)?), None)
+            .map_err(|_| internal("Signing"))?
+            .to_bytes()
+            .to_vec()),
         KeyMaterial::Ed25519(ed) => Ok(ed.key_pair.sign(whole(message)?).as_ref().to_vec()),
         KeyMaterial::MlDsa(ml_dsa) => {
             let mut out = vec![0u8; ml_dsa.key_pair.algorithm().signature_len()];
@@ -779,6 +811,16 @@ pub fn verify(
             UnparsedPublicKey::new(params, ecc.key_pair.public_key().as_ref())
                 .verify_digest(digest_of(message)?, signature_bytes)
                 .is_ok()
+        }
+        KeyMaterial::Ed25519(ed) if algorithm == ED25519_PH_SHA_512 => {
+            match ed25519_dalek::Signature::from_slice(signature_bytes) {
+                Ok(parsed) => ed
+                    .prehash
+                    .verifying_key()
+                    .verify_prehashed(prehash(whole(message)?), None, &parsed)
+                    .is_ok(),
+                Err(_) => false,
+            }
         }
         KeyMaterial::Ed25519(ed) => {
             UnparsedPublicKey::new(&signature::ED25519, ed.key_pair.public_key().as_ref())
@@ -822,5 +864,70 @@ pub fn data_key_pair(spec: &str) -> KmsResult<(Zeroizing<Vec<u8>>, Vec<u8>)> {
             spec,
             "Member must satisfy enum value set: [RSA_2048, RSA_3072, RSA_4096, ECC_NIST_P256, ECC_NIST_P384, ECC_NIST_P521, ECC_SECG_P256K1, SM2, ECC_NIST_EDWARDS25519, ML_KEM_512, ML_KEM_768, ML_KEM_1024]",
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An Ed25519 key loaded as keytrail stores it, from a known RFC 8032 secret key.
+    fn ed25519_from_seed(seed_hex: &str) -> KeyMaterial {
+        let seed = hex::decode(seed_hex).unwrap();
+        let pair = Ed25519KeyPair::from_seed_unchecked(&seed).unwrap();
+        load("ECC_NIST_EDWARDS25519", pair.to_pkcs8v1().unwrap().as_ref()).unwrap()
+    }
+
+    /// RFC 8032 §7.1 (Ed25519, TEST 1) and §7.3 (Ed25519ph, "abc"): both algorithms of an
+    /// ECC_NIST_EDWARDS25519 key give the standard's signatures, and verify only them.
+    #[test]
+    fn ed25519_and_ed25519ph_match_rfc_8032() {
+        let spec = "ECC_NIST_EDWARDS25519";
+        let pure =
+            ed25519_from_seed("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60");
+        let empty = SigningMessage::Whole(b"");
+        let signed = sign(&pure, spec, ED25519_SHA_512, &empty).unwrap();
+        assert_eq!(
+            hex::encode(&signed),
+            "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b"
+        );
+        assert!(verify(&pure, spec, ED25519_SHA_512, &empty, &signed).unwrap());
+
+        let ph =
+            ed25519_from_seed("833fe62409237b9d62ec77587520911e9a759cec1d19755b7da901b96dca3d42");
+        let abc = SigningMessage::Whole(b"abc");
+        let signed = sign(&ph, spec, ED25519_PH_SHA_512, &abc).unwrap();
+        assert_eq!(
+            hex::encode(&signed),
+            "98a70222f0b8121aa9d30f813d683f809e462b469c7ff87639499bb94e6dae4131f85042463c2a355a2003d062adf5aaa10b8c61e636062aaad11c2a26083406"
+        );
+        assert!(verify(&ph, spec, ED25519_PH_SHA_512, &abc, &signed).unwrap());
+        let abd = SigningMessage::Whole(b"abd");
+        assert!(!verify(&ph, spec, ED25519_PH_SHA_512, &abd, &signed).unwrap());
+        // The two algorithms' signatures are not interchangeable.
+        assert!(!verify(&ph, spec, ED25519_SHA_512, &abc, &signed).unwrap());
+        assert!(!verify(&ph, spec, ED25519_PH_SHA_512, &abc, &[0u8; 3]).unwrap());
+    }
+
+    #[test]
+    fn ed25519ph_takes_a_sha_512_digest_and_pure_ed25519_the_message() {
+        assert!(matches!(
+            signing_message(ED25519_PH_SHA_512, &[1u8; 64], "DIGEST"),
+            Ok(SigningMessage::Whole(m)) if m.len() == 64
+        ));
+        for (algorithm, message, message_type) in [
+            (ED25519_PH_SHA_512, &[1u8; 32][..], "DIGEST"),
+            (ED25519_PH_SHA_512, &[1u8; 64][..], "RAW"),
+            (ED25519_SHA_512, &[1u8; 64][..], "DIGEST"),
+            (ED25519_SHA_512, &[1u8; 64][..], "EXTERNAL_MU"),
+        ] {
+            assert!(
+                matches!(
+                    signing_message(algorithm, message, message_type),
+                    Err(KmsError::Validation(_))
+                ),
+                "{algorithm} {message_type}"
+            );
+        }
     }
 }

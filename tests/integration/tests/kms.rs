@@ -201,13 +201,24 @@ async fn key_lifecycle_and_metadata() {
     assert_eq!(
         code(
             kms.create_key()
-                .key_spec(aws_sdk_kms::types::KeySpec::MlDsa65)
+                .key_spec(aws_sdk_kms::types::KeySpec::Sm2)
                 .key_usage(aws_sdk_kms::types::KeyUsageType::SignVerify)
                 .send()
                 .await
         ),
         "UnsupportedOperationException",
-        "ML-DSA keys are not implemented"
+        "SM2 keys (China Regions) are not implemented"
+    );
+    assert_eq!(
+        code(
+            kms.create_key()
+                .key_spec(aws_sdk_kms::types::KeySpec::MlDsa65)
+                .key_usage(aws_sdk_kms::types::KeyUsageType::EncryptDecrypt)
+                .send()
+                .await
+        ),
+        "ValidationException",
+        "ML-DSA keys only sign"
     );
     assert_eq!(
         code(

@@ -516,7 +516,7 @@ async fn ed25519_and_ml_dsa_keys_sign_whole_messages() {
             .await
             .expect("create key");
         let meta = created.key_metadata().unwrap();
-        assert_eq!(meta.signing_algorithms(), std::slice::from_ref(&algorithm));
+        assert_eq!(meta.signing_algorithms()[0], algorithm);
         // The deprecated member predates these specs, as AWS's model says.
         #[allow(deprecated)]
         let legacy_spec = meta.customer_master_key_spec();
@@ -537,10 +537,7 @@ async fn ed25519_and_ml_dsa_keys_sign_whole_messages() {
             spki.windows(oid.len()).any(|w| w == oid),
             "{spec:?}: the algorithm's OID in the SPKI"
         );
-        assert_eq!(
-            public.signing_algorithms(),
-            std::slice::from_ref(&algorithm)
-        );
+        assert_eq!(public.signing_algorithms()[0], algorithm);
         UnparsedPublicKey::new(verification, raw_public_key(spki, public_len))
             .verify(&message, &signature_bytes)
             .unwrap_or_else(|_| panic!("{spec:?}: offline verification"));
@@ -599,6 +596,64 @@ async fn ed25519_and_ml_dsa_keys_sign_whole_messages() {
         );
         assert!(!event.to_string().contains("signature\""));
     }
+    // Ed25519ph (ED25519_PH_SHA_512) signs the caller's SHA-512 digest (DIGEST only); KMS hashes
+    // it once more, as RFC 8032's prehash does (the unit tests check RFC 8032's vectors).
+    let edwards = create(&kms, KeySpec::EccNistEdwards25519, KeyUsageType::SignVerify).await;
+    let described = kms.describe_key().key_id(&edwards).send().await.unwrap();
+    assert_eq!(
+        described.key_metadata().unwrap().signing_algorithms(),
+        &[
+            SigningAlgorithmSpec::Ed25519Sha512,
+            SigningAlgorithmSpec::Ed25519PhSha512
+        ]
+    );
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA512, &message);
+    let prehashed = kms
+        .sign()
+        .key_id(&edwards)
+        .message(Blob::new(digest.as_ref().to_vec()))
+        .message_type(MessageType::Digest)
+        .signing_algorithm(SigningAlgorithmSpec::Ed25519PhSha512)
+        .send()
+        .await
+        .expect("Ed25519ph sign");
+    let signature_bytes = prehashed.signature().unwrap().as_ref().to_vec();
+    assert_eq!(signature_bytes.len(), 64);
+    for (candidate, valid) in [(digest.as_ref().to_vec(), true), (vec![0u8; 64], false)] {
+        let checked = kms
+            .verify()
+            .key_id(&edwards)
+            .message(Blob::new(candidate))
+            .message_type(MessageType::Digest)
+            .signature(Blob::new(signature_bytes.clone()))
+            .signing_algorithm(SigningAlgorithmSpec::Ed25519PhSha512)
+            .send()
+            .await;
+        if valid {
+            assert!(checked.unwrap().signature_valid());
+        } else {
+            assert_eq!(code(checked), "KMSInvalidSignatureException");
+        }
+    }
+    // Not the pure Ed25519 signature of the message, and not a RAW message.
+    let as_pure = kms
+        .verify()
+        .key_id(&edwards)
+        .message(Blob::new(message.clone()))
+        .signature(Blob::new(signature_bytes))
+        .signing_algorithm(SigningAlgorithmSpec::Ed25519Sha512)
+        .send()
+        .await;
+    assert_eq!(code(as_pure), "KMSInvalidSignatureException");
+    let raw = kms
+        .sign()
+        .key_id(&edwards)
+        .message(Blob::new(message.clone()))
+        .signing_algorithm(SigningAlgorithmSpec::Ed25519PhSha512)
+        .send()
+        .await;
+    assert_eq!(code(raw), "ValidationException");
+
     let rsa = create(&kms, KeySpec::Rsa2048, KeyUsageType::SignVerify).await;
     let mu_on_rsa = kms
         .sign()
