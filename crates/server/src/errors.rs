@@ -1,7 +1,7 @@
 //! AWS-shaped error responses for the JSON and query protocols. S3 errors are rendered by s3s.
 
 use axum::body::Body;
-use http::{HeaderValue, Response, StatusCode};
+use http::{HeaderName, HeaderValue, Response, StatusCode};
 
 /// An error as the client must see it: code, message and HTTP status.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,8 +36,8 @@ pub fn json_error(err: &ApiError, request_id: &str) -> Response<Body> {
     let body = serde_json::json!({ "__type": err.code, "message": err.message });
     let mut resp = Response::new(Body::from(body.to_string()));
     *resp.status_mut() = err.status;
-    set_header(&mut resp, "content-type", AMZ_JSON_1_1);
-    set_header(&mut resp, "x-amzn-requestid", request_id);
+    set_header(&mut resp, http::header::CONTENT_TYPE, AMZ_JSON_1_1);
+    set_header(&mut resp, crate::errors::X_AMZN_REQUESTID, request_id);
     resp
 }
 
@@ -56,12 +56,16 @@ pub fn query_error(err: &ApiError, request_id: &str, namespace: &str) -> Respons
     );
     let mut resp = Response::new(Body::from(body));
     *resp.status_mut() = err.status;
-    set_header(&mut resp, "content-type", "text/xml");
-    set_header(&mut resp, "x-amzn-requestid", request_id);
+    set_header(&mut resp, http::header::CONTENT_TYPE, "text/xml");
+    set_header(&mut resp, crate::errors::X_AMZN_REQUESTID, request_id);
     resp
 }
 
-pub fn set_header(resp: &mut Response<Body>, name: &'static str, value: &str) {
+/// The request id header of the JSON and query protocols (`x-amzn-RequestId`).
+pub const X_AMZN_REQUESTID: HeaderName = HeaderName::from_static("x-amzn-requestid");
+
+/// Header names are constants: parsing a name from text on every response is measurable.
+pub fn set_header(resp: &mut Response<Body>, name: HeaderName, value: &str) {
     if let Ok(v) = HeaderValue::from_str(value) {
         resp.headers_mut().insert(name, v);
     }

@@ -167,8 +167,8 @@ fn unknown_operation(service: JsonService, operation: &str) -> ApiError {
 
 fn ok_response(bytes: Vec<u8>, request_id: &str) -> Response<Body> {
     let mut resp = Response::new(Body::from(bytes));
-    set_header(&mut resp, "content-type", AMZ_JSON_1_1);
-    set_header(&mut resp, "x-amzn-requestid", request_id);
+    set_header(&mut resp, http::header::CONTENT_TYPE, AMZ_JSON_1_1);
+    set_header(&mut resp, crate::errors::X_AMZN_REQUESTID, request_id);
     resp
 }
 

@@ -264,13 +264,17 @@ async fn health(State(state): State<Arc<AppState>>) -> Response<Body> {
     };
     let mut resp = Response::new(Body::from(body));
     *resp.status_mut() = status;
-    errors::set_header(&mut resp, "content-type", "application/json");
+    errors::set_header(&mut resp, http::header::CONTENT_TYPE, "application/json");
     resp
 }
 
 async fn render_metrics(State(state): State<Arc<AppState>>) -> Response<Body> {
     let mut resp = Response::new(Body::from(state.metrics.render()));
-    errors::set_header(&mut resp, "content-type", "text/plain; version=0.0.4");
+    errors::set_header(
+        &mut resp,
+        http::header::CONTENT_TYPE,
+        "text/plain; version=0.0.4",
+    );
     resp
 }
 

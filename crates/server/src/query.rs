@@ -299,7 +299,7 @@ async fn sts_assume_role(
 
 fn xml_response(xml: String, request_id: &str) -> Response<Body> {
     let mut resp = Response::new(Body::from(xml));
-    set_header(&mut resp, "content-type", "text/xml");
-    set_header(&mut resp, "x-amzn-requestid", request_id);
+    set_header(&mut resp, http::header::CONTENT_TYPE, "text/xml");
+    set_header(&mut resp, crate::errors::X_AMZN_REQUESTID, request_id);
     resp
 }

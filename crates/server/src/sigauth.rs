@@ -101,47 +101,60 @@ fn to_api_error(style: ErrorStyle, e: SigV4Error) -> ApiError {
     }
 }
 
-/// Derived SigV4 signing keys by access key and credential scope. A key is good for one
-/// day, one region and one service; deriving it costs four HMACs per request otherwise. The
-/// secret it was derived from is kept beside it so a replaced secret is never matched.
+/// Derived SigV4 signing keys by access key and credential scope, ready as HMAC keys. A key is
+/// good for one day, one region and one service; deriving it costs four HMACs per request
+/// otherwise. The secret it was derived from is kept beside it so a replaced secret is never
+/// matched. Looked up by the access key id as given, without building a key string.
 #[derive(Default)]
 pub struct SigningKeyCache {
-    keys: std::sync::RwLock<std::collections::HashMap<String, CachedSigningKey>>,
+    keys: std::sync::RwLock<std::collections::HashMap<String, Vec<CachedSigningKey>>>,
 }
 
 struct CachedSigningKey {
+    scope: sigv4::CredentialScope,
     secret: zeroize::Zeroizing<String>,
-    key: zeroize::Zeroizing<Vec<u8>>,
+    key: std::sync::Arc<aws_lc_rs::hmac::Key>,
 }
 
-/// Entries beyond this are dropped wholesale: scopes change daily, so the map only refills.
-const MAX_CACHED_SIGNING_KEYS: usize = 10_000;
+/// Access keys beyond this are dropped wholesale: scopes change daily, so the map only refills.
+const MAX_CACHED_ACCESS_KEYS: usize = 10_000;
+/// Scopes kept per access key (a day's regions and services), the oldest dropped first.
+const MAX_SCOPES_PER_ACCESS_KEY: usize = 16;
 
 impl SigningKeyCache {
     pub fn get(
         &self,
         auth: &sigv4::AuthorizationHeader,
         secret: &str,
-    ) -> zeroize::Zeroizing<Vec<u8>> {
-        let id = format!("{}/{}", auth.access_key_id, auth.scope.as_string());
+    ) -> std::sync::Arc<aws_lc_rs::hmac::Key> {
         if let Ok(keys) = self.keys.read()
-            && let Some(cached) = keys.get(&id)
-            && cached.secret.as_str() == secret
+            && let Some(cached) = keys.get(auth.access_key_id.as_str()).and_then(|scopes| {
+                scopes
+                    .iter()
+                    .find(|c| c.scope == auth.scope && c.secret.as_str() == secret)
+            })
         {
-            return cached.key.clone();
+            return std::sync::Arc::clone(&cached.key);
         }
-        let key = sigv4::signing_key(secret, &auth.scope);
+        let derived = sigv4::signing_key(secret, &auth.scope);
+        let key = std::sync::Arc::new(aws_lc_rs::hmac::Key::new(
+            aws_lc_rs::hmac::HMAC_SHA256,
+            &derived,
+        ));
         if let Ok(mut keys) = self.keys.write() {
-            if keys.len() >= MAX_CACHED_SIGNING_KEYS {
+            if keys.len() >= MAX_CACHED_ACCESS_KEYS {
                 keys.clear();
             }
-            keys.insert(
-                id,
-                CachedSigningKey {
-                    secret: zeroize::Zeroizing::new(secret.to_string()),
-                    key: key.clone(),
-                },
-            );
+            let scopes = keys.entry(auth.access_key_id.clone()).or_default();
+            scopes.retain(|c| c.scope != auth.scope);
+            if scopes.len() >= MAX_SCOPES_PER_ACCESS_KEY {
+                scopes.remove(0);
+            }
+            scopes.push(CachedSigningKey {
+                scope: auth.scope.clone(),
+                secret: zeroize::Zeroizing::new(secret.to_string()),
+                key: std::sync::Arc::clone(&key),
+            });
         }
         key
     }
@@ -260,7 +273,7 @@ pub async fn authenticate(
         payload_hash: &payload_hash,
     };
     let signing_key = signing_keys.get(&auth, &resolved.secret);
-    sigv4::verify_with_signing_key(&request, &auth, &amz_date, &signing_key)
+    sigv4::verify_with_key(&request, &auth, &amz_date, &signing_key)
         .map_err(|e| fail_known(to_api_error(style, e)))?;
     Ok(Authenticated {
         principal,
@@ -279,11 +292,36 @@ mod tests {
             "AWS4-HMAC-SHA256 Credential=AKID/20261128/us-east-1/kms/aws4_request, SignedHeaders=host, Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31",
         )
         .unwrap();
+        // Keys compared by what they sign.
+        let tag =
+            |key: &aws_lc_rs::hmac::Key| aws_lc_rs::hmac::sign(key, b"probe").as_ref().to_vec();
+        let expected = |secret: &str| {
+            tag(&aws_lc_rs::hmac::Key::new(
+                aws_lc_rs::hmac::HMAC_SHA256,
+                &sigv4::signing_key(secret, &auth.scope),
+            ))
+        };
         let first = cache.get(&auth, "secret-a");
-        assert_eq!(first, cache.get(&auth, "secret-a"));
-        assert_eq!(first, sigv4::signing_key("secret-a", &auth.scope));
+        assert!(std::sync::Arc::ptr_eq(
+            &first,
+            &cache.get(&auth, "secret-a")
+        ));
+        assert_eq!(tag(&first), expected("secret-a"));
         let replaced = cache.get(&auth, "secret-b");
-        assert_ne!(first, replaced);
-        assert_eq!(replaced, sigv4::signing_key("secret-b", &auth.scope));
+        assert_eq!(tag(&replaced), expected("secret-b"));
+        assert_ne!(tag(&replaced), tag(&first));
+        // Another scope of the same access key is a key of its own, and both stay cached.
+        let mut other = auth.clone();
+        other.scope.region = "eu-west-1".into();
+        let in_eu = cache.get(&other, "secret-b");
+        assert_ne!(tag(&in_eu), tag(&replaced));
+        assert!(std::sync::Arc::ptr_eq(
+            &replaced,
+            &cache.get(&auth, "secret-b")
+        ));
+        assert!(std::sync::Arc::ptr_eq(
+            &in_eu,
+            &cache.get(&other, "secret-b")
+        ));
     }
 }

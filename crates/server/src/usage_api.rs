@@ -37,8 +37,8 @@ pub async fn usage(State(state): State<Arc<AppState>>, req: Request<Body>) -> Re
     match answer(&state, &parts, &request_id).await {
         Ok(json) => {
             let mut resp = Response::new(Body::from(json));
-            set_header(&mut resp, "content-type", "application/json");
-            set_header(&mut resp, "x-amzn-requestid", &request_id);
+            set_header(&mut resp, http::header::CONTENT_TYPE, "application/json");
+            set_header(&mut resp, crate::errors::X_AMZN_REQUESTID, &request_id);
             resp
         }
         Err(e) => json_error(&e, &request_id),

@@ -512,10 +512,21 @@ pub fn verify_with_signing_key(
     amz_date: &str,
     signing_key: &[u8],
 ) -> Result<(), SigV4Error> {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, signing_key);
+    verify_with_key(parts, auth, amz_date, &key)
+}
+
+/// [`verify_with_signing_key`] with the signing key already prepared as an HMAC key (its
+/// padded inner and outer states computed once), as a server's cache keeps it.
+pub fn verify_with_key(
+    parts: &RequestParts<'_>,
+    auth: &AuthorizationHeader,
+    amz_date: &str,
+    key: &hmac::Key,
+) -> Result<(), SigV4Error> {
     let canonical = canonical_request(parts, &auth.signed_headers, &canonical_uri(parts.path))?;
     let to_sign = string_to_sign(amz_date, &auth.scope, &canonical);
-    let key = hmac::Key::new(hmac::HMAC_SHA256, signing_key);
-    let expected = hmac::sign(&key, to_sign.as_bytes());
+    let expected = hmac::sign(key, to_sign.as_bytes());
     let mut given = [0u8; 32];
     // `parse_authorization` checked the signature is 64 hex characters.
     let decoded = hex::decode_to_slice(&auth.signature, &mut given).is_ok();
