@@ -286,7 +286,14 @@ impl std::fmt::Debug for KeyMaterial {
 
 /// New key material of `spec`: its serialized secret (to wrap and store) and the loaded form.
 pub fn generate(spec: &str) -> KmsResult<(Zeroizing<Vec<u8>>, KeyMaterial)> {
-    let secret: Zeroizing<Vec<u8>> = match family(spec) {
+    let secret = new_secret(spec)?;
+    let loaded = load(spec, &secret)?;
+    Ok((secret, loaded))
+}
+
+/// New key material of `spec`, serialized (to wrap and store, and [`load`] for use).
+pub fn new_secret(spec: &str) -> KmsResult<Zeroizing<Vec<u8>>> {
+    Ok(match family(spec) {
         Some(SpecFamily::Symmetric) => {
             envelope::random(MATERIAL_LEN).map_err(|_| internal("Random generation"))?
         }
@@ -343,9 +350,7 @@ pub fn generate(spec: &str) -> KmsResult<(Zeroizing<Vec<u8>>, KeyMaterial)> {
             Zeroizing::new(doc.as_ref().to_vec())
         }
         None => return Err(KmsError::Internal(format!("unknown key spec {spec}"))),
-    };
-    let loaded = load(spec, &secret)?;
-    Ok((secret, loaded))
+    })
 }
 
 /// Loads stored key material of `spec`.

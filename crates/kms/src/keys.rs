@@ -99,6 +99,38 @@ impl MultiRegionSet {
 }
 
 impl KeyRecord {
+    /// A key created now: customer managed, a symmetric encryption key of origin AWS_KMS,
+    /// enabled, without material, rotation, description, policy or tags yet — the defaults each
+    /// way of creating a key (CreateKey, ReplicateKey, an AWS managed key) starts from.
+    pub fn new(key_id: String, account_id: String, region: String) -> Self {
+        Self {
+            key_id,
+            account_id,
+            region,
+            created_ms: keytrail_audit::clock::now_ms(),
+            description: String::new(),
+            key_usage: "ENCRYPT_DECRYPT".into(),
+            key_spec: crate::asymmetric::SYMMETRIC_DEFAULT.into(),
+            origin: "AWS_KMS".into(),
+            state: KeyState::Enabled,
+            deletion_ms: None,
+            pending_window_days: None,
+            policy: String::new(),
+            tags: Vec::new(),
+            rotation_enabled: false,
+            rotation_period_days: None,
+            next_rotation_ms: None,
+            rotation_enabled_before_deletion: false,
+            on_demand_rotations: 0,
+            current_material_id: String::new(),
+            aws_managed: false,
+            expiration_model: None,
+            valid_to_ms: None,
+            imported_material_ids: Vec::new(),
+            multi_region: None,
+        }
+    }
+
     pub fn is_external(&self) -> bool {
         self.origin == ORIGIN_EXTERNAL
     }

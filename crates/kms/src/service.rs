@@ -959,7 +959,7 @@ impl Kms {
 
     /// Fresh backing key material for a key of `spec`, with a new material id.
     fn generate_material(spec: &str) -> KmsResult<(Zeroizing<Vec<u8>>, String)> {
-        let (material, _) = asymmetric::generate(spec)?;
+        let material = asymmetric::new_secret(spec)?;
         let id = envelope::random(MATERIAL_ID_LEN)
             .map_err(|_| KmsError::Internal("Random generator failure.".into()))?;
         Ok((material, hex::encode(id.as_slice())))

@@ -95,10 +95,6 @@ impl KmsOperation for CreateKeyRequest {
         let mut merged = Vec::new();
         merge_tags(&mut merged, tags)?;
         let record = KeyRecord {
-            key_id: new_key_id(multi_region),
-            account_id: ctx.principal.account_id.clone(),
-            region: ctx.region.clone(),
-            created_ms: now_ms(),
             description: self.description.clone().unwrap_or_default(),
             key_usage: usage.into(),
             key_spec: spec.into(),
@@ -108,24 +104,17 @@ impl KmsOperation for CreateKeyRequest {
             } else {
                 KeyState::Enabled
             },
-            deletion_ms: None,
-            pending_window_days: None,
             policy,
             tags: merged,
-            rotation_enabled: false,
-            rotation_period_days: None,
-            next_rotation_ms: None,
-            rotation_enabled_before_deletion: false,
-            on_demand_rotations: 0,
-            current_material_id: String::new(),
-            aws_managed: false,
-            expiration_model: None,
-            valid_to_ms: None,
-            imported_material_ids: Vec::new(),
             multi_region: multi_region.then(|| MultiRegionSet {
                 primary_region: ctx.region.clone(),
                 replica_regions: Vec::new(),
             }),
+            ..KeyRecord::new(
+                new_key_id(multi_region),
+                ctx.principal.account_id.clone(),
+                ctx.region.clone(),
+            )
         };
         if let Some(parsed) = &parsed_policy
             && self.bypass_policy_lockout_safety_check != Some(true)

@@ -30,37 +30,25 @@ impl KmsOperation for CreateAwsManagedKey {
             note_key(notes, &key);
             return Ok(key.arn.clone());
         }
-        let now = now_ms();
+        let fresh = KeyRecord::new(
+            uuid::Uuid::new_v4().to_string(),
+            ctx.principal.account_id.clone(),
+            ctx.region.clone(),
+        );
         let record = KeyRecord {
-            key_id: uuid::Uuid::new_v4().to_string(),
-            account_id: ctx.principal.account_id.clone(),
-            region: ctx.region.clone(),
-            created_ms: now,
             description: format!(
                 "Default key that protects my {} data when no other key is defined",
                 self.service.to_uppercase()
             ),
-            key_usage: "ENCRYPT_DECRYPT".into(),
-            key_spec: SYMMETRIC_DEFAULT.into(),
-            origin: "AWS_KMS".into(),
-            state: KeyState::Enabled,
-            deletion_ms: None,
-            pending_window_days: None,
             policy: aws_managed_policy(&ctx.principal.account_id, &ctx.region, &self.service),
-            tags: Vec::new(),
             // AWS managed keys rotate every year and that cannot be changed.
             rotation_enabled: true,
             rotation_period_days: Some(365),
-            next_rotation_ms: Some(now + 365 * DAY_MS),
-            rotation_enabled_before_deletion: false,
-            on_demand_rotations: 0,
-            current_material_id: String::new(),
+            next_rotation_ms: Some(fresh.created_ms + 365 * DAY_MS),
             aws_managed: true,
-            expiration_model: None,
-            valid_to_ms: None,
-            imported_material_ids: Vec::new(),
-            multi_region: None,
+            ..fresh
         };
+        let now = record.created_ms;
         let key = kms.insert_key(record).await?;
         note_key(notes, &key);
         kms.create_alias_row(AliasRow {

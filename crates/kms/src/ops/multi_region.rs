@@ -111,34 +111,22 @@ impl KmsOperation for ReplicateKeyRequest {
                 .await?;
         }
         let account = &primary.record.account_id;
+        // Key spec, usage and origin are shared; the rest is the replica's own.
         let replica = KeyRecord {
-            key_id: primary.record.key_id.clone(),
-            account_id: account.clone(),
-            region: region.to_string(),
-            created_ms: now_ms(),
             description: self.description.clone().unwrap_or_default(),
             key_usage: primary.record.key_usage.clone(),
             key_spec: primary.record.key_spec.clone(),
             origin: primary.record.origin.clone(),
-            state: KeyState::Enabled,
-            deletion_ms: None,
-            pending_window_days: None,
             policy: self
                 .policy
                 .clone()
                 .unwrap_or_else(|| default_policy(account)),
             tags: merged,
-            rotation_enabled: false,
-            rotation_period_days: None,
-            next_rotation_ms: None,
-            rotation_enabled_before_deletion: false,
-            on_demand_rotations: 0,
-            current_material_id: String::new(),
-            aws_managed: false,
-            expiration_model: None,
-            valid_to_ms: None,
-            imported_material_ids: Vec::new(),
-            multi_region: None,
+            ..KeyRecord::new(
+                primary.record.key_id.clone(),
+                account.clone(),
+                region.to_string(),
+            )
         };
         if let Some(parsed) = &parsed_policy
             && self.bypass_policy_lockout_safety_check != Some(true)
