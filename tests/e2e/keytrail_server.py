@@ -25,12 +25,12 @@ user_name = "e2e-user"
 
 
 class KeytrailServer:
-    def __init__(self, *extra_args):
+    def __init__(self, *extra_args, config_extra=""):
         self.tmp = tempfile.TemporaryDirectory()
         self.data_dir = os.path.join(self.tmp.name, "data")
         self.config = os.path.join(self.tmp.name, "keytrail.toml")
         with open(self.config, "w") as f:
-            f.write(CONFIG)
+            f.write(CONFIG + config_extra)
         self.extra_args = extra_args
         self.log = open(os.path.join(self.tmp.name, "server.log"), "a")
         self.start()

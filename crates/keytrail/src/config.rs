@@ -39,6 +39,8 @@ pub struct FileConfig {
     pub credentials: Vec<FileCredential>,
     #[serde(default)]
     pub cloudtrail: FileCloudTrail,
+    #[serde(default)]
+    pub kms: FileKms,
     /// KMS list prices for `keytrail usage` (defaults: AWS's public prices).
     #[serde(default)]
     pub pricing: crate::usage::Pricing,
@@ -57,6 +59,19 @@ pub struct FileCloudTrail {
     pub digest_interval_seconds: Option<u64>,
     /// Days a region's digest-signing key signs before it is replaced [default: 30].
     pub signing_key_rotation_days: Option<u64>,
+}
+
+/// How KMS reaches the XKS proxies of external key stores.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileKms {
+    /// PEM file of CA certificates trusted for XKS proxies' TLS, besides the system's.
+    pub xks_trusted_ca_file: Option<PathBuf>,
+    /// Proxy host name → `ip:port` to connect to (an endpoint URI cannot carry a port).
+    #[serde(default)]
+    pub xks_proxy_addresses: std::collections::HashMap<String, SocketAddr>,
+    /// How long to wait for a proxy [default: 250, as AWS KMS].
+    pub xks_timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -145,6 +160,7 @@ pub struct Settings {
     pub credentials: Vec<DeclaredCredential>,
     pub default_account: String,
     pub cloudtrail: keytrail_cloudtrail::CloudTrailConfig,
+    pub xks: keytrail_kms::xks::XksSettings,
     /// An accelerated service clock: where it starts and how fast it runs.
     pub clock: Option<(Option<time::OffsetDateTime>, f64)>,
 }
@@ -216,14 +232,29 @@ impl Settings {
                     .with_context(|| format!("--clock-start {text:?} is not an RFC 3339 time"))
             })
             .transpose()?;
+        let xks = xks_settings(&file.kms)?;
         Ok(Self {
             server,
             credentials,
             default_account,
             cloudtrail,
+            xks,
             clock: args.clock_rate.map(|rate| (clock_start, rate)),
         })
     }
+}
+
+fn xks_settings(file: &FileKms) -> Result<keytrail_kms::xks::XksSettings> {
+    let trusted_ca_pem = match &file.xks_trusted_ca_file {
+        Some(path) => std::fs::read(path)
+            .with_context(|| format!("reading kms.xks_trusted_ca_file {}", path.display()))?,
+        None => Vec::new(),
+    };
+    Ok(keytrail_kms::xks::XksSettings {
+        trusted_ca_pem,
+        addresses: file.xks_proxy_addresses.clone(),
+        timeout: file.xks_timeout_ms.map(std::time::Duration::from_millis),
+    })
 }
 
 /// CloudTrail's settings: flags (when given) over the config file over AWS's defaults.

@@ -220,12 +220,15 @@ async fn serve(settings: Settings, root_key_file: Option<&Path>) -> Result<()> {
     opened.identities.check_root_key().await.context(
         "the root key does not unwrap the stored secrets: refusing to start with the wrong root key",
     )?;
-    let kms = Arc::new(Kms::new(
-        Arc::clone(&opened.store),
-        Arc::clone(&opened.root_key),
-        Arc::clone(&opened.identities),
-        Journal::new(Arc::clone(&opened.store)),
-    ));
+    let kms = Arc::new(
+        Kms::new(
+            Arc::clone(&opened.store),
+            Arc::clone(&opened.root_key),
+            Arc::clone(&opened.identities),
+            Journal::new(Arc::clone(&opened.store)),
+        )
+        .with_xks_settings(settings.xks.clone()),
+    );
     kms.check_root_key().await.context(
         "the root key does not unwrap the stored KMS key material: refusing to start with the wrong root key",
     )?;

@@ -12,7 +12,7 @@ fn inputs() -> (MaterialKey, BlobHeader, BTreeMap<String, String>) {
         region: "us-east-1".into(),
         account_id: "111122223333".into(),
         key_id: [7; 16],
-        multi_region: false,
+        kind: envelope::BlobKind::SingleRegion,
         material_id: [9; 32],
     };
     let context = [

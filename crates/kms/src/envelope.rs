@@ -11,6 +11,16 @@
 //! Version 1 names a single-Region key (key_id: the UUID's bytes), version 2 a multi-Region
 //! key (`mrk-` and the hex of key_id), whose related keys in other Regions open it too.
 //!
+//! Version 3 names a key in an external key store and is encrypted twice: the part after the
+//! header (`nonce | ciphertext | tag` as above, under keytrail's own backing key) is encrypted
+//! again by the external key manager through its XKS proxy, and the blob carries what the proxy
+//! returned:
+//!
+//! ```text
+//! header | iv_len u8 (12 or 16) | iv | tag (16) | metadata_len u8 (≤ 20) | metadata
+//! | proxy ciphertext
+//! ```
+//!
 //! Everything before the nonce is the header. The AEAD's associated data is a domain label,
 //! the header and the canonical context, so changing the key, the material, the context or any
 //! byte of the blob makes decryption fail.
@@ -23,6 +33,10 @@ use zeroize::Zeroizing;
 
 pub const BLOB_VERSION: u8 = 1;
 pub const MULTI_REGION_BLOB_VERSION: u8 = 2;
+pub const EXTERNAL_KEY_STORE_BLOB_VERSION: u8 = 3;
+/// The most ciphertext metadata an XKS proxy may return (XKS API v1).
+pub const MAX_PROXY_METADATA_LEN: usize = 20;
+const PROXY_AAD_LABEL: &[u8] = b"keytrail-kms/xks/v1";
 pub const MATERIAL_ID_LEN: usize = 32;
 pub const MATERIAL_LEN: usize = 32;
 const TAG_LEN: usize = 16;
@@ -60,14 +74,34 @@ fn u32_be(n: usize) -> [u8; 4] {
     u32::try_from(n).unwrap_or(u32::MAX).to_be_bytes()
 }
 
+/// What kind of key sealed a blob: it decides the blob's version and how `key_id` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlobKind {
+    /// `key_id` is a UUID.
+    SingleRegion,
+    /// `key_id` is a multi-Region key's (`mrk-…`).
+    MultiRegion,
+    /// A UUID key in an external key store: the sealed part is encrypted again by its proxy.
+    ExternalKeyStore,
+}
+
+impl BlobKind {
+    fn version(self) -> u8 {
+        match self {
+            BlobKind::SingleRegion => BLOB_VERSION,
+            BlobKind::MultiRegion => MULTI_REGION_BLOB_VERSION,
+            BlobKind::ExternalKeyStore => EXTERNAL_KEY_STORE_BLOB_VERSION,
+        }
+    }
+}
+
 /// Which key and which of its backing keys sealed a blob.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlobHeader {
     pub region: String,
     pub account_id: String,
     pub key_id: [u8; 16],
-    /// Whether `key_id` is a multi-Region key's (`mrk-…`) rather than a UUID.
-    pub multi_region: bool,
+    pub kind: BlobKind,
     pub material_id: [u8; MATERIAL_ID_LEN],
 }
 
@@ -78,11 +112,7 @@ impl BlobHeader {
             return Err(EnvelopeError::Malformed);
         }
         let mut out = Vec::with_capacity(2 + self.region.len() + 12 + 16 + MATERIAL_ID_LEN);
-        out.push(if self.multi_region {
-            MULTI_REGION_BLOB_VERSION
-        } else {
-            BLOB_VERSION
-        });
+        out.push(self.kind.version());
         out.push(region_len);
         out.extend_from_slice(self.region.as_bytes());
         out.extend_from_slice(self.account_id.as_bytes());
@@ -92,7 +122,7 @@ impl BlobHeader {
     }
 
     pub fn key_id_string(&self) -> String {
-        crate::keys::key_id_from_bytes(&self.key_id, self.multi_region)
+        crate::keys::key_id_from_bytes(&self.key_id, self.kind == BlobKind::MultiRegion)
     }
 
     pub fn material_id_hex(&self) -> String {
@@ -105,16 +135,27 @@ impl BlobHeader {
 pub struct ParsedBlob<'a> {
     pub header: BlobHeader,
     header_bytes: &'a [u8],
-    nonce: [u8; NONCE_LEN],
-    sealed: &'a [u8],
+    body: &'a [u8],
+    /// What the XKS proxy returned, for blobs of keys in an external key store.
+    pub proxy: Option<ProxySealed<'a>>,
+}
+
+/// The external key manager's encryption of a blob's sealed part, as its proxy returned it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxySealed<'a> {
+    pub iv: &'a [u8],
+    pub tag: &'a [u8],
+    pub metadata: &'a [u8],
+    pub ciphertext: &'a [u8],
 }
 
 /// Splits a blob into its parts without decrypting. Never panics, whatever the input.
 pub fn parse(blob: &[u8]) -> Result<ParsedBlob<'_>, EnvelopeError> {
     let (&version, rest) = blob.split_first().ok_or(EnvelopeError::Malformed)?;
-    let multi_region = match version {
-        BLOB_VERSION => false,
-        MULTI_REGION_BLOB_VERSION => true,
+    let kind = match version {
+        BLOB_VERSION => BlobKind::SingleRegion,
+        MULTI_REGION_BLOB_VERSION => BlobKind::MultiRegion,
+        EXTERNAL_KEY_STORE_BLOB_VERSION => BlobKind::ExternalKeyStore,
         _ => return Err(EnvelopeError::Malformed),
     };
     let (&region_len, rest) = rest.split_first().ok_or(EnvelopeError::Malformed)?;
@@ -126,8 +167,7 @@ pub fn parse(blob: &[u8]) -> Result<ParsedBlob<'_>, EnvelopeError> {
     let (region, rest) = rest.split_at(region_len);
     let (account, rest) = rest.split_at(12);
     let (key_id, rest) = rest.split_at(16);
-    let (material_id, rest) = rest.split_at(MATERIAL_ID_LEN);
-    let (nonce, sealed) = rest.split_at(NONCE_LEN);
+    let (material_id, body) = rest.split_at(MATERIAL_ID_LEN);
     let region = std::str::from_utf8(region).map_err(|_| EnvelopeError::Malformed)?;
     if !region
         .bytes()
@@ -136,21 +176,98 @@ pub fn parse(blob: &[u8]) -> Result<ParsedBlob<'_>, EnvelopeError> {
     {
         return Err(EnvelopeError::Malformed);
     }
+    let proxy = match kind {
+        BlobKind::ExternalKeyStore => Some(parse_proxy_part(body)?),
+        _ => None,
+    };
     let header_len = 2 + fixed;
     Ok(ParsedBlob {
         header: BlobHeader {
             region: region.to_string(),
             account_id: String::from_utf8_lossy(account).into_owned(),
             key_id: key_id.try_into().map_err(|_| EnvelopeError::Malformed)?,
-            multi_region,
+            kind,
             material_id: material_id
                 .try_into()
                 .map_err(|_| EnvelopeError::Malformed)?,
         },
         header_bytes: &blob[..header_len],
-        nonce: nonce.try_into().map_err(|_| EnvelopeError::Malformed)?,
-        sealed,
+        body,
+        proxy,
     })
+}
+
+fn parse_proxy_part(body: &[u8]) -> Result<ProxySealed<'_>, EnvelopeError> {
+    let (&iv_len, rest) = body.split_first().ok_or(EnvelopeError::Malformed)?;
+    let iv_len = usize::from(iv_len);
+    if !matches!(iv_len, 12 | 16) || rest.len() < iv_len + TAG_LEN + 1 {
+        return Err(EnvelopeError::Malformed);
+    }
+    let (iv, rest) = rest.split_at(iv_len);
+    let (tag, rest) = rest.split_at(TAG_LEN);
+    let (&metadata_len, rest) = rest.split_first().ok_or(EnvelopeError::Malformed)?;
+    let metadata_len = usize::from(metadata_len);
+    // The proxy encrypted `nonce | ciphertext | tag`, which is never shorter than this.
+    if metadata_len > MAX_PROXY_METADATA_LEN || rest.len() < metadata_len + NONCE_LEN + TAG_LEN {
+        return Err(EnvelopeError::Malformed);
+    }
+    let (metadata, ciphertext) = rest.split_at(metadata_len);
+    Ok(ProxySealed {
+        iv,
+        tag,
+        metadata,
+        ciphertext,
+    })
+}
+
+/// A blob of a key in an external key store, from its sealed header and what the proxy made of
+/// the sealed part.
+pub fn join_proxy_sealed(
+    header_bytes: &[u8],
+    proxy: &ProxySealed<'_>,
+) -> Result<Vec<u8>, EnvelopeError> {
+    let iv_len = u8::try_from(proxy.iv.len()).map_err(|_| EnvelopeError::Malformed)?;
+    let metadata_len = u8::try_from(proxy.metadata.len()).map_err(|_| EnvelopeError::Malformed)?;
+    if !matches!(iv_len, 12 | 16)
+        || proxy.tag.len() != TAG_LEN
+        || usize::from(metadata_len) > MAX_PROXY_METADATA_LEN
+    {
+        return Err(EnvelopeError::Malformed);
+    }
+    let mut out = Vec::with_capacity(
+        header_bytes.len()
+            + 2
+            + proxy.iv.len()
+            + TAG_LEN
+            + proxy.metadata.len()
+            + proxy.ciphertext.len(),
+    );
+    out.extend_from_slice(header_bytes);
+    out.push(iv_len);
+    out.extend_from_slice(proxy.iv);
+    out.extend_from_slice(proxy.tag);
+    out.push(metadata_len);
+    out.extend_from_slice(proxy.metadata);
+    out.extend_from_slice(proxy.ciphertext);
+    Ok(out)
+}
+
+/// The additional authenticated data the external key manager binds its encryption to: a digest
+/// of the blob's header and the canonical encryption context (fixed size, whatever the context).
+pub fn proxy_aad(header_bytes: &[u8], context: &EncryptionContext) -> [u8; 32] {
+    let mut hasher = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    hasher.update(PROXY_AAD_LABEL);
+    hasher.update(header_bytes);
+    hasher.update(&encode_context(context));
+    let mut out = [0u8; 32];
+    out.copy_from_slice(hasher.finish().as_ref());
+    out
+}
+
+impl ParsedBlob<'_> {
+    pub fn header_bytes(&self) -> &[u8] {
+        self.header_bytes
+    }
 }
 
 fn aad(header: &[u8], context: &EncryptionContext) -> Vec<u8> {
@@ -199,6 +316,30 @@ pub fn seal(
     plaintext: &[u8],
 ) -> Result<Vec<u8>, EnvelopeError> {
     let header_bytes = header.encode()?;
+    seal_after(key, header_bytes, context, plaintext)
+}
+
+/// [`seal`] split at the end of the header: `(header, nonce | ciphertext | tag)`. For keys in an
+/// external key store, whose sealed part goes on to their XKS proxy.
+pub fn seal_parts(
+    key: &MaterialKey,
+    header: &BlobHeader,
+    context: &EncryptionContext,
+    plaintext: &[u8],
+) -> Result<(Vec<u8>, Vec<u8>), EnvelopeError> {
+    let header_bytes = header.encode()?;
+    let header_len = header_bytes.len();
+    let mut blob = seal_after(key, header_bytes, context, plaintext)?;
+    let sealed = blob.split_off(header_len);
+    Ok((blob, sealed))
+}
+
+fn seal_after(
+    key: &MaterialKey,
+    header_bytes: Vec<u8>,
+    context: &EncryptionContext,
+    plaintext: &[u8],
+) -> Result<Vec<u8>, EnvelopeError> {
     let mut nonce = [0u8; NONCE_LEN];
     SystemRandom::new()
         .fill(&mut nonce)
@@ -220,17 +361,37 @@ pub fn seal(
     Ok(out)
 }
 
-/// Decrypts a parsed blob with the backing key its header names.
+/// Decrypts a parsed blob with the backing key its header names. A blob of a key in an external
+/// key store needs its proxy first: see [`open_sealed`].
 pub fn open(
     key: &MaterialKey,
     blob: &ParsedBlob<'_>,
     context: &EncryptionContext,
 ) -> Result<Zeroizing<Vec<u8>>, EnvelopeError> {
-    let mut buf = Zeroizing::new(blob.sealed.to_vec());
+    if blob.proxy.is_some() {
+        return Err(EnvelopeError::Malformed);
+    }
+    open_sealed(key, blob, blob.body, context)
+}
+
+/// Decrypts the sealed part (`nonce | ciphertext | tag`) of a blob: the blob's own, or what the
+/// XKS proxy decrypted of it.
+pub fn open_sealed(
+    key: &MaterialKey,
+    blob: &ParsedBlob<'_>,
+    sealed: &[u8],
+    context: &EncryptionContext,
+) -> Result<Zeroizing<Vec<u8>>, EnvelopeError> {
+    if sealed.len() < NONCE_LEN + TAG_LEN {
+        return Err(EnvelopeError::Authentication);
+    }
+    let (nonce, body) = sealed.split_at(NONCE_LEN);
+    let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| EnvelopeError::Malformed)?;
+    let mut buf = Zeroizing::new(body.to_vec());
     let len = key
         .key
         .open_in_place(
-            Nonce::assume_unique_for_key(blob.nonce),
+            Nonce::assume_unique_for_key(nonce),
             Aad::from(aad(blob.header_bytes, context)),
             &mut buf,
         )
@@ -250,7 +411,7 @@ mod tests {
             region: "us-east-1".into(),
             account_id: "111122223333".into(),
             key_id: *uuid::Uuid::new_v4().as_bytes(),
-            multi_region: false,
+            kind: BlobKind::SingleRegion,
             material_id: [7; MATERIAL_ID_LEN],
         }
     }
@@ -324,7 +485,7 @@ mod tests {
         }
         assert_eq!(parse(&[2, 0, 0]), Err(EnvelopeError::Malformed));
         let mut other_version = blob.clone();
-        other_version[0] = 3;
+        other_version[0] = 4;
         assert_eq!(parse(&other_version), Err(EnvelopeError::Malformed));
     }
 
@@ -332,7 +493,7 @@ mod tests {
     fn a_multi_region_blob_names_its_key_and_cannot_pass_for_a_single_region_one() {
         let k = key();
         let h = BlobHeader {
-            multi_region: true,
+            kind: BlobKind::MultiRegion,
             ..header()
         };
         let blob = seal(&k, &h, &ctx(&[]), b"x").unwrap();
@@ -347,6 +508,77 @@ mod tests {
             open(&k, &parse(&relabelled).unwrap(), &ctx(&[])),
             Err(EnvelopeError::Authentication)
         );
+    }
+
+    #[test]
+    fn an_external_key_store_blob_carries_what_the_proxy_returned() {
+        let k = key();
+        let h = BlobHeader {
+            kind: BlobKind::ExternalKeyStore,
+            ..header()
+        };
+        let c = ctx(&[("a", "1")]);
+        let (header_bytes, sealed) = seal_parts(&k, &h, &c, b"data key").unwrap();
+        assert_eq!(header_bytes[0], EXTERNAL_KEY_STORE_BLOB_VERSION);
+        // A stand-in for the external key manager: any reversible transformation will do here.
+        let outer: Vec<u8> = sealed.iter().map(|b| b ^ 0x5a).collect();
+        let proxy = ProxySealed {
+            iv: &[1; 12],
+            tag: &[2; 16],
+            metadata: b"v1",
+            ciphertext: &outer,
+        };
+        let blob = join_proxy_sealed(&header_bytes, &proxy).unwrap();
+        let parsed = parse(&blob).unwrap();
+        assert_eq!(parsed.header, h);
+        assert_eq!(parsed.proxy.as_ref(), Some(&proxy));
+        assert_eq!(parsed.header_bytes(), header_bytes.as_slice());
+        // Without the proxy, the blob does not open.
+        assert_eq!(open(&k, &parsed, &c), Err(EnvelopeError::Malformed));
+        let inner: Vec<u8> = parsed
+            .proxy
+            .as_ref()
+            .unwrap()
+            .ciphertext
+            .iter()
+            .map(|b| b ^ 0x5a)
+            .collect();
+        assert_eq!(
+            open_sealed(&k, &parsed, &inner, &c).unwrap().as_slice(),
+            b"data key"
+        );
+        assert_eq!(
+            open_sealed(&k, &parsed, &inner, &ctx(&[("a", "2")])),
+            Err(EnvelopeError::Authentication)
+        );
+        // The proxy's AAD binds the header and the context.
+        assert_ne!(
+            proxy_aad(&header_bytes, &c),
+            proxy_aad(&header_bytes, &ctx(&[("a", "2")]))
+        );
+        let mut other_header = header_bytes.clone();
+        other_header[1 + 1 + 9] ^= 1;
+        assert_ne!(proxy_aad(&header_bytes, &c), proxy_aad(&other_header, &c));
+        // Malformed proxy parts are refused.
+        for (iv, tag, metadata) in [
+            (&[1u8; 11][..], &[2u8; 16][..], &b""[..]),
+            (&[1; 12], &[2; 15], b""),
+            (&[1; 16], &[2; 16], &[0; 21]),
+        ] {
+            let bad = ProxySealed {
+                iv,
+                tag,
+                metadata,
+                ciphertext: &outer,
+            };
+            assert_eq!(
+                join_proxy_sealed(&header_bytes, &bad),
+                Err(EnvelopeError::Malformed)
+            );
+        }
+        for cut in header_bytes.len()..blob.len() - NONCE_LEN - TAG_LEN {
+            assert!(parse(&blob[..cut]).is_err(), "cut at {cut}");
+        }
     }
 
     proptest! {

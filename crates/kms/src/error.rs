@@ -51,6 +51,37 @@ pub enum KmsError {
     ExpiredImportToken(String),
     #[error("{0}")]
     InvalidImportToken(String),
+    /// Custom key stores (external key stores and their XKS proxies).
+    #[error("{0}")]
+    CustomKeyStoreNotFound(String),
+    #[error("{0}")]
+    CustomKeyStoreNameInUse(String),
+    #[error("{0}")]
+    CustomKeyStoreInvalidState(String),
+    #[error("{0}")]
+    CustomKeyStoreHasKeys(String),
+    #[error("{0}")]
+    CloudHsmClusterNotFound(String),
+    #[error("{0}")]
+    XksProxyUriInUse(String),
+    #[error("{0}")]
+    XksProxyUriEndpointInUse(String),
+    #[error("{0}")]
+    XksProxyUriUnreachable(String),
+    #[error("{0}")]
+    XksProxyIncorrectAuthenticationCredential(String),
+    #[error("{0}")]
+    XksProxyInvalidResponse(String),
+    #[error("{0}")]
+    XksProxyInvalidConfiguration(String),
+    #[error("{0}")]
+    XksProxyVpcEndpointServiceNotFound(String),
+    #[error("{0}")]
+    XksKeyNotFound(String),
+    #[error("{0}")]
+    XksKeyInvalidConfiguration(String),
+    #[error("{0}")]
+    XksKeyAlreadyInUse(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -82,6 +113,25 @@ impl KmsError {
             KmsError::IncorrectKeyMaterial(_) => "IncorrectKeyMaterialException",
             KmsError::ExpiredImportToken(_) => "ExpiredImportTokenException",
             KmsError::InvalidImportToken(_) => "InvalidImportTokenException",
+            KmsError::CustomKeyStoreNotFound(_) => "CustomKeyStoreNotFoundException",
+            KmsError::CustomKeyStoreNameInUse(_) => "CustomKeyStoreNameInUseException",
+            KmsError::CustomKeyStoreInvalidState(_) => "CustomKeyStoreInvalidStateException",
+            KmsError::CustomKeyStoreHasKeys(_) => "CustomKeyStoreHasCMKsException",
+            KmsError::CloudHsmClusterNotFound(_) => "CloudHsmClusterNotFoundException",
+            KmsError::XksProxyUriInUse(_) => "XksProxyUriInUseException",
+            KmsError::XksProxyUriEndpointInUse(_) => "XksProxyUriEndpointInUseException",
+            KmsError::XksProxyUriUnreachable(_) => "XksProxyUriUnreachableException",
+            KmsError::XksProxyIncorrectAuthenticationCredential(_) => {
+                "XksProxyIncorrectAuthenticationCredentialException"
+            }
+            KmsError::XksProxyInvalidResponse(_) => "XksProxyInvalidResponseException",
+            KmsError::XksProxyInvalidConfiguration(_) => "XksProxyInvalidConfigurationException",
+            KmsError::XksProxyVpcEndpointServiceNotFound(_) => {
+                "XksProxyVpcEndpointServiceNotFoundException"
+            }
+            KmsError::XksKeyNotFound(_) => "XksKeyNotFoundException",
+            KmsError::XksKeyInvalidConfiguration(_) => "XksKeyInvalidConfigurationException",
+            KmsError::XksKeyAlreadyInUse(_) => "XksKeyAlreadyInUseException",
             KmsError::Internal(_) => "KMSInternalException",
         }
     }

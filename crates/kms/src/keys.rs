@@ -79,6 +79,11 @@ pub struct KeyRecord {
     /// of the set (they share key id, key material, key spec, usage, origin and rotation).
     #[serde(default)]
     pub multi_region: Option<MultiRegionSet>,
+    /// Keys of origin `EXTERNAL_KEY_STORE`: their key store and the external key's id there.
+    #[serde(default)]
+    pub custom_key_store_id: Option<String>,
+    #[serde(default)]
+    pub xks_key_id: Option<String>,
 }
 
 /// Where the keys of one multi-Region key live.
@@ -128,11 +133,18 @@ impl KeyRecord {
             valid_to_ms: None,
             imported_material_ids: Vec::new(),
             multi_region: None,
+            custom_key_store_id: None,
+            xks_key_id: None,
         }
     }
 
     pub fn is_external(&self) -> bool {
         self.origin == ORIGIN_EXTERNAL
+    }
+
+    /// A key whose cryptography also needs its external key store's proxy.
+    pub fn in_external_key_store(&self) -> bool {
+        self.origin == ORIGIN_EXTERNAL_KEY_STORE
     }
 
     /// A multi-Region key that is not the primary of its set.
@@ -239,6 +251,7 @@ pub fn key_id_from_bytes(bytes: &[u8; 16], multi_region: bool) -> String {
 }
 
 pub const ORIGIN_EXTERNAL: &str = "EXTERNAL";
+pub const ORIGIN_EXTERNAL_KEY_STORE: &str = "EXTERNAL_KEY_STORE";
 
 impl KeyRecord {
     pub fn arn(&self) -> String {

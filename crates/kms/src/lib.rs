@@ -12,10 +12,12 @@ mod audit;
 pub mod envelope;
 mod error;
 mod grants;
+mod key_stores;
 pub mod keys;
 pub mod model;
 pub(crate) mod ops;
 mod service;
+pub mod xks;
 
 pub use error::{KmsError, KmsResult};
 pub use ops::CreateAwsManagedKey;

@@ -71,6 +71,23 @@ impl Serialize for SecretBlob {
     }
 }
 
+/// A secret string (a password, an XKS proxy's secret access key): wiped on drop, never printed,
+/// never serialized into events.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct SecretString(pub Zeroizing<String>);
+
+impl std::fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretString(..)")
+    }
+}
+
+impl<'de> Deserialize<'de> for SecretString {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(|s| SecretString(Zeroizing::new(s)))
+    }
+}
+
 pub type EncryptionContextMap = BTreeMap<String, String>;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -153,8 +170,12 @@ response!(
         current_key_material_id: String,
         expiration_model: String,
         valid_to: f64,
+        custom_key_store_id: String,
+        xks_key_configuration: XksKeyConfiguration,
     }
 );
+
+response!(XksKeyConfiguration { id: String });
 
 response!(MultiRegionConfiguration {
     multi_region_key_type: String,
@@ -749,4 +770,111 @@ request!(RevokeGrantRequest {
     key_id: String,
     grant_id: String,
     dry_run: bool,
+});
+
+/// The XKS proxy's credential: the secret is never serialized (events), only read.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct XksProxyAuthenticationCredential {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_key_id: Option<String>,
+    #[serde(default, skip_serializing)]
+    pub raw_secret_access_key: Option<SecretString>,
+}
+
+/// CreateCustomKeyStore. The CloudHSM password is never serialized (events).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CreateCustomKeyStoreRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_key_store_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud_hsm_cluster_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust_anchor_certificate: Option<String>,
+    #[serde(default, skip_serializing)]
+    pub key_store_password: Option<SecretString>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_key_store_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xks_proxy_uri_endpoint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xks_proxy_uri_path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xks_proxy_vpc_endpoint_service_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xks_proxy_vpc_endpoint_service_owner: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xks_proxy_authentication_credential: Option<XksProxyAuthenticationCredential>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xks_proxy_connectivity: Option<String>,
+}
+response!(CreateCustomKeyStoreResponse {
+    custom_key_store_id: String
+});
+
+/// UpdateCustomKeyStore. The CloudHSM password is never serialized (events).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct UpdateCustomKeyStoreRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_key_store_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_custom_key_store_name: Option<String>,
+    #[serde(default, skip_serializing)]
+    pub key_store_password: Option<SecretString>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud_hsm_cluster_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xks_proxy_uri_endpoint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xks_proxy_uri_path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xks_proxy_vpc_endpoint_service_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xks_proxy_vpc_endpoint_service_owner: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xks_proxy_authentication_credential: Option<XksProxyAuthenticationCredential>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xks_proxy_connectivity: Option<String>,
+}
+
+request!(ConnectCustomKeyStoreRequest {
+    custom_key_store_id: String
+});
+request!(DisconnectCustomKeyStoreRequest {
+    custom_key_store_id: String
+});
+request!(DeleteCustomKeyStoreRequest {
+    custom_key_store_id: String
+});
+request!(DescribeCustomKeyStoresRequest {
+    custom_key_store_id: String,
+    custom_key_store_name: String,
+    limit: i64,
+    marker: String,
+});
+response!(DescribeCustomKeyStoresResponse {
+    custom_key_stores: Vec<CustomKeyStoresListEntry>,
+    next_marker: String,
+    truncated: bool,
+});
+response!(CustomKeyStoresListEntry {
+    custom_key_store_id: String,
+    custom_key_store_name: String,
+    cloud_hsm_cluster_id: String,
+    trust_anchor_certificate: String,
+    connection_state: String,
+    connection_error_code: String,
+    creation_date: f64,
+    custom_key_store_type: String,
+    xks_proxy_configuration: XksProxyConfiguration,
+});
+response!(XksProxyConfiguration {
+    connectivity: String,
+    access_key_id: String,
+    uri_endpoint: String,
+    uri_path: String,
+    vpc_endpoint_service_name: String,
+    vpc_endpoint_service_owner: String,
 });

@@ -23,6 +23,7 @@ use crate::keys::{
     parse_key_identifier,
 };
 
+mod key_stores;
 mod multi_region;
 
 pub const EVENT_SOURCE: &str = "kms.amazonaws.com";
@@ -116,6 +117,9 @@ pub struct AuditNotes {
     pub extra_resources: Vec<Resource>,
     pub response_elements: Option<serde_json::Value>,
     pub key_material_id: Option<String>,
+    /// The key store and external key of a key in an external key store: cryptographic calls
+    /// name them in `additionalEventData` instead of the key material.
+    pub external_key: Option<(String, String)>,
     /// Events of the same call in other Regions (ReplicateKey's CreateKey in the replica's
     /// Region), journaled before the call's own.
     pub other_region_events: Vec<EventRecord>,
@@ -194,6 +198,11 @@ pub struct Kms {
     grants: GrantCache,
     /// Mutations are rare; serialising them keeps the cache and the store in step.
     mutations: tokio::sync::Mutex<()>,
+    /// Changes of custom key stores, apart from key mutations: they wait for XKS proxies.
+    key_store_mutations: tokio::sync::Mutex<()>,
+    xks_settings: crate::xks::XksSettings,
+    /// Built on first use: most servers never talk to an XKS proxy.
+    xks: std::sync::OnceLock<Result<crate::xks::XksClient, String>>,
 }
 
 impl std::fmt::Debug for Kms {
@@ -252,7 +261,17 @@ impl Kms {
             aliases: RwLock::new(HashMap::new()),
             grants: GrantCache::default(),
             mutations: tokio::sync::Mutex::new(()),
+            key_store_mutations: tokio::sync::Mutex::new(()),
+            xks_settings: crate::xks::XksSettings::default(),
+            xks: std::sync::OnceLock::new(),
         }
+    }
+
+    /// How this KMS reaches the XKS proxies of external key stores.
+    pub fn with_xks_settings(mut self, settings: crate::xks::XksSettings) -> Self {
+        self.xks_settings = settings;
+        self.xks = std::sync::OnceLock::new();
+        self
     }
 
     /// Fails when stored key material cannot be unwrapped with this root key, so that a server
@@ -313,7 +332,12 @@ impl Kms {
         }
         record.resources.append(&mut notes.extra_resources);
         if let Some(id) = &notes.key_material_id {
-            record.additional_event_data = Some(serde_json::json!({ "keyMaterialId": id }));
+            record.additional_event_data = Some(match &notes.external_key {
+                Some((store, xks_key)) => {
+                    serde_json::json!({ "customKeyStoreId": store, "xksKeyId": xks_key })
+                }
+                None => serde_json::json!({ "keyMaterialId": id }),
+            });
         }
         if let Err(e) = &result {
             record = record.failed(e.code(), &e.message());

@@ -128,5 +128,11 @@ pub async fn dispatch(
         "RevokeGrant" => RevokeGrantRequest,
         "ReplicateKey" => ReplicateKeyRequest,
         "UpdatePrimaryRegion" => UpdatePrimaryRegionRequest,
+        "CreateCustomKeyStore" => CreateCustomKeyStoreRequest,
+        "DescribeCustomKeyStores" => DescribeCustomKeyStoresRequest,
+        "UpdateCustomKeyStore" => UpdateCustomKeyStoreRequest,
+        "DeleteCustomKeyStore" => DeleteCustomKeyStoreRequest,
+        "ConnectCustomKeyStore" => ConnectCustomKeyStoreRequest,
+        "DisconnectCustomKeyStore" => DisconnectCustomKeyStoreRequest,
     }
 }

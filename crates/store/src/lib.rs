@@ -323,6 +323,17 @@ pub struct GrantRow {
     pub record_json: String,
 }
 
+/// A KMS custom key store (an external key store and its proxy's settings; the proxy's secret
+/// is wrapped under the root key inside `record_json`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomKeyStoreRow {
+    pub account_id: String,
+    pub region: String,
+    pub custom_key_store_id: String,
+    pub created_at_ms: i64,
+    pub record_json: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AliasRow {
     pub account_id: String,
@@ -627,6 +638,22 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_kms_key(&self, account_id: &str, region: &str, key_id: &str)
     -> StoreResult<()>;
     /// Fails with [`StoreError::AlreadyExists`] when the name is taken.
+    /// Creates or replaces a custom key store.
+    async fn put_custom_key_store(&self, store: CustomKeyStoreRow) -> StoreResult<()>;
+    /// The custom key stores of an account in a Region, oldest first.
+    async fn list_custom_key_stores(
+        &self,
+        account_id: &str,
+        region: &str,
+    ) -> StoreResult<Vec<CustomKeyStoreRow>>;
+    /// Whether a custom key store was there to delete.
+    async fn delete_custom_key_store(
+        &self,
+        account_id: &str,
+        region: &str,
+        custom_key_store_id: &str,
+    ) -> StoreResult<bool>;
+
     async fn create_alias(&self, alias: AliasRow) -> StoreResult<()>;
     /// Fails with [`StoreError::NotFound`] when the alias does not exist.
     async fn update_alias(&self, alias: AliasRow) -> StoreResult<()>;

@@ -321,4 +321,15 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     DROP INDEX events_by_username;
     DROP INDEX events_by_access_key;",
     ),
+    (
+        14,
+        "CREATE TABLE kms_custom_key_stores (
+        account_id TEXT NOT NULL,
+        region TEXT NOT NULL,
+        custom_key_store_id TEXT NOT NULL,
+        created_at_ms BIGINT NOT NULL,
+        record_json TEXT NOT NULL,
+        PRIMARY KEY (account_id, region, custom_key_store_id)
+    );",
+    ),
 ];

@@ -31,9 +31,9 @@ use crate::event_index::{self, PostingTally};
 use crate::eventlog::EventLog;
 use crate::migrations::MIGRATIONS;
 use crate::{
-    AccessKeyRecord, AccountRecord, AliasRow, BucketRow, DeleteBucketOutcome, EventLookup,
-    EventRow, GrantRow, KeyMaterialRow, KmsKeyChange, KmsKeyRow, KmsUsageRow, LogFileRow,
-    ManagedPolicyRow, ObjectRow, PartRow, PolicyDocumentRow, PolicyOwner, RoleRecord,
+    AccessKeyRecord, AccountRecord, AliasRow, BucketRow, CustomKeyStoreRow, DeleteBucketOutcome,
+    EventLookup, EventRow, GrantRow, KeyMaterialRow, KmsKeyChange, KmsKeyRow, KmsUsageRow,
+    LogFileRow, ManagedPolicyRow, ObjectRow, PartRow, PolicyDocumentRow, PolicyOwner, RoleRecord,
     SigningKeyRow, Store, StoreError, StoreResult, TrailCursor, TrailRow, UploadRow, UserRecord,
 };
 
@@ -164,6 +164,12 @@ enum WriteOp {
     DeleteEventsBefore {
         cutoff_ms: i64,
         delivered_up_to: i64,
+    },
+    PutCustomKeyStore(CustomKeyStoreRow),
+    DeleteCustomKeyStore {
+        account_id: String,
+        region: String,
+        custom_key_store_id: String,
     },
     PutGrant(GrantRow),
     DeleteGrant {
@@ -1492,6 +1498,35 @@ fn apply_op(conn: &Connection, op: &WriteOp) -> StoreResult<WriteOutcome> {
             let n = event_index::delete_before(conn, *cutoff_ms, *delivered_up_to)?;
             Ok(WriteOutcome::Count(n))
         }
+        WriteOp::PutCustomKeyStore(k) => {
+            conn.execute(
+                "INSERT INTO kms_custom_key_stores
+                    (account_id, region, custom_key_store_id, created_at_ms, record_json)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (account_id, region, custom_key_store_id)
+                 DO UPDATE SET record_json = excluded.record_json",
+                params![
+                    k.account_id,
+                    k.region,
+                    k.custom_key_store_id,
+                    k.created_at_ms,
+                    k.record_json
+                ],
+            )?;
+            Ok(WriteOutcome::Done)
+        }
+        WriteOp::DeleteCustomKeyStore {
+            account_id,
+            region,
+            custom_key_store_id,
+        } => {
+            let n = conn.execute(
+                "DELETE FROM kms_custom_key_stores
+                 WHERE account_id = ?1 AND region = ?2 AND custom_key_store_id = ?3",
+                params![account_id, region, custom_key_store_id],
+            )?;
+            Ok(WriteOutcome::Deleted(n > 0))
+        }
         WriteOp::PutGrant(g) => {
             conn.execute(
                 &format!(
@@ -2601,6 +2636,52 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn put_custom_key_store(&self, store: CustomKeyStoreRow) -> StoreResult<()> {
+        self.write(WriteOp::PutCustomKeyStore(store))
+            .await
+            .map(|_| ())
+    }
+
+    async fn list_custom_key_stores(
+        &self,
+        account_id: &str,
+        region: &str,
+    ) -> StoreResult<Vec<CustomKeyStoreRow>> {
+        let (account_id, region) = (account_id.to_string(), region.to_string());
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT account_id, region, custom_key_store_id, created_at_ms, record_json
+                 FROM kms_custom_key_stores WHERE account_id = ?1 AND region = ?2
+                 ORDER BY created_at_ms, custom_key_store_id",
+            )?;
+            let rows = stmt.query_map(params![account_id, region], |r| {
+                Ok(CustomKeyStoreRow {
+                    account_id: r.get(0)?,
+                    region: r.get(1)?,
+                    custom_key_store_id: r.get(2)?,
+                    created_at_ms: r.get(3)?,
+                    record_json: r.get(4)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    async fn delete_custom_key_store(
+        &self,
+        account_id: &str,
+        region: &str,
+        custom_key_store_id: &str,
+    ) -> StoreResult<bool> {
+        let op = WriteOp::DeleteCustomKeyStore {
+            account_id: account_id.to_string(),
+            region: region.to_string(),
+            custom_key_store_id: custom_key_store_id.to_string(),
+        };
+        Ok(matches!(self.write(op).await?, WriteOutcome::Deleted(true)))
+    }
+
     async fn put_grant(&self, grant: GrantRow) -> StoreResult<()> {
         self.write(WriteOp::PutGrant(grant)).await.map(|_| ())
     }
@@ -3016,6 +3097,78 @@ mod tests {
         let after = reopened.events_after(events[9].seq, 5).await.unwrap();
         assert_eq!(after.len(), 5);
         assert_eq!(after[0].seq, events[10].seq);
+    }
+
+    #[tokio::test]
+    async fn custom_key_stores_are_kept_per_account_and_region_across_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.db");
+        let row = |account: &str, region: &str, id: &str, at: i64, json: &str| CustomKeyStoreRow {
+            account_id: account.into(),
+            region: region.into(),
+            custom_key_store_id: id.into(),
+            created_at_ms: at,
+            record_json: json.into(),
+        };
+        {
+            let store = SqliteStore::open(&path).unwrap();
+            store
+                .put_custom_key_store(row("111111111111", "us-east-1", "cks-b", 2, "{\"v\":1}"))
+                .await
+                .unwrap();
+            store
+                .put_custom_key_store(row("111111111111", "us-east-1", "cks-a", 1, "{}"))
+                .await
+                .unwrap();
+            store
+                .put_custom_key_store(row("111111111111", "eu-west-1", "cks-c", 3, "{}"))
+                .await
+                .unwrap();
+            // A second put replaces the record and keeps the creation time.
+            store
+                .put_custom_key_store(row("111111111111", "us-east-1", "cks-b", 9, "{\"v\":2}"))
+                .await
+                .unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        let listed = store
+            .list_custom_key_stores("111111111111", "us-east-1")
+            .await
+            .unwrap();
+        assert_eq!(
+            listed,
+            vec![
+                row("111111111111", "us-east-1", "cks-a", 1, "{}"),
+                row("111111111111", "us-east-1", "cks-b", 2, "{\"v\":2}"),
+            ]
+        );
+        assert!(
+            store
+                .list_custom_key_stores("222222222222", "us-east-1")
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            store
+                .delete_custom_key_store("111111111111", "us-east-1", "cks-a")
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .delete_custom_key_store("111111111111", "us-east-1", "cks-a")
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            store
+                .list_custom_key_stores("111111111111", "eu-west-1")
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
     }
 
     #[tokio::test]

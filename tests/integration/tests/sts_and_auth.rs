@@ -261,10 +261,10 @@ async fn json_services_answer_with_aws_json_errors() {
     assert_eq!(event["readOnly"], true);
     assert!(event.get("errorCode").is_none());
 
-    // An operation of the model that keytrail does not have (custom key stores).
+    // An operation KMS does not have (keytrail serves every operation of the KMS model).
     let resp = json_call(
         &server,
-        "TrentService.CreateCustomKeyStore",
+        "TrentService.DescribeKeyHistory",
         b"{}",
         root(),
         scope("kms"),

@@ -349,7 +349,7 @@ pub(super) async fn generate_data_key_pair(
     Kms::usable_for_crypto(&key)?;
     require_symmetric(&key, operation)?;
     let (private_key, public_key) = asymmetric::data_key_pair(spec)?;
-    let (blob, material_id) = seal(&key, &enc_ctx, &private_key)?;
+    let (blob, material_id) = seal(kms, ctx, &key, &enc_ctx, &private_key).await?;
     notes.key_material_id = Some(material_id.clone());
     Ok(DataKeyPair {
         key,

@@ -7,24 +7,42 @@ pub(super) fn header_for(key: &LoadedKey) -> KmsResult<BlobHeader> {
     let (key_id, multi_region) = crate::keys::key_id_bytes(&key.record.key_id)
         .ok_or_else(|| KmsError::Internal("A stored key id is malformed.".into()))?;
     let material = key.current()?;
+    let kind = if key.record.in_external_key_store() {
+        BlobKind::ExternalKeyStore
+    } else if multi_region {
+        BlobKind::MultiRegion
+    } else {
+        BlobKind::SingleRegion
+    };
     Ok(BlobHeader {
         region: key.record.region.clone(),
         account_id: key.record.account_id.clone(),
         key_id,
-        multi_region,
+        kind,
         material_id: material.id,
     })
 }
 
-pub(super) fn seal(
+/// Encrypts under the key's current backing key and, for a key in an external key store, once
+/// more by its external key. Returns the blob and the backing key's id.
+pub(super) async fn seal(
+    kms: &Kms,
+    call: &KmsCall<'_>,
     key: &LoadedKey,
     ctx: &EncryptionContext,
     plaintext: &[u8],
 ) -> KmsResult<(Vec<u8>, String)> {
     let header = header_for(key)?;
     let material = key.current()?;
-    let blob = envelope::seal(material.key.aes()?, &header, ctx, plaintext)
-        .map_err(|_| KmsError::Internal("Encryption failed.".into()))?;
+    let failed = |_| KmsError::Internal("Encryption failed.".into());
+    let blob = if key.record.in_external_key_store() {
+        let (header_bytes, sealed) =
+            envelope::seal_parts(material.key.aes()?, &header, ctx, plaintext).map_err(failed)?;
+        kms.seal_through_proxy(call, key, &header_bytes, &sealed, ctx)
+            .await?
+    } else {
+        envelope::seal(material.key.aes()?, &header, ctx, plaintext).map_err(failed)?
+    };
     Ok((blob, material.id_hex.clone()))
 }
 
@@ -70,7 +88,7 @@ pub(super) async fn open(
     let header = &parsed.header;
     // A multi-Region key's ciphertext opens in every Region of its set: the related key here
     // has the same id and key material.
-    if header.region != call.region && !header.multi_region {
+    if header.region != call.region && header.kind != BlobKind::MultiRegion {
         return Err(invalid_ciphertext());
     }
     // By ARN: a ciphertext of another account's key opens when that key's policy lets the
@@ -94,11 +112,22 @@ pub(super) async fn open(
         }
     }
     Kms::usable_for_crypto(&key)?;
+    if parsed.proxy.is_some() != key.record.in_external_key_store() {
+        return Err(invalid_ciphertext());
+    }
     let material = key
         .material(&header.material_id)
         .ok_or_else(invalid_ciphertext)?;
-    let plaintext =
-        envelope::open(material.key.aes()?, &parsed, context).map_err(|_| invalid_ciphertext())?;
+    let plaintext = match &parsed.proxy {
+        Some(proxy) => {
+            let sealed = kms
+                .open_through_proxy(call, &key, &parsed, proxy, context)
+                .await?;
+            envelope::open_sealed(material.key.aes()?, &parsed, &sealed, context)
+        }
+        None => envelope::open(material.key.aes()?, &parsed, context),
+    }
+    .map_err(|_| invalid_ciphertext())?;
     let material_id = material.id_hex.clone();
     Ok((key, plaintext, material_id))
 }
@@ -173,7 +202,7 @@ impl KmsOperation for EncryptRequest {
         let algorithm =
             symmetric_algorithm("encryptionAlgorithm", &self.encryption_algorithm, &key)?;
         dry_run(self.dry_run)?;
-        let (blob, material_id) = seal(&key, &enc_ctx, plaintext)?;
+        let (blob, material_id) = seal(kms, ctx, &key, &enc_ctx, plaintext).await?;
         notes.key_material_id = Some(material_id);
         Ok(EncryptResponse {
             ciphertext_blob: Some(Blob(blob)),
@@ -394,7 +423,7 @@ impl KmsOperation for ReEncryptRequest {
                 &dest,
             )?;
             dry_run(self.dry_run)?;
-            let (new_blob, material) = seal(&dest, &destination_ctx, &plaintext)?;
+            let (new_blob, material) = seal(kms, ctx, &dest, &destination_ctx, &plaintext).await?;
             (new_blob, dest_alg, Some(material))
         } else {
             require_usage(&dest, "ENCRYPT_DECRYPT", Self::NAME)?;
@@ -458,7 +487,7 @@ pub(super) async fn generate_data_key(
     dry_run(input.dry_run)?;
     let plaintext = envelope::random(len)
         .map_err(|_| KmsError::Internal("Random generator failure.".into()))?;
-    let (blob, material_id) = seal(&key, &enc_ctx, &plaintext)?;
+    let (blob, material_id) = seal(kms, ctx, &key, &enc_ctx, &plaintext).await?;
     notes.key_material_id = Some(material_id.clone());
     Ok(DataKey {
         key,
@@ -562,10 +591,13 @@ impl KmsOperation for GenerateRandomRequest {
         let n = *required(&self.number_of_bytes, "numberOfBytes")?;
         range("numberOfBytes", n, 1, 1024)?;
         kms.authorize(ctx, None, ctx.action(), Vec::new()).await?;
-        if self.custom_key_store_id.is_some() {
-            return Err(KmsError::UnsupportedOperation(
-                "Custom key stores are not supported by this keytrail version.".into(),
-            ));
+        if let Some(id) = &self.custom_key_store_id {
+            // Only CloudHSM key stores generate random bytes, and keytrail has none.
+            kms.key_store(&ctx.principal.account_id, &ctx.region, id)
+                .await?;
+            return Err(KmsError::UnsupportedOperation(format!(
+                "{id} is an external key store: GenerateRandom takes the id of an AWS CloudHSM key store only."
+            )));
         }
         let bytes = envelope::random(usize::try_from(n).unwrap_or(0))
             .map_err(|_| KmsError::Internal("Random generator failure.".into()))?;

@@ -61,10 +61,14 @@ impl KmsOperation for CreateKeyRequest {
                     "Importing key material is supported for SYMMETRIC_DEFAULT keys only by this keytrail version, not {spec}."
                 )));
             }
-            "AWS_CLOUDHSM" | "EXTERNAL_KEY_STORE" => {
+            ORIGIN_EXTERNAL_KEY_STORE if spec == SYMMETRIC_DEFAULT => {}
+            ORIGIN_EXTERNAL_KEY_STORE => {
                 return Err(KmsError::UnsupportedOperation(format!(
-                    "Origin {origin} is not supported by this keytrail version."
+                    "Keys in an external key store are symmetric encryption keys (SYMMETRIC_DEFAULT), not {spec}."
                 )));
+            }
+            "AWS_CLOUDHSM" => {
+                required(&self.custom_key_store_id, "customKeyStoreId")?;
             }
             other => {
                 return Err(KmsError::constraint(
@@ -80,10 +84,17 @@ impl KmsOperation for CreateKeyRequest {
                 "Multi-Region keys of origin {origin} are not supported by this keytrail version."
             )));
         }
-        if self.custom_key_store_id.is_some() || self.xks_key_id.is_some() {
-            return Err(KmsError::UnsupportedOperation(
-                "Custom key stores are not supported by this keytrail version.".into(),
+        if self.xks_key_id.is_some() && origin != ORIGIN_EXTERNAL_KEY_STORE {
+            return Err(KmsError::Validation(
+                "XksKeyId is valid only for keys of origin EXTERNAL_KEY_STORE.".into(),
             ));
+        }
+        if self.custom_key_store_id.is_some()
+            && !matches!(origin, ORIGIN_EXTERNAL_KEY_STORE | "AWS_CLOUDHSM")
+        {
+            return Err(KmsError::Validation(format!(
+                "CustomKeyStoreId is valid only for keys of origin AWS_CLOUDHSM or EXTERNAL_KEY_STORE, not {origin}."
+            )));
         }
         let parsed_policy = self.policy.as_deref().map(validate_policy).transpose()?;
         let policy = match &self.policy {
@@ -92,6 +103,19 @@ impl KmsOperation for CreateKeyRequest {
         };
         kms.authorize(ctx, None, ctx.action(), Vec::new()).await?;
         let tags = validate_tags(self.tags.as_deref().unwrap_or_default())?;
+        let external_key = match origin {
+            ORIGIN_EXTERNAL_KEY_STORE => Some(external_key_for(kms, ctx, self).await?),
+            "AWS_CLOUDHSM" => {
+                let id = required(&self.custom_key_store_id, "customKeyStoreId")?;
+                // Every custom key store here is an external one: none can hold CloudHSM keys.
+                kms.key_store(&ctx.principal.account_id, &ctx.region, id)
+                    .await?;
+                return Err(KmsError::CustomKeyStoreInvalidState(format!(
+                    "{id} is an external key store; origin AWS_CLOUDHSM needs an AWS CloudHSM key store."
+                )));
+            }
+            _ => None,
+        };
         let mut merged = Vec::new();
         merge_tags(&mut merged, tags)?;
         let record = KeyRecord {
@@ -110,6 +134,8 @@ impl KmsOperation for CreateKeyRequest {
                 primary_region: ctx.region.clone(),
                 replica_regions: Vec::new(),
             }),
+            custom_key_store_id: external_key.as_ref().map(|(store, _)| store.clone()),
+            xks_key_id: external_key.map(|(_, key)| key),
             ..KeyRecord::new(
                 new_key_id(multi_region),
                 ctx.principal.account_id.clone(),
@@ -133,6 +159,61 @@ impl KmsOperation for CreateKeyRequest {
     }
 }
 
+/// The key store and external key a key of origin EXTERNAL_KEY_STORE is created for: the store
+/// must be connected, the external key unused by other keys of the store, and, as its proxy
+/// describes it, an enabled AES-256 key that encrypts and decrypts.
+async fn external_key_for(
+    kms: &Kms,
+    ctx: &KmsCall<'_>,
+    request: &CreateKeyRequest,
+) -> KmsResult<(String, String)> {
+    let store_id = required(&request.custom_key_store_id, "customKeyStoreId")?;
+    let xks_key_id = required(&request.xks_key_id, "xksKeyId")?;
+    length("xksKeyId", xks_key_id, 1, 128)?;
+    if !xks_key_id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        return Err(KmsError::constraint(
+            "xksKeyId",
+            xks_key_id,
+            "Member must satisfy regular expression pattern: ^[a-zA-Z0-9-_.]+$",
+        ));
+    }
+    let store = kms
+        .key_store(&ctx.principal.account_id, &ctx.region, store_id)
+        .await?;
+    if store.connection_state != crate::key_stores::ConnectionState::Connected {
+        return Err(KmsError::CustomKeyStoreInvalidState(format!(
+            "Custom key store {store_id} is not connected (its connection state is {}). Connect it and try again.",
+            store.connection_state.as_str()
+        )));
+    }
+    if kms
+        .keys_in_store(&store)
+        .await?
+        .iter()
+        .any(|k| k.xks_key_id.as_deref() == Some(xks_key_id))
+    {
+        return Err(KmsError::XksKeyAlreadyInUse(format!(
+            "External key {xks_key_id} is already associated with a KMS key in custom key store {store_id}."
+        )));
+    }
+    let described = kms.external_key_metadata(&store, xks_key_id, ctx).await?;
+    let usable = described.key_spec == "AES_256"
+        && ["ENCRYPT", "DECRYPT"]
+            .iter()
+            .all(|u| described.key_usage.iter().any(|k| k == u))
+        && described.key_status == "ENABLED";
+    if !usable {
+        return Err(KmsError::XksKeyInvalidConfiguration(format!(
+            "External key {xks_key_id} must be an enabled AES_256 key that can ENCRYPT and DECRYPT; its proxy describes it as {} with usage {:?}, {}.",
+            described.key_spec, described.key_usage, described.key_status
+        )));
+    }
+    Ok((store_id.clone(), xks_key_id.clone()))
+}
+
 #[async_trait::async_trait]
 impl KmsOperation for DescribeKeyRequest {
     const NAME: &'static str = "DescribeKey";
@@ -149,8 +230,13 @@ impl KmsOperation for DescribeKeyRequest {
         grant_tokens(kms, &self.grant_tokens)?;
         let key = kms.resolve(ctx, key_id, true).await?;
         note_key(notes, &key);
+        let mut meta = metadata(&key.record);
+        if key.record.in_external_key_store() && !kms.key_store_connected(&key.record).await? {
+            meta.key_state = Some("Unavailable".into());
+            meta.enabled = Some(false);
+        }
         Ok(DescribeKeyResponse {
-            key_metadata: Some(metadata(&key.record)),
+            key_metadata: Some(meta),
         })
     }
 }

@@ -48,10 +48,15 @@ pub(crate) fn metadata(record: &KeyRecord) -> KeyMetadata {
             .map(|set| multi_region_configuration(record, set)),
         pending_deletion_window_in_days: record.pending_window_days.filter(|_| pending),
         current_key_material_id: (record.key_spec == SYMMETRIC_DEFAULT
+            && !record.in_external_key_store()
             && !record.current_material_id.is_empty())
         .then(|| record.current_material_id.clone()),
         expiration_model: record.expiration_model.clone(),
         valid_to: record.valid_to_ms.map(epoch_seconds),
+        custom_key_store_id: record.custom_key_store_id.clone(),
+        xks_key_configuration: record.xks_key_id.as_ref().map(|id| XksKeyConfiguration {
+            id: Some(id.clone()),
+        }),
     }
 }
 
@@ -105,4 +110,9 @@ pub(super) fn require_usage(key: &LoadedKey, usage: &str, operation: &str) -> Km
 
 pub(super) fn note_key(notes: &mut AuditNotes, key: &LoadedKey) {
     notes.key_arn = Some(key.arn.clone());
+    notes.external_key = key
+        .record
+        .custom_key_store_id
+        .clone()
+        .zip(key.record.xks_key_id.clone());
 }

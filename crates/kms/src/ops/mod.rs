@@ -8,6 +8,7 @@ mod managed;
 pub use managed::CreateAwsManagedKey;
 mod checks;
 mod crypto;
+mod custom_key_stores;
 mod grants;
 mod import;
 mod lifecycle;
@@ -21,11 +22,11 @@ use keytrail_audit::{CallContext, Resource};
 use keytrail_store::AliasRow;
 
 use crate::asymmetric;
-use crate::envelope::{self, BlobHeader, EncryptionContext};
+use crate::envelope::{self, BlobHeader, BlobKind, EncryptionContext};
 use crate::error::{KmsError, KmsResult};
 use crate::keys::{
-    KeyRecord, KeyState, MultiRegionSet, ORIGIN_EXTERNAL, alias_arn, aws_managed_policy,
-    default_policy, key_arn, new_key_id, validate_alias_name, validate_policy,
+    KeyRecord, KeyState, MultiRegionSet, ORIGIN_EXTERNAL, ORIGIN_EXTERNAL_KEY_STORE, alias_arn,
+    aws_managed_policy, default_policy, key_arn, new_key_id, validate_alias_name, validate_policy,
 };
 use crate::model::*;
 use crate::service::{AuditNotes, Kms, KmsCall, KmsOperation, LoadedKey, epoch_seconds, now_ms};

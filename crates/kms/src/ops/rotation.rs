@@ -12,6 +12,11 @@ pub(super) fn rotation_supported(r: &KeyRecord, arn: &str) -> KmsResult<()> {
             "{arn} has imported key material (origin EXTERNAL): it is not rotated by KMS."
         )));
     }
+    if r.in_external_key_store() {
+        return Err(KmsError::UnsupportedOperation(format!(
+            "{arn} is in an external key store: its key material is the external key manager's and is not rotated by KMS."
+        )));
+    }
     if r.key_spec == SYMMETRIC_DEFAULT {
         return Ok(());
     }
