@@ -225,9 +225,17 @@ class ExternalKeyStoreTest(unittest.TestCase):
                           self.kms.update_custom_key_store, CustomKeyStoreId=store_id,
                           XksProxyUriEndpoint="https://elsewhere.keytrail.test")
         self.kms.disconnect_custom_key_store(CustomKeyStoreId=store_id)
-        self.assert_error("XksProxyUriUnreachableException", self.kms.update_custom_key_store,
-                          CustomKeyStoreId=store_id,
-                          XksProxyUriEndpoint="https://unreachable.keytrail.test")
+        message = self.assert_error("XksProxyUriUnreachableException",
+                                    self.kms.update_custom_key_store, CustomKeyStoreId=store_id,
+                                    XksProxyUriEndpoint="https://unreachable.keytrail.test")
+        self.assertIn("cannot communicate", message)
+        # The proxy's certificate is checked: the same proxy under another name is refused.
+        message = self.assert_error("XksProxyUriUnreachableException",
+                                    self.kms.update_custom_key_store, CustomKeyStoreId=store_id,
+                                    XksProxyUriEndpoint="https://tls-wrong-name.keytrail.test")
+        self.assertIn("TLS connection", message)
+        self.assertEqual(self.describe(store_id)["XksProxyConfiguration"]["UriEndpoint"],
+                         f"https://{HOST}", "a refused update changes nothing")
 
         # The aws CLI sees the same; deleting the empty, disconnected store works.
         listed = self.server.cli_ok("kms", "describe-custom-key-stores",

@@ -233,4 +233,6 @@ class XksProxy:
         return (f'\n[kms]\nxks_trusted_ca_file = "{self.ca_path}"\nxks_timeout_ms = 10000\n'
                 f'[kms.xks_proxy_addresses]\n"{HOST}" = "127.0.0.1:{self.port}"\n'
                 # A name that resolves to a closed port: a proxy that cannot be reached.
-                f'"unreachable.keytrail.test" = "127.0.0.1:1"\n')
+                f'"unreachable.keytrail.test" = "127.0.0.1:1"\n'
+                # This proxy under a name its certificate is not for: TLS must fail.
+                f'"tls-wrong-name.keytrail.test" = "127.0.0.1:{self.port}"\n')

@@ -390,18 +390,21 @@ fn transport_failure(e: reqwest::Error) -> ProxyFailure {
     if e.is_timeout() {
         return ProxyFailure::TimedOut;
     }
-    let mut chain = String::new();
-    let mut source: Option<&dyn std::error::Error> = Some(&e);
+    // The causes, not the top-level message: that one names the URL, whose host may contain
+    // any of the words looked for.
+    let mut causes = String::new();
+    let mut source = std::error::Error::source(&e);
     while let Some(err) = source {
-        chain.push_str(&err.to_string());
-        chain.push_str(": ");
+        causes.push_str(": ");
+        causes.push_str(&err.to_string());
         source = err.source();
     }
-    let lower = chain.to_ascii_lowercase();
+    let lower = causes.to_ascii_lowercase();
+    let described = format!("{e}{causes}");
     if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
-        ProxyFailure::Tls(chain)
+        ProxyFailure::Tls(described)
     } else {
-        ProxyFailure::Unreachable(chain)
+        ProxyFailure::Unreachable(described)
     }
 }
 
