@@ -35,7 +35,8 @@ impl std::fmt::Debug for SecretBlob {
     }
 }
 
-fn b64() -> base64::engine::GeneralPurpose {
+/// Base64 as the awsJson protocol and the XKS proxy API write it (standard alphabet, padded).
+pub(crate) fn b64() -> base64::engine::GeneralPurpose {
     base64::engine::general_purpose::STANDARD
 }
 

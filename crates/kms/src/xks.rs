@@ -11,6 +11,8 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+use crate::model::b64;
+
 /// The service name in the credential scope of requests to a proxy.
 pub const SIGNING_SERVICE: &str = "kms-xks-proxy";
 /// How long AWS KMS waits for a proxy's answer.
@@ -103,10 +105,6 @@ impl std::fmt::Debug for XksClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("XksClient")
     }
-}
-
-fn b64() -> base64::engine::GeneralPurpose {
-    base64::engine::general_purpose::STANDARD
 }
 
 impl XksClient {

@@ -89,9 +89,12 @@ fn metrics_handle() -> Result<PrometheusHandle, ServerError> {
     if metrics::set_global_recorder(recorder).is_err() {
         tracing::debug!("a metrics recorder was already installed");
     }
-    let handle = HANDLE.get_or_init(|| handle).clone();
-    spawn_metrics_upkeep(handle.clone());
-    Ok(handle)
+    Ok(HANDLE
+        .get_or_init(|| {
+            spawn_metrics_upkeep(handle.clone());
+            handle
+        })
+        .clone())
 }
 
 /// How often recorded histogram samples are folded into their buckets.
@@ -99,22 +102,19 @@ const METRICS_UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 
 /// The recorder keeps every histogram sample until it is folded into the buckets, which happens
 /// only on a scrape or an upkeep: without this thread an unscraped server's memory grows with
-/// every request (~10 MB a minute at 20,000 requests/s). Started once per process.
+/// every request (~10 MB a minute at 20,000 requests/s). Started with the process's recorder.
 fn spawn_metrics_upkeep(handle: PrometheusHandle) {
-    static STARTED: OnceLock<()> = OnceLock::new();
-    STARTED.get_or_init(|| {
-        let spawned = std::thread::Builder::new()
-            .name("keytrail-metrics".into())
-            .spawn(move || {
-                loop {
-                    std::thread::sleep(METRICS_UPKEEP_INTERVAL);
-                    handle.run_upkeep();
-                }
-            });
-        if let Err(e) = spawned {
-            tracing::warn!(error = %e, "cannot start the metrics upkeep thread; histogram samples accumulate until scraped");
-        }
-    });
+    let spawned = std::thread::Builder::new()
+        .name("keytrail-metrics".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(METRICS_UPKEEP_INTERVAL);
+                handle.run_upkeep();
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start the metrics upkeep thread; histogram samples accumulate until scraped");
+    }
 }
 
 /// A bound, not yet serving, server.

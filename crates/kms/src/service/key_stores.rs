@@ -10,11 +10,8 @@ use super::{Kms, KmsCall, LoadedKey};
 use crate::envelope::{self, EncryptionContext, ParsedBlob, ProxySealed};
 use crate::error::{KmsError, KmsResult};
 use crate::key_stores::{ConnectionState, KeyStoreRecord, ProxyUse, not_connected, proxy_error};
+use crate::model::b64;
 use crate::xks::{ProxyFailure, ProxyTarget, RequestMetadata, XksClient};
-
-fn b64() -> base64::engine::GeneralPurpose {
-    base64::engine::general_purpose::STANDARD
-}
 
 fn unreadable(e: impl std::fmt::Display) -> KmsError {
     tracing::error!(error = %e, "a stored custom key store is unreadable");
@@ -115,14 +112,22 @@ impl Kms {
         &self,
         key: &crate::keys::KeyRecord,
     ) -> KmsResult<bool> {
+        Ok(self.connected_store(key).await?.is_some())
+    }
+
+    /// The key store of a key in one, if it exists and is connected.
+    async fn connected_store(
+        &self,
+        key: &crate::keys::KeyRecord,
+    ) -> KmsResult<Option<KeyStoreRecord>> {
         let Some(id) = key.custom_key_store_id.as_deref() else {
-            return Ok(false);
+            return Ok(None);
         };
         Ok(self
             .key_stores(&key.account_id, &key.region)
             .await?
-            .iter()
-            .any(|s| s.id == id && s.connection_state == ConnectionState::Connected))
+            .into_iter()
+            .find(|s| s.id == id && s.connection_state == ConnectionState::Connected))
     }
 
     /// The proxy's secret access key wrapped for storage in this key store's record.
@@ -211,25 +216,16 @@ impl Kms {
 
     /// The key store of a key in one, which must be connected for cryptography.
     async fn connected_store_of(&self, key: &LoadedKey) -> KmsResult<(KeyStoreRecord, String)> {
-        let (Some(store_id), Some(external_key_id)) = (
-            key.record.custom_key_store_id.as_deref(),
-            key.record.xks_key_id.as_deref(),
-        ) else {
+        let Some(external_key_id) = key.record.xks_key_id.clone() else {
             return Err(KmsError::Internal(
-                "A key of an external key store names no key store.".into(),
+                "A key of an external key store names no external key.".into(),
             ));
         };
         let record = self
-            .key_store(&key.record.account_id, &key.record.region, store_id)
-            .await
-            .map_err(|e| match e {
-                KmsError::CustomKeyStoreNotFound(_) => not_connected(),
-                other => other,
-            })?;
-        if record.connection_state != ConnectionState::Connected {
-            return Err(not_connected());
-        }
-        Ok((record, external_key_id.to_string()))
+            .connected_store(&key.record)
+            .await?
+            .ok_or_else(not_connected)?;
+        Ok((record, external_key_id))
     }
 
     /// A blob of a key in an external key store: `sealed` (keytrail's own encryption) encrypted
