@@ -50,8 +50,9 @@ impl Journal {
         Self { store }
     }
 
-    /// Stores one record; when this returns `Ok` the record is on disk.
-    pub async fn record(&self, record: &EventRecord) -> Result<(), AuditError> {
+    /// Stores one record; when this returns `Ok` the record is on disk. The record is
+    /// consumed: its fields move into the stored row instead of being copied.
+    pub async fn record(&self, record: EventRecord) -> Result<(), AuditError> {
         let row = to_row(record)?;
         self.store.append_events(vec![row]).await?;
         Ok(())
@@ -77,34 +78,34 @@ fn record_json(record: &EventRecord) -> Result<String, AuditError> {
     String::from_utf8(out).map_err(|e| AuditError::Encoding(e.to_string()))
 }
 
-fn to_row(record: &EventRecord) -> Result<EventRow, AuditError> {
+fn to_row(record: EventRecord) -> Result<EventRow, AuditError> {
+    let record_json = record_json(&record)?;
+    let event_time_ms = record.event_time_ms();
+    let username = username(&record.user_identity);
+    let kms_usage = kms_usage(&record);
     Ok(EventRow {
         seq: 0,
-        event_id: record.event_id.clone(),
-        event_time_ms: record.event_time_ms(),
-        account_id: record.recipient_account_id.clone(),
-        region: record.aws_region.clone(),
-        event_source: record.event_source.clone(),
-        event_name: record.event_name.clone(),
-        request_id: record.request_id.clone(),
-        access_key_id: record
-            .user_identity
-            .access_key_id
-            .clone()
-            .filter(|k| !k.is_empty()),
+        event_time_ms,
         read_only: record.read_only,
         management: record.management_event,
-        record_json: record_json(record)?,
-        username: username(&record.user_identity),
+        record_json,
+        username,
+        kms_usage,
         resources: record
             .resources
-            .iter()
+            .into_iter()
             .map(|r| EventResource {
-                resource_type: r.resource_type.clone(),
-                resource_name: r.arn.clone(),
+                resource_type: r.resource_type,
+                resource_name: r.arn,
             })
             .collect(),
-        kms_usage: kms_usage(record),
+        access_key_id: record.user_identity.access_key_id.filter(|k| !k.is_empty()),
+        event_id: record.event_id,
+        account_id: record.recipient_account_id,
+        region: record.aws_region,
+        event_source: record.event_source,
+        event_name: record.event_name,
+        request_id: record.request_id,
     })
 }
 

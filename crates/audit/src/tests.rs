@@ -119,7 +119,7 @@ async fn journal_round_trips_records() {
         EventCategory::Management,
     )
     .failed("InvalidClientTokenId", "bad");
-    journal.record(&record).await.unwrap();
+    journal.record(record.clone()).await.unwrap();
     let back = journal.recent(10).await.unwrap();
     assert_eq!(back, vec![record.clone()]);
     let rows = store.recent_events(1).await.unwrap();
@@ -155,7 +155,7 @@ fn what_kms_does_on_its_own_is_recorded_but_not_billed() {
     assert_eq!(v["readOnly"], false);
     assert_eq!(v["serviceEventDetails"]["rotationType"], "AUTOMATIC");
     assert_eq!(v["recipientAccountId"], "111122223333");
-    assert!(to_row(&rotated).unwrap().kms_usage.is_none());
+    assert!(to_row(rotated.clone()).unwrap().kms_usage.is_none());
 
     let principal = Principal {
         account_id: "111122223333".into(),
@@ -177,9 +177,9 @@ fn what_kms_does_on_its_own_is_recorded_but_not_billed() {
             .unwrap()
             .contains_key("serviceEventDetails")
     );
-    assert!(to_row(&call).unwrap().kms_usage.is_some());
+    assert!(to_row(call.clone()).unwrap().kms_usage.is_some());
     call.billed_elsewhere = true;
-    assert!(to_row(&call).unwrap().kms_usage.is_none());
+    assert!(to_row(call.clone()).unwrap().kms_usage.is_none());
     // The flag is not part of the record: a record read back is billable like any other.
     let read_back: EventRecord =
         serde_json::from_value(serde_json::to_value(&call).unwrap()).unwrap();

@@ -488,7 +488,7 @@ impl CloudTrail {
             }
         };
         self.journal
-            .record(&record)
+            .record(record)
             .await
             .map_err(CloudTrailError::internal)?;
         outcome

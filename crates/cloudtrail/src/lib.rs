@@ -211,7 +211,7 @@ impl CloudTrail {
         if let Err(e) = &result {
             record = record.failed(e.code, &e.message);
         }
-        if let Err(e) = self.journal.record(&record).await {
+        if let Err(e) = self.journal.record(record).await {
             return Some(Err(CloudTrailError::internal(e)));
         }
         if operation == "StopLogging" || operation == "StartLogging" {

@@ -148,7 +148,7 @@ impl Identities {
         }
 
         let mut request = request_context(ctx, "sts:AssumeRole", role_arn);
-        request.set("sts:RoleSessionName", session_name);
+        request.set("sts:RoleSessionName", session_name.to_string());
         let role = self.store.get_role(role_account, role_name).await?;
         // A missing role is denied like a forbidden one: AssumeRole does not reveal which.
         let decision = match &role {

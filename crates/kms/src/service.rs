@@ -354,14 +354,14 @@ impl Kms {
             .increment(1);
         }
         for other in notes.other_region_events.drain(..) {
-            if let Err(e) = self.journal.record(&other).await {
+            if let Err(e) = self.journal.record(other).await {
                 tracing::error!(error = %e, "KMS event could not be journaled");
                 return Err(KmsError::Internal(
                     "The request failed because of an internal error.".into(),
                 ));
             }
         }
-        if let Err(e) = self.journal.record(&record).await {
+        if let Err(e) = self.journal.record(record).await {
             tracing::error!(error = %e, "KMS event could not be journaled");
             return Err(KmsError::Internal(
                 "The request failed because of an internal error.".into(),
@@ -373,8 +373,9 @@ impl Kms {
     /// Journals what KMS did on its own. The change it records is already stored, so a
     /// journal failure is logged rather than undoing it.
     async fn journal_internal(&self, event: EventRecord) {
-        if let Err(e) = self.journal.record(&event).await {
-            tracing::error!(error = %e, event = %event.event_name, "KMS service event could not be journaled");
+        let name = event.event_name.clone();
+        if let Err(e) = self.journal.record(event).await {
+            tracing::error!(error = %e, event = %name, "KMS service event could not be journaled");
         }
     }
 

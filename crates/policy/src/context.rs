@@ -67,7 +67,15 @@ pub struct RequestContext {
     /// In the order they were set; a later key replaces an earlier one of the same name. Every
     /// request carries ~20 keys and a policy reads few of them: a list of names mostly
     /// borrowed from the code costs far less to build than a map of lower-cased copies.
-    keys: Vec<(Cow<'static, str>, Vec<String>)>,
+    keys: Vec<(Cow<'static, str>, KeyValues)>,
+}
+
+/// Most keys hold one value, often a constant (`aws:SecureTransport` is `true` or `false`):
+/// that one is kept without a list around it or a copy of it.
+#[derive(Debug, Clone)]
+enum KeyValues {
+    One(Cow<'static, str>),
+    Many(Vec<Cow<'static, str>>),
 }
 
 impl RequestContext {
@@ -112,26 +120,36 @@ impl RequestContext {
     }
 
     /// Sets a single-valued key, replacing what was there.
-    pub fn set(&mut self, key: impl Into<Cow<'static, str>>, value: impl Into<String>) {
-        self.keys.push((key.into(), vec![value.into()]));
+    pub fn set(&mut self, key: impl Into<Cow<'static, str>>, value: impl Into<Cow<'static, str>>) {
+        self.keys.push((key.into(), KeyValues::One(value.into())));
     }
 
     /// Sets a multi-valued key (such as `kms:EncryptionContextKeys`).
     pub fn set_values(&mut self, key: impl Into<Cow<'static, str>>, values: Vec<String>) {
-        self.keys.push((key.into(), values));
+        self.keys.push((
+            key.into(),
+            KeyValues::Many(values.into_iter().map(Cow::Owned).collect()),
+        ));
     }
 
-    pub fn with(mut self, key: impl Into<Cow<'static, str>>, value: impl Into<String>) -> Self {
+    pub fn with(
+        mut self,
+        key: impl Into<Cow<'static, str>>,
+        value: impl Into<Cow<'static, str>>,
+    ) -> Self {
         self.set(key, value);
         self
     }
 
-    pub fn values(&self, key: &str) -> Option<&[String]> {
+    pub fn values(&self, key: &str) -> Option<&[Cow<'static, str>]> {
         self.keys
             .iter()
             .rev()
             .find(|(name, _)| name.eq_ignore_ascii_case(key))
-            .map(|(_, values)| values.as_slice())
+            .map(|(_, values)| match values {
+                KeyValues::One(one) => std::slice::from_ref(one),
+                KeyValues::Many(many) => many.as_slice(),
+            })
     }
 
     /// The value of a single-valued key (a policy variable needs exactly one).

@@ -629,7 +629,7 @@ fn policy_variables_are_substituted_in_2012_policies_only() {
     let modern = identity(&doc("2012-10-17"));
     let legacy = identity(&doc("2008-10-17"));
     let request = |resource: &str, prefix: &str| {
-        RequestContext::new(alice(), "s3:GetObject", resource).with("s3:prefix", prefix)
+        RequestContext::new(alice(), "s3:GetObject", resource).with("s3:prefix", prefix.to_string())
     };
     assert!(
         modern
@@ -872,8 +872,8 @@ fn the_cloudtrail_policies_admit_the_service_and_nothing_else() {
             "s3:PutObject",
             format!("arn:aws:s3:::trail-logs/{key}"),
         )
-        .with("s3:x-amz-acl", acl)
-        .with("aws:SourceArn", source);
+        .with("s3:x-amz-acl", acl.to_string())
+        .with("aws:SourceArn", source.to_string());
         Authorization {
             request: &request,
             identity_policies: &[],
@@ -949,10 +949,13 @@ fn the_cloudtrail_policies_admit_the_service_and_nothing_else() {
             request.set("kms:CallerAccount", account);
         }
         if let Some(context_trail) = context_trail {
-            request.set("kms:EncryptionContext:aws:cloudtrail:arn", context_trail);
+            request.set(
+                "kms:EncryptionContext:aws:cloudtrail:arn",
+                context_trail.to_string(),
+            );
         }
         if let Some(source) = source {
-            request.set("aws:SourceArn", source);
+            request.set("aws:SourceArn", source.to_string());
         }
         Authorization {
             request: &request,

@@ -164,7 +164,7 @@ pub async fn journal(
     if let Some((code, message)) = outcome.error {
         record = record.failed(code, message);
     }
-    state.journal.record(&record).await.map_err(|e| {
+    state.journal.record(record).await.map_err(|e| {
         tracing::error!(error = %e, request_id = %ctx.request_id, "journal append failed");
         ApiError::internal()
     })

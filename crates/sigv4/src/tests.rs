@@ -284,3 +284,47 @@ proptest::proptest! {
         proptest::prop_assert_eq!(verify_headers(&h, &query, &other, "sEcReT/+="), Err(SigV4Error::SignatureMismatch));
     }
 }
+
+proptest::proptest! {
+    /// The positional `X-Amz-Date` reader agrees with the time crate's general parser on
+    /// every 16-character string of the format's alphabet: same instant, or refused by both.
+    #[test]
+    fn amz_date_reader_agrees_with_the_general_parser(
+        raw in "[0-9]{8}[T0-9][0-9]{6}[Z0-9]",
+        time_secs in 0i64..4_102_444_800,
+    ) {
+        let format = time::macros::format_description!(
+            "[year][month][day]T[hour][minute][second]Z"
+        );
+        let general = |v: &str| PrimitiveDateTime::parse(v, format).ok().map(PrimitiveDateTime::assume_utc);
+        proptest::prop_assert_eq!(parse_amz_date(&raw), general(&raw));
+        let formatted = format_amz_date(OffsetDateTime::from_unix_timestamp(time_secs).unwrap());
+        proptest::prop_assert_eq!(parse_amz_date(&formatted), general(&formatted));
+        proptest::prop_assert_eq!(
+            parse_amz_date(&formatted).map(OffsetDateTime::unix_timestamp),
+            Some(time_secs)
+        );
+    }
+}
+
+#[test]
+fn amz_dates_out_of_range_or_malformed_are_refused() {
+    for bad in [
+        "20150230T000000Z",
+        "20151301T000000Z",
+        "20150830T240000Z",
+        "20150830T126000Z",
+        "20150830 123600Z",
+        "20150830T123600",
+        "2015-08-30T12:36:00Z",
+        "2015083OT123600Z",
+        "20150830T123600Z ",
+        "",
+    ] {
+        assert_eq!(parse_amz_date(bad), None, "{bad}");
+    }
+    assert_eq!(
+        parse_amz_date("20160229T235959Z").map(OffsetDateTime::unix_timestamp),
+        Some(1_456_790_399)
+    );
+}

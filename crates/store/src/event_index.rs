@@ -185,13 +185,15 @@ impl PostingTally {
 /// Seqs as text, the first in full and each next one as its distance from the previous: a run
 /// of consecutive events costs two bytes each, and a migration can write one in plain SQL.
 fn encode_seqs(seqs: &[i64]) -> String {
+    use std::fmt::Write as _;
     let mut out = String::with_capacity(seqs.len() * 2 + 8);
     let mut previous = 0;
     for (i, seq) in seqs.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
-        out.push_str(&(seq - previous).to_string());
+        // Writing into a String cannot fail.
+        let _ = write!(out, "{}", seq - previous);
         previous = *seq;
     }
     out

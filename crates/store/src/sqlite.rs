@@ -32,9 +32,10 @@ use crate::eventlog::EventLog;
 use crate::migrations::MIGRATIONS;
 use crate::{
     AccessKeyRecord, AccountRecord, AliasRow, BucketRow, CustomKeyStoreRow, DeleteBucketOutcome,
-    EventLookup, EventRow, GrantRow, KeyMaterialRow, KmsKeyChange, KmsKeyRow, KmsUsageRow,
-    LogFileRow, ManagedPolicyRow, ObjectRow, PartRow, PolicyDocumentRow, PolicyOwner, RoleRecord,
-    SigningKeyRow, Store, StoreError, StoreResult, TrailCursor, TrailRow, UploadRow, UserRecord,
+    EventLookup, EventRow, GrantRow, KeyMaterialRow, KmsKeyChange, KmsKeyRow, KmsUsageKey,
+    KmsUsageRow, LogFileRow, ManagedPolicyRow, ObjectRow, PartRow, PolicyDocumentRow, PolicyOwner,
+    RoleRecord, SigningKeyRow, Store, StoreError, StoreResult, TrailCursor, TrailRow, UploadRow,
+    UserRecord,
 };
 
 /// Upper bound of requests folded into one transaction; keeps commit latency bounded.
@@ -931,30 +932,60 @@ fn apply_batch(
 /// commit rather than once per event.
 #[derive(Default)]
 struct IndexTally {
-    usage: HashMap<(i64, String, String, String, String, String), i64>,
+    /// Keyed by the hour and the row's text columns joined with `\u{1f}`, so a row already
+    /// counted is found without allocating.
+    usage: HashMap<String, UsageCount>,
+    scratch: String,
     postings: PostingTally,
+}
+
+struct UsageCount {
+    hour_ms: i64,
+    account_id: String,
+    region: String,
+    key: KmsUsageKey,
+    requests: i64,
 }
 
 impl IndexTally {
     fn count(&mut self, op: &WriteOp) {
+        use std::fmt::Write as _;
         let WriteOp::IndexEvents(events) = op else {
             return;
         };
         self.postings.add(events);
         for e in events {
-            if let Some(usage) = &e.kms_usage {
-                let hour_ms = e.event_time_ms - e.event_time_ms.rem_euclid(3_600_000);
-                *self
-                    .usage
-                    .entry((
-                        hour_ms,
-                        e.account_id.clone(),
-                        e.region.clone(),
-                        usage.key_arn.clone(),
-                        usage.operation.clone(),
-                        usage.source.clone(),
-                    ))
-                    .or_default() += 1;
+            let Some(usage) = &e.kms_usage else {
+                continue;
+            };
+            let hour_ms = e.event_time_ms - e.event_time_ms.rem_euclid(3_600_000);
+            self.scratch.clear();
+            // Writing into a String cannot fail.
+            let _ = write!(self.scratch, "{hour_ms}");
+            for part in [
+                &e.account_id,
+                &e.region,
+                &usage.key_arn,
+                &usage.operation,
+                &usage.source,
+            ] {
+                self.scratch.push('\u{1f}');
+                self.scratch.push_str(part);
+            }
+            match self.usage.get_mut(self.scratch.as_str()) {
+                Some(count) => count.requests += 1,
+                None => {
+                    self.usage.insert(
+                        self.scratch.clone(),
+                        UsageCount {
+                            hour_ms,
+                            account_id: e.account_id.clone(),
+                            region: e.region.clone(),
+                            key: usage.clone(),
+                            requests: 1,
+                        },
+                    );
+                }
             }
         }
     }
@@ -971,9 +1002,15 @@ impl IndexTally {
              ON CONFLICT (hour_ms, account_id, region, key_arn, operation, source)
              DO UPDATE SET requests = requests + excluded.requests",
         )?;
-        for ((hour_ms, account, region, key, operation, source), requests) in self.usage {
+        for count in self.usage.into_values() {
             stmt.execute(params![
-                account, region, hour_ms, key, operation, source, requests
+                count.account_id,
+                count.region,
+                count.hour_ms,
+                count.key.key_arn,
+                count.key.operation,
+                count.key.source,
+                count.requests
             ])?;
         }
         Ok(())
