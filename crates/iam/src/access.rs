@@ -43,7 +43,10 @@ pub fn request_context(ctx: &CallContext, action: &str, resource: &str) -> Reque
     if ctx.source_ip.parse::<std::net::IpAddr>().is_ok() {
         request.set("aws:SourceIp", ctx.source_ip.clone());
     }
-    request.set("aws:SecureTransport", ctx.tls.is_some().to_string());
+    request.set(
+        "aws:SecureTransport",
+        if ctx.tls.is_some() { "true" } else { "false" },
+    );
     if let Ok(now) = ctx.time.format(&Rfc3339) {
         request.set("aws:CurrentTime", now);
     }
