@@ -203,7 +203,13 @@ pub struct Kms {
     xks_settings: crate::xks::XksSettings,
     /// Built on first use: most servers never talk to an XKS proxy.
     xks: std::sync::OnceLock<Result<crate::xks::XksClient, String>>,
+    /// `keytrail_kms_requests_total` handles by key ARN and operation, so a request does not
+    /// build and hash a label set in the recorder each time.
+    request_counters: RwLock<HashMap<String, Vec<(&'static str, metrics::Counter)>>>,
 }
+
+/// Keys whose request counters are kept; beyond it requests go to the recorder directly.
+const MAX_COUNTED_KEYS: usize = 10_000;
 
 impl std::fmt::Debug for Kms {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -258,6 +264,7 @@ impl Kms {
             identities,
             journal,
             keys: RwLock::new(HashMap::new()),
+            request_counters: RwLock::new(HashMap::new()),
             aliases: RwLock::new(HashMap::new()),
             grants: GrantCache::default(),
             mutations: tokio::sync::Mutex::new(()),
@@ -346,12 +353,7 @@ impl Kms {
         if result.is_ok()
             && let Some(arn) = &notes.key_arn
         {
-            metrics::counter!(
-                "keytrail_kms_requests_total",
-                "key" => arn.clone(),
-                "operation" => O::NAME
-            )
-            .increment(1);
+            self.request_counter(arn, O::NAME).increment(1);
         }
         for other in notes.other_region_events.drain(..) {
             if let Err(e) = self.journal.record(other).await {
@@ -368,6 +370,30 @@ impl Kms {
             ));
         }
         result
+    }
+
+    fn request_counter(&self, key_arn: &str, operation: &'static str) -> metrics::Counter {
+        if let Ok(counters) = self.request_counters.read()
+            && let Some((_, counter)) = counters
+                .get(key_arn)
+                .and_then(|by_operation| by_operation.iter().find(|(op, _)| *op == operation))
+        {
+            return counter.clone();
+        }
+        let counter = metrics::counter!(
+            "keytrail_kms_requests_total",
+            "key" => key_arn.to_string(),
+            "operation" => operation
+        );
+        if let Ok(mut counters) = self.request_counters.write()
+            && (counters.len() < MAX_COUNTED_KEYS || counters.contains_key(key_arn))
+        {
+            let by_operation = counters.entry(key_arn.to_string()).or_default();
+            if !by_operation.iter().any(|(op, _)| *op == operation) {
+                by_operation.push((operation, counter.clone()));
+            }
+        }
+        counter
     }
 
     /// Journals what KMS did on its own. The change it records is already stored, so a

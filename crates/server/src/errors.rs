@@ -30,13 +30,19 @@ impl ApiError {
 }
 
 pub const AMZ_JSON_1_1: &str = "application/x-amz-json-1.1";
+/// Content types as ready header values: `from_str` would copy and check the text on every
+/// response.
+pub const AMZ_JSON_1_1_VALUE: HeaderValue = HeaderValue::from_static(AMZ_JSON_1_1);
+pub const TEXT_XML_VALUE: HeaderValue = HeaderValue::from_static("text/xml");
+pub const APPLICATION_JSON_VALUE: HeaderValue = HeaderValue::from_static("application/json");
 
 /// awsJson1.1: `{"__type": code, "message": message}` with `x-amzn-RequestId`.
 pub fn json_error(err: &ApiError, request_id: &str) -> Response<Body> {
     let body = serde_json::json!({ "__type": err.code, "message": err.message });
     let mut resp = Response::new(Body::from(body.to_string()));
     *resp.status_mut() = err.status;
-    set_header(&mut resp, http::header::CONTENT_TYPE, AMZ_JSON_1_1);
+    resp.headers_mut()
+        .insert(http::header::CONTENT_TYPE, AMZ_JSON_1_1_VALUE);
     set_header(&mut resp, crate::errors::X_AMZN_REQUESTID, request_id);
     resp
 }
@@ -56,7 +62,8 @@ pub fn query_error(err: &ApiError, request_id: &str, namespace: &str) -> Respons
     );
     let mut resp = Response::new(Body::from(body));
     *resp.status_mut() = err.status;
-    set_header(&mut resp, http::header::CONTENT_TYPE, "text/xml");
+    resp.headers_mut()
+        .insert(http::header::CONTENT_TYPE, TEXT_XML_VALUE);
     set_header(&mut resp, crate::errors::X_AMZN_REQUESTID, request_id);
     resp
 }

@@ -7,7 +7,7 @@ use http::{Response, StatusCode};
 
 use crate::AppState;
 use crate::call::{CallOutcome, call_context, journal, new_json_request_id};
-use crate::errors::{AMZ_JSON_1_1, ApiError, json_error, set_header};
+use crate::errors::{ApiError, json_error, set_header};
 use crate::kms_wire::Dispatched;
 use crate::sigauth::{ErrorStyle, authenticate};
 
@@ -167,7 +167,10 @@ fn unknown_operation(service: JsonService, operation: &str) -> ApiError {
 
 fn ok_response(bytes: Vec<u8>, request_id: &str) -> Response<Body> {
     let mut resp = Response::new(Body::from(bytes));
-    set_header(&mut resp, http::header::CONTENT_TYPE, AMZ_JSON_1_1);
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        crate::errors::AMZ_JSON_1_1_VALUE,
+    );
     set_header(&mut resp, crate::errors::X_AMZN_REQUESTID, request_id);
     resp
 }

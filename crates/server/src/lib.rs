@@ -19,9 +19,10 @@ mod sigauth;
 pub mod tls;
 mod usage_api;
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -71,6 +72,7 @@ pub struct AppState {
     signing_keys: sigauth::SigningKeyCache,
     s3: s3s::service::S3Service,
     metrics: PrometheusHandle,
+    request_metrics: RequestMetrics,
 }
 
 /// The process-wide metrics recorder; tests start several servers in one process.
@@ -161,6 +163,7 @@ impl Server {
             signing_keys: sigauth::SigningKeyCache::default(),
             s3,
             metrics: metrics_handle()?,
+            request_metrics: RequestMetrics::default(),
             config,
         });
         Ok(Self {
@@ -289,7 +292,8 @@ async fn health(State(state): State<Arc<AppState>>) -> Response<Body> {
     };
     let mut resp = Response::new(Body::from(body));
     *resp.status_mut() = status;
-    errors::set_header(&mut resp, http::header::CONTENT_TYPE, "application/json");
+    resp.headers_mut()
+        .insert(http::header::CONTENT_TYPE, errors::APPLICATION_JSON_VALUE);
     resp
 }
 
@@ -374,14 +378,79 @@ async fn dispatch(State(state): State<Arc<AppState>>, req: Request<Body>) -> Res
     } else {
         s3::handle(&state, req).await
     };
-    metrics::counter!(
-        "keytrail_requests_total",
-        "service" => service,
-        "operation" => operation,
-        "status" => status_label(response.status())
-    )
-    .increment(1);
-    metrics::histogram!("keytrail_request_duration_seconds", "service" => service)
-        .record(started.elapsed().as_secs_f64());
+    state
+        .request_metrics
+        .record(service, operation, response.status(), started.elapsed());
     response
+}
+
+/// The handles of the per-request metrics, by label set. The recorder's own lookup builds the
+/// label set (allocating) and hashes it on every call; here a request finds its handles by the
+/// service, status and operation name it already has.
+#[derive(Default)]
+struct RequestMetrics {
+    requests: RwLock<HashMap<(&'static str, u16), CountersByOperation>>,
+    durations: RwLock<HashMap<&'static str, metrics::Histogram>>,
+}
+
+type CountersByOperation = HashMap<String, metrics::Counter>;
+
+/// Operation names per service and status kept beyond which a request goes to the recorder
+/// directly (names come from the requests, so their number is not ours to bound).
+const MAX_CACHED_OPERATIONS: usize = 1024;
+
+impl RequestMetrics {
+    fn record(
+        &self,
+        service: &'static str,
+        operation: String,
+        status: StatusCode,
+        elapsed: std::time::Duration,
+    ) {
+        self.counter(service, operation, status).increment(1);
+        self.duration(service).record(elapsed.as_secs_f64());
+    }
+
+    fn counter(
+        &self,
+        service: &'static str,
+        operation: String,
+        status: StatusCode,
+    ) -> metrics::Counter {
+        let labels = (service, status.as_u16());
+        if let Ok(requests) = self.requests.read()
+            && let Some(counter) = requests
+                .get(&labels)
+                .and_then(|by_operation| by_operation.get(operation.as_str()))
+        {
+            return counter.clone();
+        }
+        let counter = metrics::counter!(
+            "keytrail_requests_total",
+            "service" => service,
+            "operation" => operation.clone(),
+            "status" => status_label(status)
+        );
+        if let Ok(mut requests) = self.requests.write() {
+            let by_operation = requests.entry(labels).or_default();
+            if by_operation.len() < MAX_CACHED_OPERATIONS {
+                by_operation.insert(operation, counter.clone());
+            }
+        }
+        counter
+    }
+
+    fn duration(&self, service: &'static str) -> metrics::Histogram {
+        if let Ok(durations) = self.durations.read()
+            && let Some(histogram) = durations.get(service)
+        {
+            return histogram.clone();
+        }
+        let histogram =
+            metrics::histogram!("keytrail_request_duration_seconds", "service" => service);
+        if let Ok(mut durations) = self.durations.write() {
+            durations.insert(service, histogram.clone());
+        }
+        histogram
+    }
 }

@@ -299,7 +299,8 @@ async fn sts_assume_role(
 
 fn xml_response(xml: String, request_id: &str) -> Response<Body> {
     let mut resp = Response::new(Body::from(xml));
-    set_header(&mut resp, http::header::CONTENT_TYPE, "text/xml");
+    resp.headers_mut()
+        .insert(http::header::CONTENT_TYPE, crate::errors::TEXT_XML_VALUE);
     set_header(&mut resp, crate::errors::X_AMZN_REQUESTID, request_id);
     resp
 }

@@ -37,7 +37,10 @@ pub async fn usage(State(state): State<Arc<AppState>>, req: Request<Body>) -> Re
     match answer(&state, &parts, &request_id).await {
         Ok(json) => {
             let mut resp = Response::new(Body::from(json));
-            set_header(&mut resp, http::header::CONTENT_TYPE, "application/json");
+            resp.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                crate::errors::APPLICATION_JSON_VALUE,
+            );
             set_header(&mut resp, crate::errors::X_AMZN_REQUESTID, &request_id);
             resp
         }
