@@ -306,10 +306,7 @@ pub fn random(len: usize) -> Result<Zeroizing<Vec<u8>>, EnvelopeError> {
     Ok(out)
 }
 
-/// Bytes drawn from AWS-LC's DRBG a block at a time for the small draws of the hot path (a
-/// data key and a nonce per request): each `RAND_bytes` call costs ~0.7 µs here whatever it
-/// returns (it mixes in fresh RDRAND output every time). Handed-out bytes are wiped from the
-/// block, and the block is wiped when its thread ends.
+/// How many bytes a thread draws from AWS-LC's DRBG at once (see [`fill_random`]).
 const RANDOM_BLOCK: usize = 4096;
 
 struct RandomBlock {
@@ -324,6 +321,10 @@ thread_local! {
     });
 }
 
+/// Fills `out` from AWS-LC's DRBG, through a per-thread block for the small draws of the hot
+/// path (a data key and a nonce per request): each `RAND_bytes` call costs ~0.7 µs here whatever
+/// it returns (it mixes in fresh RDRAND output every time). Handed-out bytes are wiped from the
+/// block at once, and the block is wiped when its thread ends.
 pub(crate) fn fill_random(out: &mut [u8]) -> Result<(), EnvelopeError> {
     use zeroize::Zeroize as _;
     if out.len() > RANDOM_BLOCK / 8 {

@@ -64,6 +64,16 @@ struct AccountRun {
     max_time_ms: i64,
 }
 
+/// Writes `parts` into `scratch` joined with `\u{1f}` (a character no part contains), as the key
+/// a tally finds its row by without allocating one per event.
+pub(crate) fn join_key<'a>(scratch: &mut String, parts: impl IntoIterator<Item = &'a str>) {
+    scratch.clear();
+    for part in parts {
+        scratch.push_str(part);
+        scratch.push('\u{1f}');
+    }
+}
+
 impl PostingTally {
     /// Adds events, in journal order.
     pub(crate) fn add(&mut self, events: &[EventRow]) {
@@ -101,11 +111,10 @@ impl PostingTally {
     }
 
     fn post(&mut self, e: &EventRow, attribute: &'static str, value: &str) {
-        self.scratch.clear();
-        for part in [e.account_id.as_str(), &e.region, attribute, value] {
-            self.scratch.push_str(part);
-            self.scratch.push('\u{1f}');
-        }
+        join_key(
+            &mut self.scratch,
+            [e.account_id.as_str(), &e.region, attribute, value],
+        );
         let posting = match self.postings.get_mut(self.scratch.as_str()) {
             Some(p) => p,
             None => self

@@ -932,9 +932,8 @@ fn apply_batch(
 /// commit rather than once per event.
 #[derive(Default)]
 struct IndexTally {
-    /// Keyed by the hour and the row's text columns joined with `\u{1f}`, so a row already
-    /// counted is found without allocating.
-    usage: HashMap<String, UsageCount>,
+    /// By hour, then by the row's text columns (see `event_index::join_key`).
+    usage: HashMap<i64, HashMap<String, UsageCount>>,
     scratch: String,
     postings: PostingTally,
 }
@@ -949,7 +948,6 @@ struct UsageCount {
 
 impl IndexTally {
     fn count(&mut self, op: &WriteOp) {
-        use std::fmt::Write as _;
         let WriteOp::IndexEvents(events) = op else {
             return;
         };
@@ -959,23 +957,21 @@ impl IndexTally {
                 continue;
             };
             let hour_ms = e.event_time_ms - e.event_time_ms.rem_euclid(3_600_000);
-            self.scratch.clear();
-            // Writing into a String cannot fail.
-            let _ = write!(self.scratch, "{hour_ms}");
-            for part in [
-                &e.account_id,
-                &e.region,
-                &usage.key_arn,
-                &usage.operation,
-                &usage.source,
-            ] {
-                self.scratch.push('\u{1f}');
-                self.scratch.push_str(part);
-            }
-            match self.usage.get_mut(self.scratch.as_str()) {
+            event_index::join_key(
+                &mut self.scratch,
+                [
+                    e.account_id.as_str(),
+                    &e.region,
+                    &usage.key_arn,
+                    &usage.operation,
+                    &usage.source,
+                ],
+            );
+            let in_hour = self.usage.entry(hour_ms).or_default();
+            match in_hour.get_mut(self.scratch.as_str()) {
                 Some(count) => count.requests += 1,
                 None => {
-                    self.usage.insert(
+                    in_hour.insert(
                         self.scratch.clone(),
                         UsageCount {
                             hour_ms,
@@ -1002,7 +998,7 @@ impl IndexTally {
              ON CONFLICT (hour_ms, account_id, region, key_arn, operation, source)
              DO UPDATE SET requests = requests + excluded.requests",
         )?;
-        for count in self.usage.into_values() {
+        for count in self.usage.into_values().flat_map(HashMap::into_values) {
             stmt.execute(params![
                 count.account_id,
                 count.region,
