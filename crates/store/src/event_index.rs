@@ -14,10 +14,11 @@
 //! `event_account_runs`: one row per account and transaction, the seq range holding its events.
 
 use std::collections::HashMap;
+use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter, types::Value};
 
-use crate::sqlite::{EVENT_COLUMNS, event_from_row};
+use crate::sqlite::{EVENT_COLUMNS, event_from_row, with_json};
 use crate::{EventLookup, EventRow, LookupAttribute, StoreError, StoreResult};
 
 /// The widest time span of one posting's events; a wider group is split into several postings.
@@ -244,6 +245,7 @@ impl Condition {
 #[allow(clippy::too_many_arguments)]
 fn walk(
     c: &Connection,
+    log: &Path,
     account_id: &str,
     region: &str,
     attribute: &str,
@@ -315,11 +317,15 @@ fn walk(
             events.push(e);
         }
     }
-    Ok(events)
+    with_json(c, log, events)
 }
 
 /// A page of Event history: management events of one account and region, newest first.
-pub(crate) fn lookup(c: &Connection, lookup: &EventLookup) -> StoreResult<Vec<EventRow>> {
+pub(crate) fn lookup(
+    c: &Connection,
+    log: &Path,
+    lookup: &EventLookup,
+) -> StoreResult<Vec<EventRow>> {
     let before = lookup.before.unwrap_or((i64::MAX, i64::MAX));
     let window = (lookup.start_ms, lookup.end_ms);
     let (attribute, value) = match &lookup.attribute {
@@ -336,10 +342,11 @@ pub(crate) fn lookup(c: &Connection, lookup: &EventLookup) -> StoreResult<Vec<Ev
                     event_from_row,
                 )
                 .optional()?;
-            return Ok(event
-                .filter(|e| (e.event_time_ms, e.seq) < before && lookup.limit > 0)
-                .into_iter()
-                .collect());
+            return with_json(
+                c,
+                log,
+                event.filter(|e| (e.row().event_time_ms, e.row().seq) < before && lookup.limit > 0),
+            );
         }
         None => (ALL, ""),
         Some(LookupAttribute::EventName(v)) => (EVENT_NAME, v.as_str()),
@@ -352,6 +359,7 @@ pub(crate) fn lookup(c: &Connection, lookup: &EventLookup) -> StoreResult<Vec<Ev
     };
     walk(
         c,
+        log,
         &lookup.account_id,
         &lookup.region,
         attribute,
@@ -363,9 +371,13 @@ pub(crate) fn lookup(c: &Connection, lookup: &EventLookup) -> StoreResult<Vec<Ev
     )
 }
 
+/// How many events [`last_successful`] fetches at a time: most often the newest is the one.
+const SUCCESS_PAGE: usize = 8;
+
 /// The newest successful event among `event_names` that names the resource.
 pub(crate) fn last_successful(
     c: &Connection,
+    log: &Path,
     account_id: &str,
     region: &str,
     resource_name: &str,
@@ -379,24 +391,36 @@ pub(crate) fn last_successful(
         .collect::<Vec<_>>()
         .join(", ");
     let condition = Condition {
-        sql: format!(
-            "AND event_name IN ({placeholders})
-             AND json_extract(record_json, '$.errorCode') IS NULL"
-        ),
+        sql: format!("AND event_name IN ({placeholders})"),
         values: event_names.iter().map(|n| Value::from(n.clone())).collect(),
     };
-    Ok(walk(
-        c,
-        account_id,
-        region,
-        RESOURCE_NAME,
-        resource_name,
-        (i64::MIN, i64::MAX),
-        (i64::MAX, i64::MAX),
-        1,
-        &condition,
-    )?
-    .pop())
+    let mut before = (i64::MAX, i64::MAX);
+    loop {
+        let page = walk(
+            c,
+            log,
+            account_id,
+            region,
+            RESOURCE_NAME,
+            resource_name,
+            (i64::MIN, i64::MAX),
+            before,
+            SUCCESS_PAGE,
+            &condition,
+        )?;
+        let Some(oldest) = page.last() else {
+            return Ok(None);
+        };
+        before = (oldest.event_time_ms, oldest.seq);
+        // The JSON documents live in the event log, not in the table: the outcome is read here,
+        // by the same JSON reader the table's query used.
+        let mut failed = c.prepare_cached("SELECT json_extract(?1, '$.errorCode') IS NOT NULL")?;
+        for event in page {
+            if !failed.query_row(params![event.record_json], |r| r.get::<_, bool>(0))? {
+                return Ok(Some(event));
+            }
+        }
+    }
 }
 
 /// The time of the oldest management event retained for an account and region.
@@ -421,6 +445,7 @@ pub(crate) fn oldest_event_ms(
 /// Up to `limit` of the account's events after `after`, in journal order.
 pub(crate) fn account_events_after(
     c: &Connection,
+    log: &Path,
     account_id: &str,
     after: i64,
     limit: usize,
@@ -453,7 +478,7 @@ pub(crate) fn account_events_after(
             break;
         }
     }
-    Ok(events)
+    with_json(c, log, events)
 }
 
 /// Deletes the events older than `cutoff_ms` up to `delivered_up_to`, with the postings and

@@ -1,4 +1,4 @@
-//! The event log: where an event becomes durable.
+//! The event log: where an event becomes durable, and where its JSON lives.
 //!
 //! Every audit event is appended to a segment file and made durable with one `fdatasync` per
 //! group of concurrent appends, before its caller hears the outcome. The SQL tables that answer
@@ -8,18 +8,26 @@
 //! own fsync; and a crash between the two loses nothing: on start, every record of the log that
 //! is not yet in the tables is indexed again.
 //!
+//! The tables hold each event's fields but not its JSON document: a row names the segment and
+//! byte offset of its record, and readers fetch the document from there ([`SegmentReader`]).
+//! Writing the JSON (most of an event's bytes) once more into the database, and again when its
+//! write-ahead log is checkpointed, made the database's writes compete with the log's
+//! `fdatasync` for the disk.
+//!
 //! A segment is `seg-<first seq>.log`, a run of records `len: u32 LE | crc32: u32 LE | payload`
-//! whose payloads start with their seq, one more than the record before. Once everything in a
-//! segment is indexed by a committed (fsynced) transaction, the segment is recycled: renamed
-//! `spare-<n>.log` and, at a later roll, renamed to the new segment's name and written over
-//! from its start. Freeing blocks is what makes a filesystem's journal commit slow (a disk
-//! mounted with `discard` trims them inside it, and every append's `fdatasync` waits for that
-//! commit), so in a steady state the log never frees a block; overwriting blocks it already
-//! has also spares each `fdatasync` the allocation. A segment's records end where a record is
-//! torn or is not the next seq (the stale records of its previous life are older). Only the
-//! newest segment may end early (a group that was never acknowledged is cut off on start); a
-//! closed segment that ends before the next one begins is corruption, and the store refuses to
-//! open.
+//! whose payloads start with their seq, one more than the record before. Since it holds the
+//! JSON of its events, a segment is kept until every one of its events has been pruned from the
+//! tables (by retention) in a committed transaction; then it is recycled: renamed
+//! `spare-<n>.log` and, at a later roll, renamed to the new segment's name and written over from
+//! its start. Freeing blocks is what makes a filesystem's journal commit slow (a disk mounted
+//! with `discard` trims them inside it, and every append's `fdatasync` waits for that commit),
+//! so the log frees blocks only beyond a couple of spares; overwriting blocks it already has
+//! also spares each `fdatasync` the allocation. A segment's records end where a record is torn
+//! or is not the next seq (the stale records of its previous life are older). Only the newest
+//! segment may end early (a group that was never acknowledged is cut off on start); a closed
+//! segment that ends before the next one begins is corruption, and the store refuses to open.
+//! Segments wholly indexed already are not read on start (a year of events need not be); their
+//! records are checked (CRC, seq) when read.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -28,7 +36,11 @@ use std::path::{Path, PathBuf};
 use crate::{EventResource, EventRow, KmsUsageKey, StoreError, StoreResult};
 
 /// A segment is closed and a new one started once it holds this many bytes.
+#[cfg(not(test))]
 const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
+/// Small in unit tests, so that the store's tests roll and release segments.
+#[cfg(test)]
+const SEGMENT_BYTES: u64 = 64 * 1024;
 
 /// Upper bound of one record's payload: anything larger in a header is corruption.
 const MAX_RECORD: u32 = 64 * 1024 * 1024;
@@ -40,11 +52,20 @@ fn log_error(what: &str, path: &Path, e: std::io::Error) -> StoreError {
     StoreError::Database(format!("event log: {what} {}: {e}", path.display()))
 }
 
+/// Where an event's record sits: the segment (named by its first seq) and the byte offset of
+/// the record's header in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LogPosition {
+    pub segment: i64,
+    pub offset: i64,
+}
+
 /// The appending end of the log, owned by the journal thread.
 pub(crate) struct EventLog {
     dir: PathBuf,
     current: File,
     current_path: PathBuf,
+    current_first_seq: i64,
     current_bytes: u64,
     /// Closed segments and the last seq each holds, oldest first.
     closed: Vec<(PathBuf, i64)>,
@@ -63,6 +84,8 @@ pub(crate) struct Recovered {
     /// The records numbered after the floor the log was opened with, oldest first: those
     /// the tables lack.
     pub rows: Vec<EventRow>,
+    /// Where each of `rows` sits in the log.
+    pub positions: Vec<LogPosition>,
     pub log: EventLog,
 }
 
@@ -106,16 +129,25 @@ fn sync_dir(dir: &Path) -> StoreResult<()> {
 }
 
 impl EventLog {
-    /// Opens the log in `dir` (created if missing): reads every segment, cuts a torn tail off
-    /// the newest, and starts a fresh segment for appends numbered after both what the log holds
-    /// and `seq_floor` (the highest seq the database has seen).
+    /// Opens the log in `dir` (created if missing): reads the segments that may hold records
+    /// after `seq_floor` (the highest seq the database has indexed), cuts a torn tail off the
+    /// newest, and starts a fresh segment for appends numbered after both what the log holds
+    /// and `seq_floor`.
     pub(crate) fn recover(dir: &Path, seq_floor: i64) -> StoreResult<Recovered> {
         std::fs::create_dir_all(dir).map_err(|e| log_error("creating", dir, e))?;
         let found = segments(dir)?;
         let mut rows = Vec::new();
+        let mut positions = Vec::new();
         let mut closed = Vec::new();
         let mut last_seq = seq_floor;
         for (i, (first_seq, path)) in found.iter().enumerate() {
+            if let Some((next_first, _)) = found.get(i + 1)
+                && next_first - 1 <= seq_floor
+            {
+                // Wholly indexed: the tables hold all of it.
+                closed.push((path.clone(), next_first - 1));
+                continue;
+            }
             let bytes = std::fs::read(path).map_err(|e| log_error("reading", path, e))?;
             let (records, segment_last, good_len) = decode_segment(&bytes, *first_seq, seq_floor);
             match found.get(i + 1) {
@@ -153,7 +185,13 @@ impl EventLog {
                 last_seq = last_seq.max(segment_last);
             }
             closed.push((path.clone(), segment_last.unwrap_or(first_seq - 1)));
-            rows.extend(records);
+            for (offset, row) in records {
+                positions.push(LogPosition {
+                    segment: *first_seq,
+                    offset,
+                });
+                rows.push(row);
+            }
         }
         let next_seq = last_seq + 1;
         let current_path = dir.join(segment_name(next_seq));
@@ -173,10 +211,12 @@ impl EventLog {
         sync_dir(dir)?;
         Ok(Recovered {
             rows,
+            positions,
             log: EventLog {
                 dir: dir.to_path_buf(),
                 current,
                 current_path,
+                current_first_seq: next_seq,
                 current_bytes: 0,
                 closed,
                 next_seq,
@@ -188,17 +228,24 @@ impl EventLog {
         })
     }
 
-    /// Numbers `rows` and makes them durable; on `Ok` every one is on disk.
-    pub(crate) fn append(&mut self, rows: &mut [EventRow]) -> StoreResult<()> {
+    /// Numbers `rows` and makes them durable; on `Ok` every one is on disk, where the
+    /// positions returned (one per row) say.
+    pub(crate) fn append(&mut self, rows: &mut [EventRow]) -> StoreResult<Vec<LogPosition>> {
         if self.failed {
             return Err(StoreError::Database(
                 "event log: an earlier write failed; restart to recover".into(),
             ));
         }
         self.buffer.clear();
+        let mut positions = Vec::with_capacity(rows.len());
         for row in rows.iter_mut() {
             row.seq = self.next_seq;
             self.next_seq += 1;
+            positions.push(LogPosition {
+                segment: self.current_first_seq,
+                offset: i64::try_from(self.current_bytes + self.buffer.len() as u64)
+                    .unwrap_or(i64::MAX),
+            });
             encode_record(row, &mut self.buffer);
         }
         let written = self
@@ -213,7 +260,7 @@ impl EventLog {
         if self.current_bytes >= SEGMENT_BYTES {
             self.roll()?;
         }
-        Ok(())
+        Ok(positions)
     }
 
     fn roll(&mut self) -> StoreResult<()> {
@@ -221,17 +268,18 @@ impl EventLog {
         let file = open_segment(&path, &mut self.spares)?;
         sync_dir(&self.dir)?;
         let old = std::mem::replace(&mut self.current_path, path);
+        self.current_first_seq = self.next_seq;
         self.current = file;
         self.current_bytes = 0;
         self.closed.push((old, self.next_seq - 1));
         Ok(())
     }
 
-    /// Recycles (or, beyond [`SPARE_SEGMENTS`], deletes) the closed segments whose every record
-    /// is in a committed index transaction.
-    pub(crate) fn release_indexed(&mut self, indexed_through: i64) {
+    /// Recycles (or, beyond [`SPARE_SEGMENTS`], deletes) the closed segments holding no record
+    /// after `through`: the caller knows no row of the tables points into them any more.
+    pub(crate) fn release_through(&mut self, through: i64) {
         while let Some((path, last)) = self.closed.first() {
-            if *last > indexed_through {
+            if *last > through {
                 break;
             }
             let released = if self.spares.len() < SPARE_SEGMENTS {
@@ -240,13 +288,13 @@ impl EventLog {
                     .dir
                     .join(format!("spare-{:020}.log", self.spares_named));
                 // No directory sync: after a crash the segment is either still a segment
-                // (indexed, so released again) or already a spare.
+                // (released again) or already a spare.
                 std::fs::rename(path, &spare).map(|()| self.spares.insert(0, spare))
             } else {
                 std::fs::remove_file(path)
             };
             if let Err(e) = released {
-                tracing::warn!(segment = %path.display(), error = %e, "could not release an indexed event-log segment");
+                tracing::warn!(segment = %path.display(), error = %e, "could not release an event-log segment");
                 break;
             }
             self.closed.remove(0);
@@ -292,6 +340,84 @@ pub(crate) fn last_seq(dir: &Path) -> StoreResult<i64> {
     Ok(0)
 }
 
+/// Reads events' JSON documents back from the log's segments, keeping each segment it opened
+/// for the next record (a page of events mostly sits in one or two).
+pub(crate) struct SegmentReader<'a> {
+    dir: &'a Path,
+    /// Segments opened so far by first seq; `None` for one that is gone.
+    open: Vec<(i64, Option<File>)>,
+}
+
+impl<'a> SegmentReader<'a> {
+    pub(crate) fn new(dir: &'a Path) -> Self {
+        Self {
+            dir,
+            open: Vec::new(),
+        }
+    }
+
+    /// The JSON document of event `seq`, recorded at `at`; `None` if its segment is gone
+    /// (every event in it was pruned since the row naming it was read).
+    pub(crate) fn json(&mut self, seq: i64, at: LogPosition) -> StoreResult<Option<String>> {
+        let path = self.dir.join(segment_name(at.segment));
+        let index = match self.open.iter().position(|(first, _)| *first == at.segment) {
+            Some(index) => index,
+            None => {
+                let file = match File::open(&path) {
+                    Ok(file) => Some(file),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                    Err(e) => return Err(log_error("opening", &path, e)),
+                };
+                self.open.push((at.segment, file));
+                self.open.len() - 1
+            }
+        };
+        let Some(file) = &self.open[index].1 else {
+            return Ok(None);
+        };
+        let json = u64::try_from(at.offset)
+            .ok()
+            .and_then(|offset| read_record_at(file, offset).transpose())
+            .transpose()
+            .map_err(|e| log_error("reading", &path, e))?
+            .filter(|payload| seq_of(payload) == Some(seq))
+            .and_then(|payload| json_of(&payload));
+        match json {
+            Some(json) => Ok(Some(json)),
+            // Recycled after being opened: its events were pruned meanwhile.
+            None if !path.exists() => Ok(None),
+            None => Err(StoreError::Database(format!(
+                "event log: {} holds no intact record of event {seq} at byte {}",
+                path.display(),
+                at.offset
+            ))),
+        }
+    }
+}
+
+/// The intact payload of the record at `offset` of `file` (`None` if it is torn, too long or
+/// fails its CRC).
+fn read_record_at(file: &File, offset: u64) -> std::io::Result<Option<Vec<u8>>> {
+    let mut header = [0u8; 8];
+    match file.read_exact_at(&mut header, offset) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
+    let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+    if len > MAX_RECORD {
+        return Ok(None);
+    }
+    let mut payload = vec![0u8; len as usize];
+    match file.read_exact_at(&mut payload, offset + 8) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    Ok((crc32fast::hash(&payload) == crc).then_some(payload))
+}
+
 /// The seq of the last intact record of a segment, found by walking the record headers (each
 /// payload starts with its seq) without decoding the records.
 fn last_whole_seq(bytes: &[u8], first_seq: i64) -> Option<i64> {
@@ -334,9 +460,13 @@ fn record_at(bytes: &[u8], at: usize) -> Option<(&[u8], usize)> {
 }
 
 /// The records of a segment whose first seq is `first_seq` numbered after `floor` (those up to
-/// it are only checked, not decoded: the tables hold them), the last seq it holds (`None` if
-/// none), and how many leading bytes hold its records.
-fn decode_segment(bytes: &[u8], first_seq: i64, floor: i64) -> (Vec<EventRow>, Option<i64>, usize) {
+/// it are only checked, not decoded: the tables hold them) with their offsets, the last seq it
+/// holds (`None` if none), and how many leading bytes hold its records.
+fn decode_segment(
+    bytes: &[u8],
+    first_seq: i64,
+    floor: i64,
+) -> (Vec<(i64, EventRow)>, Option<i64>, usize) {
     let mut records = Vec::new();
     let mut last = None;
     let mut at = 0;
@@ -345,7 +475,7 @@ fn decode_segment(bytes: &[u8], first_seq: i64, floor: i64) -> (Vec<EventRow>, O
             let Some(row) = decode_row(payload) else {
                 break;
             };
-            records.push(row);
+            records.push((i64::try_from(at).unwrap_or(i64::MAX), row));
         }
         last = Some(seq);
         at = next;
@@ -437,6 +567,10 @@ impl Reader<'_> {
         let len = self.u32()? as usize;
         String::from_utf8(self.take(len)?.to_vec()).ok()
     }
+    fn skip_string(&mut self) -> Option<()> {
+        let len = self.u32()? as usize;
+        self.take(len).map(drop)
+    }
     fn opt(&mut self) -> Option<Option<String>> {
         match self.u8()? {
             0 => Some(None),
@@ -444,6 +578,17 @@ impl Reader<'_> {
             _ => None,
         }
     }
+}
+
+/// The JSON document in a record's payload, read without decoding the rest of the row.
+fn json_of(payload: &[u8]) -> Option<String> {
+    let mut r = Reader(payload);
+    r.take(8 + 8 + 1)?;
+    // event id, account, region, source, name, request id: see `encode_row`.
+    for _ in 0..6 {
+        r.skip_string()?;
+    }
+    r.string()
 }
 
 fn decode_row(payload: &[u8]) -> Option<EventRow> {
@@ -566,7 +711,7 @@ mod tests {
         drop(EventLog::recover(dir.path(), 0).unwrap());
         // The same name again: the empty segment of the first run becomes this run's.
         let mut log = EventLog::recover(dir.path(), 0).unwrap().log;
-        log.release_indexed(0);
+        log.release_through(0);
         let mut rows: Vec<_> = (0..2).map(row).collect();
         log.append(&mut rows).unwrap();
         drop(log);
@@ -598,26 +743,103 @@ mod tests {
     }
 
     #[test]
-    fn corruption_before_the_newest_segment_refuses_to_open() {
+    fn corruption_before_the_newest_segment_refuses_to_open_unless_wholly_indexed() {
         let dir = tempfile::tempdir().unwrap();
         let mut log = EventLog::recover(dir.path(), 0).unwrap().log;
         log.append(&mut (0..3).map(row).collect::<Vec<_>>())
             .unwrap();
         let old = log.current_path.clone();
         log.roll().unwrap();
-        log.append(&mut [row(4)]).unwrap();
+        let mut newer = vec![row(3)];
+        log.append(&mut newer).unwrap();
         drop(log);
         let mut bytes = std::fs::read(&old).unwrap();
         let middle = bytes.len() / 2;
         bytes[middle] ^= 0x40;
         std::fs::write(&old, bytes).unwrap();
 
-        let err = EventLog::recover(dir.path(), 0).err().unwrap();
-        assert!(err.to_string().contains("corrupt"), "{err}");
+        for floor in [0, 2] {
+            let err = EventLog::recover(dir.path(), floor).err().unwrap();
+            assert!(err.to_string().contains("corrupt"), "{err}");
+        }
+        // Damage in a segment the tables hold wholly is found when a document is read from it,
+        // not on start (a year of segments is not read at every start).
+        let recovered = EventLog::recover(dir.path(), 3).unwrap();
+        assert_eq!(recovered.rows, newer);
+        assert_eq!(recovered.log.closed.first(), Some(&(old, 3)));
+        assert_eq!(recovered.log.next_seq, 5);
     }
 
     #[test]
-    fn indexed_closed_segments_are_recycled_and_the_rest_kept() {
+    fn documents_are_read_back_where_the_appends_put_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = EventLog::recover(dir.path(), 0).unwrap().log;
+        let mut first: Vec<_> = (0..3).map(row).collect();
+        let mut at = log.append(&mut first).unwrap();
+        log.roll().unwrap();
+        let mut second: Vec<_> = (3..5).map(row).collect();
+        at.extend(log.append(&mut second).unwrap());
+        let rows: Vec<EventRow> = first.into_iter().chain(second).collect();
+        assert_eq!(
+            at[0],
+            LogPosition {
+                segment: 1,
+                offset: 0
+            }
+        );
+        assert_eq!(
+            at[3],
+            LogPosition {
+                segment: 4,
+                offset: 0
+            }
+        );
+        assert!(at[1].offset > 0 && at[1].segment == 1);
+
+        let mut reader = SegmentReader::new(dir.path());
+        for (row, at) in rows.iter().zip(&at) {
+            assert_eq!(
+                reader.json(row.seq, *at).unwrap().as_deref(),
+                Some(row.record_json.as_str())
+            );
+        }
+        // A position that does not hold the event asked for is corruption, not a miss.
+        let err = reader.json(2, at[0]).err().unwrap();
+        assert!(
+            err.to_string().contains("no intact record of event 2"),
+            "{err}"
+        );
+        let err = reader
+            .json(
+                1,
+                LogPosition {
+                    segment: 1,
+                    offset: 3,
+                },
+            )
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("no intact record"), "{err}");
+
+        // Recovery hands back the same positions for the records the tables lack.
+        drop(log);
+        let recovered = EventLog::recover(dir.path(), 2).unwrap();
+        assert_eq!(recovered.rows, rows[2..]);
+        assert_eq!(recovered.positions, at[2..]);
+
+        // Once its segment is released, an event's document is gone (it was pruned).
+        let mut log = recovered.log;
+        log.release_through(3);
+        let mut reader = SegmentReader::new(dir.path());
+        assert_eq!(reader.json(1, at[0]).unwrap(), None);
+        assert_eq!(
+            reader.json(4, at[3]).unwrap().as_deref(),
+            Some(rows[3].record_json.as_str())
+        );
+    }
+
+    #[test]
+    fn released_closed_segments_are_recycled_and_the_rest_kept() {
         let dir = tempfile::tempdir().unwrap();
         let mut log = EventLog::recover(dir.path(), 0).unwrap().log;
         log.append(&mut (0..3).map(row).collect::<Vec<_>>())
@@ -630,12 +852,12 @@ mod tests {
         log.roll().unwrap();
         let spares = |dir: &Path| files_named(dir, "spare-").unwrap().len();
         assert_eq!(segments(dir.path()).unwrap().len(), 4);
-        log.release_indexed(4);
+        log.release_through(4);
         assert_eq!(
             (segments(dir.path()).unwrap().len(), spares(dir.path())),
             (3, 1)
         );
-        log.release_indexed(7);
+        log.release_through(7);
         assert_eq!(
             (segments(dir.path()).unwrap().len(), spares(dir.path())),
             (1, 2)
@@ -644,7 +866,7 @@ mod tests {
         // Beyond the spares it keeps, the log deletes.
         log.append(&mut [row(7)]).unwrap();
         log.roll().unwrap();
-        log.release_indexed(8);
+        log.release_through(8);
         assert_eq!(
             (segments(dir.path()).unwrap().len(), spares(dir.path())),
             (1, 2)
@@ -661,7 +883,7 @@ mod tests {
                 .unwrap();
             log.roll().unwrap();
         }
-        log.release_indexed(10);
+        log.release_through(10);
         assert_eq!(files_named(dir.path(), "spare-").unwrap().len(), 2);
         // The current segment (a new file) fills and rolls onto a recycled file; that one gets
         // one record over its old ones and rolls onto the other: a closed segment with the

@@ -332,4 +332,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         PRIMARY KEY (account_id, region, custom_key_store_id)
     );",
     ),
+    (
+        // Events' JSON documents stay in the event log: a row names its record's segment and
+        // offset and keeps `record_json` empty. Rows indexed before keep theirs (NULL here).
+        15,
+        "ALTER TABLE events ADD COLUMN log_segment BIGINT;
+    ALTER TABLE events ADD COLUMN log_offset BIGINT;",
+    ),
 ];

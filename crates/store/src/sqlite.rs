@@ -28,7 +28,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::oneshot;
 
 use crate::event_index::{self, PostingTally};
-use crate::eventlog::EventLog;
+use crate::eventlog::{EventLog, LogPosition, SegmentReader};
 use crate::migrations::MIGRATIONS;
 use crate::{
     AccessKeyRecord, AccountRecord, AliasRow, BucketRow, CustomKeyStoreRow, DeleteBucketOutcome,
@@ -98,8 +98,12 @@ enum WriteOp {
     },
     AttachPolicy(Attachment),
     DetachPolicy(Attachment),
-    /// Events already durable in the event log, numbered, to be put into the tables.
-    IndexEvents(Vec<EventRow>),
+    /// Events already durable in the event log, numbered, to be put into the tables, with where
+    /// the log holds each (their JSON documents stay there: the rows point to them).
+    IndexEvents {
+        events: Vec<EventRow>,
+        positions: Vec<LogPosition>,
+    },
     /// Nothing to write: a reader waits for the index, so the writer commits what it has now.
     Flush,
     CreateBucket(BucketRow),
@@ -303,6 +307,8 @@ struct WriteJob {
 
 pub struct SqliteStore {
     path: PathBuf,
+    /// The event log's directory, where events' JSON documents are read from.
+    log_dir: Arc<Path>,
     /// The event log's appending end; `None` in a process that does not own the log.
     journal: Mutex<Option<mpsc::Sender<AppendJob>>>,
     journal_thread: Mutex<Option<JoinHandle<()>>>,
@@ -326,9 +332,11 @@ struct IndexProgress {
     /// The last seq appended, made durable and acknowledged.
     durable: AtomicI64,
     indexed: tokio::sync::watch::Sender<Indexed>,
-    /// Every event up to this seq is in the tables by a transaction that was fsynced: the log
-    /// may forget them.
+    /// Every event up to this seq is in the tables by a transaction that was fsynced.
     synced: AtomicI64,
+    /// Every event up to this seq is gone from the tables (pruned) by a transaction that was
+    /// fsynced: no row points into the log up to here.
+    pruned: AtomicI64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -340,16 +348,32 @@ struct Indexed {
 }
 
 impl IndexProgress {
-    fn new(through: i64) -> Self {
+    fn new(through: i64, pruned: i64) -> Self {
         Self {
             durable: AtomicI64::new(through),
             synced: AtomicI64::new(through),
+            pruned: AtomicI64::new(pruned),
             indexed: tokio::sync::watch::Sender::new(Indexed {
                 through,
                 failed: false,
             }),
         }
     }
+
+    /// How far the log may forget its records: the tables neither need them to be indexed
+    /// again nor point to their documents.
+    fn releasable(&self) -> i64 {
+        self.synced
+            .load(Ordering::Acquire)
+            .min(self.pruned.load(Ordering::Acquire))
+    }
+}
+
+/// The last seq up to which the `events` table holds no row, of those up to `indexed_through`
+/// (all of them indexed at some point): retention prunes events oldest seq first.
+fn pruned_through(conn: &Connection, indexed_through: i64) -> StoreResult<i64> {
+    let oldest: Option<i64> = conn.query_row("SELECT MIN(seq) FROM events", [], |r| r.get(0))?;
+    Ok(oldest.map_or(indexed_through, |seq| (seq - 1).min(indexed_through)))
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -451,9 +475,15 @@ impl SqliteStore {
             )?;
             let recovered = EventLog::recover(&log_dir, stored_through)?;
             let mut log = recovered.log;
-            let through = index_recovered(&mut conn, recovered.rows, stored_through)?;
-            log.release_indexed(through);
-            let shared = Arc::new(IndexProgress::new(through));
+            let through = index_recovered(
+                &mut conn,
+                recovered.rows,
+                recovered.positions,
+                stored_through,
+            )?;
+            let pruned = pruned_through(&conn, through)?;
+            log.release_through(pruned);
+            let shared = Arc::new(IndexProgress::new(through, pruned));
             let (append, appended) = mpsc::channel::<AppendJob>();
             let writer = tx.clone();
             let for_thread = Arc::clone(&shared);
@@ -479,6 +509,7 @@ impl SqliteStore {
         let (journal, journal_thread) = journal.unzip();
         Ok(Self {
             path: path.to_path_buf(),
+            log_dir: Arc::from(log_dir),
             journal: Mutex::new(journal),
             journal_thread: Mutex::new(journal_thread),
             progress,
@@ -539,7 +570,7 @@ impl SqliteStore {
     /// event its log held when this call began (the owner indexes within milliseconds; a
     /// stuck owner is waited for [`OWNER_INDEX_WAIT`] at most, then what is indexed is read).
     async fn owner_indexed(&self) -> StoreResult<()> {
-        let dir = self.path.with_extension("events");
+        let dir = Arc::clone(&self.log_dir);
         let target = tokio::task::spawn_blocking(move || crate::eventlog::last_seq(&dir))
             .await
             .map_err(|e| StoreError::Database(e.to_string()))??;
@@ -641,8 +672,17 @@ fn lock_event_log(dir: &Path) -> StoreResult<Option<File>> {
 
 /// Indexes the log's records the tables do not hold yet (those after `through`), before
 /// anything else runs; returns how far the tables hold the log afterwards.
-fn index_recovered(conn: &mut Connection, rows: Vec<EventRow>, through: i64) -> StoreResult<i64> {
-    let missing: Vec<EventRow> = rows.into_iter().filter(|r| r.seq > through).collect();
+fn index_recovered(
+    conn: &mut Connection,
+    recovered: Vec<EventRow>,
+    positions: Vec<LogPosition>,
+    through: i64,
+) -> StoreResult<i64> {
+    let missing: Vec<(EventRow, LogPosition)> = recovered
+        .into_iter()
+        .zip(positions)
+        .filter(|(r, _)| r.seq > through)
+        .collect();
     if missing.is_empty() {
         return Ok(through);
     }
@@ -653,9 +693,10 @@ fn index_recovered(conn: &mut Connection, rows: Vec<EventRow>, through: i64) -> 
     let mut through = through;
     let mut rest = missing.into_iter().peekable();
     while rest.peek().is_some() {
-        let chunk: Vec<EventRow> = rest.by_ref().take(RECOVERY_CHUNK).collect();
-        let last = chunk.last().map_or(through, |r| r.seq);
-        let op = WriteOp::IndexEvents(chunk);
+        let (events, positions): (Vec<EventRow>, Vec<LogPosition>) =
+            rest.by_ref().take(RECOVERY_CHUNK).unzip();
+        let last = events.last().map_or(through, |r| r.seq);
+        let op = WriteOp::IndexEvents { events, positions };
         let tx = conn.transaction()?;
         apply_op(&tx, &op)?;
         let mut tally = IndexTally::default();
@@ -710,7 +751,7 @@ fn journal_loop(
         metrics::histogram!("keytrail_event_log_append_seconds")
             .record(started.elapsed().as_secs_f64());
         match appended {
-            Ok(()) => {
+            Ok(positions) => {
                 if let Some(last) = rows.last() {
                     progress.durable.store(last.seq, Ordering::Release);
                 }
@@ -718,10 +759,17 @@ fn journal_loop(
                     let _ = reply.send(Ok(()));
                 }
                 if !rows.is_empty() {
+                    // The tables point to the log for the documents: no need to carry them on.
+                    for row in &mut rows {
+                        row.record_json = String::new();
+                    }
                     // Nobody waits on this answer: readers wait on `progress` instead.
                     let (reply, _) = oneshot::channel();
                     let job = WriteJob {
-                        op: WriteOp::IndexEvents(rows),
+                        op: WriteOp::IndexEvents {
+                            events: rows,
+                            positions,
+                        },
                         reply,
                     };
                     if writer.send(job).is_err() {
@@ -729,7 +777,7 @@ fn journal_loop(
                     }
                     wait_for_indexing(&progress);
                 }
-                log.release_indexed(progress.synced.load(Ordering::Acquire));
+                log.release_through(progress.releasable());
             }
             Err(e) => {
                 tracing::error!(error = %e, "appending to the event log failed");
@@ -773,7 +821,7 @@ fn writer_loop(
         gather_index_batch(&rx, &mut batch);
         let index_only = batch
             .iter()
-            .all(|j| matches!(j.op, WriteOp::IndexEvents(_) | WriteOp::Flush));
+            .all(|j| matches!(j.op, WriteOp::IndexEvents { .. } | WriteOp::Flush));
         let full = !index_only || last_sync.elapsed() >= INDEX_SYNC_INTERVAL;
         if full != synchronous_full {
             let mode = if full { "FULL" } else { "NORMAL" };
@@ -791,9 +839,19 @@ fn writer_loop(
             note_indexed(progress, &batch, outcomes.as_ref().ok());
             if synchronous_full && outcomes.is_ok() {
                 last_sync = started;
-                progress
-                    .synced
-                    .store(progress.indexed.borrow().through, Ordering::Release);
+                let through = progress.indexed.borrow().through;
+                progress.synced.store(through, Ordering::Release);
+                if batch
+                    .iter()
+                    .any(|j| matches!(j.op, WriteOp::DeleteEventsBefore { .. }))
+                {
+                    match pruned_through(&conn, through) {
+                        Ok(pruned) => progress.pruned.store(pruned, Ordering::Release),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "could not read how far events are pruned")
+                        }
+                    }
+                }
             }
         }
         match outcomes {
@@ -820,7 +878,7 @@ fn gather_index_batch(rx: &mpsc::Receiver<WriteJob>, batch: &mut Vec<WriteJob>) 
     let mut events = 0;
     for job in batch.iter() {
         match &job.op {
-            WriteOp::IndexEvents(rows) => events += rows.len(),
+            WriteOp::IndexEvents { events: rows, .. } => events += rows.len(),
             _ => return,
         }
     }
@@ -831,7 +889,7 @@ fn gather_index_batch(rx: &mpsc::Receiver<WriteJob>, batch: &mut Vec<WriteJob>) 
         match rx.recv_timeout(left) {
             Ok(job) => {
                 let more = match &job.op {
-                    WriteOp::IndexEvents(rows) => Some(rows.len()),
+                    WriteOp::IndexEvents { events: rows, .. } => Some(rows.len()),
                     _ => None,
                 };
                 batch.push(job);
@@ -855,7 +913,7 @@ fn note_indexed(
     let mut through = None;
     let mut failed = false;
     for (i, job) in batch.iter().enumerate() {
-        let WriteOp::IndexEvents(rows) = &job.op else {
+        let WriteOp::IndexEvents { events: rows, .. } = &job.op else {
             continue;
         };
         match outcomes.and_then(|o| o.get(i)) {
@@ -948,7 +1006,7 @@ struct UsageCount {
 
 impl IndexTally {
     fn count(&mut self, op: &WriteOp) {
-        let WriteOp::IndexEvents(events) = op else {
+        let WriteOp::IndexEvents { events, .. } = op else {
             return;
         };
         self.postings.add(events);
@@ -1643,7 +1701,7 @@ fn apply_op(conn: &Connection, op: &WriteOp) -> StoreResult<WriteOutcome> {
             Ok(WriteOutcome::Deleted(n > 0))
         }
         WriteOp::Flush => Ok(WriteOutcome::Done),
-        WriteOp::IndexEvents(events) => {
+        WriteOp::IndexEvents { events, positions } => {
             let (Some(first), Some(last)) = (events.first(), events.last()) else {
                 return Ok(WriteOutcome::Done);
             };
@@ -1663,10 +1721,17 @@ fn apply_op(conn: &Connection, op: &WriteOp) -> StoreResult<WriteOutcome> {
             let mut stmt = conn.prepare_cached(
                 "INSERT INTO events (seq, event_id, event_time_ms, account_id, region,
                     event_source, event_name, request_id, access_key_id, read_only, management,
-                    record_json, username)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                    record_json, username, log_segment, log_offset)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, '', ?12, ?13, ?14)",
             )?;
-            for e in events {
+            if positions.len() != events.len() {
+                return Err(StoreError::Database(format!(
+                    "event log: {} events to index with {} log positions",
+                    events.len(),
+                    positions.len()
+                )));
+            }
+            for (e, at) in events.iter().zip(positions) {
                 stmt.execute(params![
                     e.seq,
                     e.event_id,
@@ -1679,8 +1744,9 @@ fn apply_op(conn: &Connection, op: &WriteOp) -> StoreResult<WriteOutcome> {
                     e.access_key_id,
                     e.read_only,
                     e.management,
-                    e.record_json,
-                    e.username
+                    e.username,
+                    at.segment,
+                    at.offset
                 ])?;
             }
             Ok(WriteOutcome::Done)
@@ -1879,8 +1945,19 @@ fn trail_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TrailRow> {
     })
 }
 
-pub(crate) fn event_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventRow> {
-    Ok(EventRow {
+/// An event as the `events` table holds it: with its JSON document inline (rows indexed before
+/// the document moved to the event log), or with where the log holds it.
+pub(crate) struct StoredEvent {
+    row: EventRow,
+    logged_at: Option<LogPosition>,
+}
+
+pub(crate) fn event_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {
+    let logged_at = match (r.get::<_, Option<i64>>(13)?, r.get::<_, Option<i64>>(14)?) {
+        (Some(segment), Some(offset)) => Some(LogPosition { segment, offset }),
+        _ => None,
+    };
+    let row = EventRow {
         seq: r.get(0)?,
         event_id: r.get(1)?,
         event_time_ms: r.get(2)?,
@@ -1896,12 +1973,55 @@ pub(crate) fn event_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventRow
         username: r.get(12)?,
         resources: Vec::new(),
         kms_usage: None,
-    })
+    };
+    Ok(StoredEvent { row, logged_at })
+}
+
+impl StoredEvent {
+    /// The event's fields; its `record_json` is empty while the document is in the log.
+    pub(crate) fn row(&self) -> &EventRow {
+        &self.row
+    }
+}
+
+/// The events with their JSON documents, read from the event log in `log_dir` where the table
+/// does not hold them. An event whose segment is gone was pruned since its row was read: it is
+/// left out, as if the read had come a moment later. A segment gone while the table still holds
+/// the event is lost data, and an error.
+pub(crate) fn with_json(
+    c: &Connection,
+    log_dir: &Path,
+    stored: impl IntoIterator<Item = StoredEvent>,
+) -> StoreResult<Vec<EventRow>> {
+    let mut segments = SegmentReader::new(log_dir);
+    let mut events = Vec::new();
+    for StoredEvent { mut row, logged_at } in stored {
+        if let Some(at) = logged_at {
+            match segments.json(row.seq, at)? {
+                Some(json) => row.record_json = json,
+                None => {
+                    let still_held = c
+                        .prepare_cached("SELECT 1 FROM events WHERE seq = ?1")?
+                        .exists(params![row.seq])?;
+                    if still_held {
+                        return Err(StoreError::Database(format!(
+                            "event log: the segment holding event {} (seg-{:020}.log) is missing",
+                            row.seq, at.segment
+                        )));
+                    }
+                    continue;
+                }
+            }
+        }
+        events.push(row);
+    }
+    Ok(events)
 }
 
 pub(crate) const EVENT_COLUMNS: &str =
     "seq, event_id, event_time_ms, account_id, region, event_source,
-    event_name, request_id, access_key_id, read_only, management, record_json, username";
+    event_name, request_id, access_key_id, read_only, management, record_json, username,
+    log_segment, log_offset";
 const ACCESS_KEY_COLUMNS: &str =
     "access_key_id, account_id, user_name, wrapped_secret, status, created_at_ms";
 
@@ -2256,6 +2376,7 @@ impl Store for SqliteStore {
     async fn recent_events(&self, limit: usize) -> StoreResult<Vec<EventRow>> {
         self.events_indexed().await?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let log_dir = Arc::clone(&self.log_dir);
         self.read(move |c| {
             let mut stmt = c.prepare_cached(&format!(
                 "SELECT {EVENT_COLUMNS} FROM events ORDER BY seq DESC LIMIT ?1"
@@ -2263,7 +2384,7 @@ impl Store for SqliteStore {
             let rows = stmt.query_map(params![limit], event_from_row)?;
             let mut events = rows.collect::<Result<Vec<_>, _>>()?;
             events.reverse();
-            Ok(events)
+            with_json(c, &log_dir, events)
         })
         .await
     }
@@ -2271,12 +2392,13 @@ impl Store for SqliteStore {
     async fn events_after(&self, seq: i64, limit: usize) -> StoreResult<Vec<EventRow>> {
         self.events_indexed().await?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let log_dir = Arc::clone(&self.log_dir);
         self.read(move |c| {
             let mut stmt = c.prepare_cached(&format!(
                 "SELECT {EVENT_COLUMNS} FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2"
             ))?;
             let rows = stmt.query_map(params![seq, limit], event_from_row)?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            with_json(c, &log_dir, rows.collect::<Result<Vec<_>, _>>()?)
         })
         .await
     }
@@ -2289,7 +2411,8 @@ impl Store for SqliteStore {
     ) -> StoreResult<Vec<EventRow>> {
         let account_id = account_id.to_string();
         self.events_indexed().await?;
-        self.read(move |c| event_index::account_events_after(c, &account_id, seq, limit))
+        let log_dir = Arc::clone(&self.log_dir);
+        self.read(move |c| event_index::account_events_after(c, &log_dir, &account_id, seq, limit))
             .await
     }
 
@@ -2303,7 +2426,9 @@ impl Store for SqliteStore {
 
     async fn lookup_events(&self, lookup: EventLookup) -> StoreResult<Vec<EventRow>> {
         self.events_indexed().await?;
-        self.read(move |c| event_index::lookup(c, &lookup)).await
+        let log_dir = Arc::clone(&self.log_dir);
+        self.read(move |c| event_index::lookup(c, &log_dir, &lookup))
+            .await
     }
 
     async fn last_successful_event(
@@ -2318,8 +2443,9 @@ impl Store for SqliteStore {
         let region = region.to_string();
         let resource_name = resource_name.to_string();
         let names: Vec<String> = event_names.iter().map(|n| (*n).to_string()).collect();
+        let log_dir = Arc::clone(&self.log_dir);
         self.read(move |c| {
-            event_index::last_successful(c, &account_id, &region, &resource_name, &names)
+            event_index::last_successful(c, &log_dir, &account_id, &region, &resource_name, &names)
         })
         .await
     }
@@ -3318,6 +3444,121 @@ mod tests {
         assert_eq!(events[8].seq, 9);
         let usage = store.kms_usage(0, i64::MAX, None).await.unwrap();
         assert_eq!(usage.iter().map(|u| u.requests).sum::<i64>(), 5);
+    }
+
+    #[tokio::test]
+    async fn event_documents_live_in_the_log_until_retention_prunes_their_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.db");
+        let log_dir = path.with_extension("events");
+        let segment_files = || {
+            std::fs::read_dir(&log_dir)
+                .unwrap()
+                .filter(|e| {
+                    let name = e.as_ref().unwrap().file_name();
+                    name.to_string_lossy().starts_with("seg-")
+                })
+                .count()
+        };
+        let document = |i: usize| format!("{{\"n\":{i},\"pad\":\"{}\"}}", "x".repeat(4000));
+        let store = SqliteStore::open(&path).unwrap();
+        for batch in 0..4 {
+            let events = (batch * 10..batch * 10 + 10)
+                .map(|i| EventRow {
+                    record_json: document(i),
+                    ..event(i)
+                })
+                .collect();
+            store.append_events(events).await.unwrap();
+        }
+        let read = store.events_after(0, 100).await.unwrap();
+        assert_eq!(read.len(), 40);
+        assert!(
+            read.iter()
+                .enumerate()
+                .all(|(i, e)| e.record_json == document(i))
+        );
+        // The table holds where each document is, not the document.
+        let conn = Connection::open(&path).unwrap();
+        let inline: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM events WHERE record_json != '' OR log_segment IS NULL",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(inline, 0);
+        let before = segment_files();
+        assert!(before >= 3, "{before} segments");
+
+        // Retention prunes the first 25; the segments holding only those go at the log's next
+        // group, and every remaining document still reads.
+        assert_eq!(
+            store.delete_events_before(1_025, i64::MAX).await.unwrap(),
+            25
+        );
+        store.append_events(vec![event(40)]).await.unwrap();
+        let deadline = Instant::now() + std::time::Duration::from_secs(10);
+        while segment_files() >= before && Instant::now() < deadline {
+            store.append_events(vec![event(41)]).await.unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert!(segment_files() < before, "no segment released");
+        let check = |events: Vec<EventRow>| {
+            assert_eq!(events[0].seq, 26);
+            assert!(
+                events[..15]
+                    .iter()
+                    .all(|e| e.record_json == document(e.seq as usize - 1))
+            );
+        };
+        check(store.events_after(0, 100).await.unwrap());
+        store.close().await;
+        drop(store);
+        let store = SqliteStore::open(&path).unwrap();
+        check(store.events_after(0, 100).await.unwrap());
+        // A key's last successful use is told by the documents: past more failures than one
+        // page of candidates holds.
+        let used = |i: usize, error: &str| EventRow {
+            event_name: "Decrypt".into(),
+            record_json: format!("{{\"n\":{i}{error}}}"),
+            resources: vec![crate::EventResource {
+                resource_type: "AWS::KMS::Key".into(),
+                resource_name: "key-u".into(),
+            }],
+            ..event(i)
+        };
+        let last_use = || async {
+            store
+                .last_successful_event("000000000000", "us-east-1", "key-u", &["Decrypt"])
+                .await
+                .unwrap()
+                .map(|e| e.event_id)
+        };
+        assert_eq!(last_use().await, None);
+        let mut uses = vec![used(100, "")];
+        uses.extend((101..120).map(|i| used(i, ",\"errorCode\":\"AccessDenied\"")));
+        store.append_events(uses).await.unwrap();
+        assert_eq!(last_use().await.as_deref(), Some("e-100"));
+        store
+            .append_events(vec![used(120, ",\"errorCode\":null")])
+            .await
+            .unwrap();
+        assert_eq!(last_use().await.as_deref(), Some("e-120"));
+        store.close().await;
+        drop(store);
+
+        // A segment lost while the table still holds its events is an error, not a gap.
+        let segment: i64 = conn
+            .query_row("SELECT log_segment FROM events WHERE seq = 26", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        std::fs::remove_file(log_dir.join(format!("seg-{segment:020}.log"))).unwrap();
+        let store = SqliteStore::open(&path).unwrap();
+        let err = store.events_after(0, 100).await.unwrap_err();
+        assert!(err.to_string().contains("is missing"), "{err}");
+        store.close().await;
     }
 
     #[tokio::test]
