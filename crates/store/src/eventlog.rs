@@ -375,15 +375,16 @@ impl<'a> SegmentReader<'a> {
         let Some(file) = &self.open[index].1 else {
             return Ok(None);
         };
-        let json = u64::try_from(at.offset)
+        let record = u64::try_from(at.offset)
             .ok()
-            .and_then(|offset| read_record_at(file, offset).transpose())
+            .map(|offset| read_record_at(file, offset))
             .transpose()
             .map_err(|e| log_error("reading", &path, e))?
-            .filter(|payload| seq_of(payload) == Some(seq))
-            .and_then(|payload| json_of(&payload));
-        match json {
-            Some(json) => Ok(Some(json)),
+            .flatten()
+            .and_then(|payload| decode_row(&payload))
+            .filter(|row| row.seq == seq);
+        match record {
+            Some(row) => Ok(Some(row.record_json)),
             // Recycled after being opened: its events were pruned meanwhile.
             None if !path.exists() => Ok(None),
             None => Err(StoreError::Database(format!(
@@ -399,23 +400,33 @@ impl<'a> SegmentReader<'a> {
 /// fails its CRC).
 fn read_record_at(file: &File, offset: u64) -> std::io::Result<Option<Vec<u8>>> {
     let mut header = [0u8; 8];
-    match file.read_exact_at(&mut header, offset) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e),
-    }
-    let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
-    let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-    if len > MAX_RECORD {
+    if !read_whole_at(file, &mut header, offset)? {
         return Ok(None);
     }
-    let mut payload = vec![0u8; len as usize];
-    match file.read_exact_at(&mut payload, offset + 8) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e),
+    let Some((len, crc)) = parse_header(&header) else {
+        return Ok(None);
+    };
+    let mut payload = vec![0u8; len];
+    if !read_whole_at(file, &mut payload, offset + 8)? {
+        return Ok(None);
     }
     Ok((crc32fast::hash(&payload) == crc).then_some(payload))
+}
+
+/// Fills `buf` from `offset` of `file`; `false` if the file ends first.
+fn read_whole_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<bool> {
+    match file.read_exact_at(buf, offset) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// A record header's payload length and CRC; `None` for a length no record can have.
+fn parse_header(header: &[u8]) -> Option<(usize, u32)> {
+    let len = u32::from_le_bytes(header.get(..4)?.try_into().ok()?);
+    let crc = u32::from_le_bytes(header.get(4..8)?.try_into().ok()?);
+    (len <= MAX_RECORD).then_some((len as usize, crc))
 }
 
 /// The seq of the last intact record of a segment, found by walking the record headers (each
@@ -448,13 +459,8 @@ fn seq_of(payload: &[u8]) -> Option<i64> {
 
 /// The intact payload of the record at `at`, and where the next record starts.
 fn record_at(bytes: &[u8], at: usize) -> Option<(&[u8], usize)> {
-    let header = bytes.get(at..at + 8)?;
-    let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
-    let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-    if len > MAX_RECORD {
-        return None;
-    }
-    let end = at + 8 + len as usize;
+    let (len, crc) = parse_header(bytes.get(at..at + 8)?)?;
+    let end = at + 8 + len;
     let payload = bytes.get(at + 8..end)?;
     (crc32fast::hash(payload) == crc).then_some((payload, end))
 }
@@ -567,10 +573,6 @@ impl Reader<'_> {
         let len = self.u32()? as usize;
         String::from_utf8(self.take(len)?.to_vec()).ok()
     }
-    fn skip_string(&mut self) -> Option<()> {
-        let len = self.u32()? as usize;
-        self.take(len).map(drop)
-    }
     fn opt(&mut self) -> Option<Option<String>> {
         match self.u8()? {
             0 => Some(None),
@@ -578,17 +580,6 @@ impl Reader<'_> {
             _ => None,
         }
     }
-}
-
-/// The JSON document in a record's payload, read without decoding the rest of the row.
-fn json_of(payload: &[u8]) -> Option<String> {
-    let mut r = Reader(payload);
-    r.take(8 + 8 + 1)?;
-    // event id, account, region, source, name, request id: see `encode_row`.
-    for _ in 0..6 {
-        r.skip_string()?;
-    }
-    r.string()
 }
 
 fn decode_row(payload: &[u8]) -> Option<EventRow> {
