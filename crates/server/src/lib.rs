@@ -328,6 +328,10 @@ async fn read_body(state: &AppState, body: Body) -> Result<Bytes, ApiError> {
     }
 }
 
+/// Each protocol's handling is boxed: its future holds the state of every operation it can run
+/// (several kilobytes), and the router's layers move the handler's future by value on every
+/// request before boxing it themselves — copying a small future instead is cheaper than the
+/// one allocation.
 async fn dispatch(State(state): State<Arc<AppState>>, req: Request<Body>) -> Response<Body> {
     let started = Instant::now();
     let target = req
@@ -338,7 +342,7 @@ async fn dispatch(State(state): State<Arc<AppState>>, req: Request<Body>) -> Res
     let (service, operation, response) = if let Some(target) = target {
         let (parts, body) = req.into_parts();
         match read_body(&state, body).await {
-            Ok(body) => json::handle(&state, &parts, &target, body).await,
+            Ok(body) => Box::pin(json::handle(&state, &parts, &target, body)).await,
             Err(e) => (
                 "unknown",
                 "unknown".into(),
@@ -348,7 +352,7 @@ async fn dispatch(State(state): State<Arc<AppState>>, req: Request<Body>) -> Res
     } else if query::is_query_request_head(req.method(), req.uri(), req.headers()) {
         let (parts, body) = req.into_parts();
         match read_body(&state, body).await {
-            Ok(body) => query::handle(&state, &parts, body).await,
+            Ok(body) => Box::pin(query::handle(&state, &parts, body)).await,
             Err(e) => (
                 "sts",
                 "unknown".into(),
@@ -360,7 +364,7 @@ async fn dispatch(State(state): State<Arc<AppState>>, req: Request<Body>) -> Res
             ),
         }
     } else {
-        s3::handle(&state, req).await
+        Box::pin(s3::handle(&state, req)).await
     };
     state
         .request_metrics
