@@ -3,12 +3,13 @@
 //! (AWS's are eventually consistent); their tokens are sealed under the root key, so a token this
 //! server did not issue is refused, and a valid token is accepted wherever AWS accepts one.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use foldhash::HashMap;
 use keytrail_audit::{Principal, PrincipalKind};
 use keytrail_crypto::RootKey;
 use serde::{Deserialize, Serialize};

@@ -1,9 +1,10 @@
 //! The KMS service: key lookup with a cache of unwrapped backing keys, state rules, and the
 //! dispatcher that journals every call.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
+use foldhash::HashMap;
 use keytrail_audit::{
     CallContext, EventCategory, EventRecord, EventType, Journal, PrincipalKind, Resource,
 };
@@ -263,9 +264,9 @@ impl Kms {
             root_key,
             identities,
             journal,
-            keys: RwLock::new(HashMap::new()),
-            request_counters: RwLock::new(HashMap::new()),
-            aliases: RwLock::new(HashMap::new()),
+            keys: RwLock::new(HashMap::default()),
+            request_counters: RwLock::new(HashMap::default()),
+            aliases: RwLock::new(HashMap::default()),
             grants: GrantCache::default(),
             mutations: tokio::sync::Mutex::new(()),
             key_store_mutations: tokio::sync::Mutex::new(()),

@@ -53,22 +53,27 @@ impl<'a> From<&'a Parts> for RequestHead<'a> {
     }
 }
 
+/// A header's text. Headers are almost always ASCII, which the standard validator checks a word
+/// at a time (`String::from_utf8_lossy` walks every byte even when nothing needs replacing);
+/// anything else is replaced as `from_utf8_lossy` would.
+pub fn header_text(value: &http::HeaderValue) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(value.as_bytes()) {
+        Ok(text) => std::borrow::Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(value.as_bytes()),
+    }
+}
+
 pub fn user_agent(head: &RequestHead<'_>) -> String {
     head.headers
         .get(http::header::USER_AGENT)
-        .map(|v| {
-            String::from_utf8_lossy(v.as_bytes())
-                .chars()
-                .take(1024)
-                .collect()
-        })
+        .map(|v| header_text(v).chars().take(1024).collect())
         .unwrap_or_default()
 }
 
 pub fn host_header(head: &RequestHead<'_>) -> String {
     head.headers
         .get(http::header::HOST)
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .map(|v| header_text(v).into_owned())
         .or_else(|| head.uri.authority().map(|a| a.to_string()))
         .unwrap_or_default()
 }

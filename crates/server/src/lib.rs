@@ -19,7 +19,6 @@ mod sigauth;
 pub mod tls;
 mod usage_api;
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock, RwLock};
@@ -30,6 +29,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::routing::get;
 use bytes::Bytes;
+use foldhash::HashMap;
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};

@@ -8,6 +8,7 @@ use keytrail_iam::{Credential, Identities};
 use keytrail_sigv4::{self as sigv4, RequestParts, SigV4Error};
 use time::OffsetDateTime;
 
+use crate::call::header_text;
 use crate::errors::ApiError;
 
 /// The two families of error names AWS uses for authentication failures.
@@ -167,12 +168,7 @@ pub fn signed_header_pairs(parts: &Parts, signed: &[String]) -> Vec<(String, Str
         .headers
         .iter()
         .filter(|(n, _)| signed.iter().any(|s| s.eq_ignore_ascii_case(n.as_str())))
-        .map(|(n, v)| {
-            (
-                n.as_str().to_string(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
+        .map(|(n, v)| (n.as_str().to_string(), header_text(v).into_owned()))
         .collect();
     if !parts.headers.contains_key(http::header::HOST)
         && let Some(authority) = parts.uri.authority()
@@ -207,14 +203,14 @@ pub async fn authenticate(
     let Some(authorization) = parts.headers.get(http::header::AUTHORIZATION) else {
         return Err(fail(missing(style), None, None));
     };
-    let authorization = String::from_utf8_lossy(authorization.as_bytes());
+    let authorization = header_text(authorization);
     let auth = sigv4::parse_authorization(&authorization)
         .map_err(|e| fail(to_api_error(style, e), None, None))?;
 
     let session_token = parts
         .headers
         .get("x-amz-security-token")
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        .map(|v| header_text(v).into_owned());
     let credential = identities
         .resolve_credential(&auth.access_key_id, session_token.as_deref())
         .await
@@ -252,7 +248,7 @@ pub async fn authenticate(
     let amz_date = parts
         .headers
         .get("x-amz-date")
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        .map(|v| header_text(v).into_owned());
     let Some(amz_date) = amz_date else {
         return Err(fail_known(incomplete(
             style,

@@ -13,7 +13,7 @@
 //! posting can hold a better match. Delivery reads an account's events in journal order from
 //! `event_account_runs`: one row per account and transaction, the seq range holding its events.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter, types::Value};

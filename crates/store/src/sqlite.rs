@@ -14,7 +14,6 @@
 //! difference but the latency. Only the process holding the log's lock (the server, or a
 //! command run while no server is) appends events; another process opening the same store reads.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -24,6 +23,7 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use async_trait::async_trait;
+use foldhash::HashMap;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::oneshot;
 
