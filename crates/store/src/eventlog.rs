@@ -59,18 +59,18 @@ const SPARE_SEGMENTS: usize = 2;
 
 /// Zeros are written ahead of the appends in pieces of this size...
 #[cfg(not(test))]
-const ZERO_PIECE: u64 = 4 * 1024 * 1024;
+const ZERO_PIECE: u64 = 1024 * 1024;
 #[cfg(test)]
 const ZERO_PIECE: u64 = 8 * 1024;
 /// ...one as soon as fewer zeroed bytes than this are left ahead of them...
 #[cfg(not(test))]
-const ZERO_LOW_WATER: u64 = 4 * 1024 * 1024;
+const ZERO_LOW_WATER: u64 = 2 * 1024 * 1024;
 #[cfg(test)]
 const ZERO_LOW_WATER: u64 = 8 * 1024;
 /// ...starting at least this far ahead of them, so that appends go on while it is written
-/// (a piece takes the helper tens of milliseconds; the log appends ~30 MB/s at most here)...
+/// (a piece takes the helper a few milliseconds; the log appends ~30 MB/s at most here)...
 #[cfg(not(test))]
-const ZERO_SLACK: u64 = 1024 * 1024;
+const ZERO_SLACK: u64 = 512 * 1024;
 #[cfg(test)]
 const ZERO_SLACK: u64 = 2 * 1024;
 /// ...once the process has appended this much: a store that logs little never writes zeros.
