@@ -48,18 +48,18 @@ STAGES = [
 ]
 
 
-def callgrind(argv, ready_line, port, script, out, setup=None):
-    """Runs `argv` under callgrind; `setup`: the workload's setup to reuse (else made here)."""
+def callgrind(argv, ready_line, port, workload, out, make_setup):
+    """Runs `argv` under callgrind with `workload`'s requests; `make_setup(port)` prepares what
+    they name (keys, a ciphertext). Returns requests, failures, the dump and the setup."""
     for stale in glob.glob(out + "*"):
         os.unlink(stale)
     proc = bench.Proc("callgrind", ["valgrind", "--tool=callgrind", "--instr-atstart=no",
                                     f"--callgrind-out-file={out}", *argv],
                       ready_line=ready_line, env=bench.QUIET)
     try:
-        if setup is None:
-            setup = bench.kms_setup(port) if script.needs_setup else {}
+        setup = make_setup(port)
         with open(out + ".lua", "w") as f:
-            f.write(script(port, {port: setup}))
+            f.write(workload(port, {port: setup}))
         url = f"http://127.0.0.1:{port}/"
         wrk = ["wrk", "-t1", f"-c{CONNECTIONS}", "-s", out + ".lua", url]
         subprocess.run(wrk[:1] + ["-d3s"] + wrk[1:], check=True, capture_output=True)
@@ -102,15 +102,6 @@ def stage_counts(counts):
     return found
 
 
-class Workload:
-    def __init__(self, name):
-        self.build = bench.WORKLOADS[name]
-        self.needs_setup = name.startswith("kms:")
-
-    def __call__(self, port, setup):
-        return self.build(port, setup)
-
-
 def main():
     names = sys.argv[1:] or ["kms:GenerateDataKey", "kms:Decrypt"]
     if shutil.which("valgrind") is None:
@@ -118,7 +109,8 @@ def main():
     os.makedirs(bench.OUT, exist_ok=True)
     results = []
     for name in names:
-        script = Workload(name)
+        workload = bench.WORKLOADS[name]
+        make_setup = bench.kms_setup if name.startswith("kms:") else (lambda _port: {})
         work = tempfile.mkdtemp(prefix="keytrail-instructions-")
         try:
             port = bench.free_port()
@@ -126,13 +118,13 @@ def main():
                             bench.keytrail_config(work), "--data-dir",
                             os.path.join(work, "data"), "serve", "--listen",
                             f"127.0.0.1:{port}"],
-                           "keytrail listening on", port, script,
-                           os.path.join(work, "keytrail.cg"))
+                           "keytrail listening on", port, workload,
+                           os.path.join(work, "keytrail.cg"), make_setup)
             null_port = bench.free_port()
             null = callgrind([os.path.join(bench.RELEASE, "keytrail-null-server"),
                               f"127.0.0.1:{null_port}"],
-                             "null server listening on", null_port, script,
-                             os.path.join(work, "null.cg"), setup=kt[3])
+                             "null server listening on", null_port, workload,
+                             os.path.join(work, "null.cg"), lambda _port: kt[3])
             kt_total, kt_counts = inclusive(kt[2])
             # The dump, for callgrind_annotate or kcachegrind.
             shutil.copy(kt[2], os.path.join(bench.OUT, f"callgrind-{name.replace(':', '-')}.out"))

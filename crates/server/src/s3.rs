@@ -73,7 +73,7 @@ async fn resolve_s3_credential(
 /// The session token of a request: the header, or the presigned URL's query parameter.
 fn session_token_of(parts: &Parts) -> Option<String> {
     if let Some(v) = parts.headers.get("x-amz-security-token") {
-        return Some(String::from_utf8_lossy(v.as_bytes()).into_owned());
+        return Some(crate::call::header_text(v).into_owned());
     }
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(parts.uri.query()?).ok()?;
     pairs

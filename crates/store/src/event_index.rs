@@ -13,9 +13,9 @@
 //! posting can hold a better match. Delivery reads an account's events in journal order from
 //! `event_account_runs`: one row per account and transaction, the seq range holding its events.
 
-use foldhash::HashMap;
 use std::path::Path;
 
+use foldhash::HashMap;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter, types::Value};
 
 use crate::sqlite::{EVENT_COLUMNS, event_from_row, with_json};

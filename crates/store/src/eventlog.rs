@@ -154,10 +154,7 @@ impl ZeroAhead {
     /// Waits for the piece in flight, if any: afterwards the helper writes nothing until asked.
     fn settle(&mut self) {
         if let Some(piece) = self.in_flight.take() {
-            let outcome = piece
-                .done
-                .recv()
-                .unwrap_or_else(|_| Err(std::io::Error::other("the zeroing thread stopped")));
+            let outcome = piece.done.recv().unwrap_or_else(|_| Err(helper_gone()));
             self.finished(piece.end, outcome);
         }
     }
@@ -168,10 +165,7 @@ impl ZeroAhead {
             Some(piece) => match piece.done.try_recv() {
                 Ok(outcome) => Some((piece.end, outcome)),
                 Err(mpsc::TryRecvError::Empty) => None,
-                Err(mpsc::TryRecvError::Disconnected) => Some((
-                    piece.end,
-                    Err(std::io::Error::other("the zeroing thread stopped")),
-                )),
+                Err(mpsc::TryRecvError::Disconnected) => Some((piece.end, Err(helper_gone()))),
             },
             None => None,
         };
@@ -244,7 +238,7 @@ impl ZeroAhead {
             })
             .is_err()
         {
-            return self.finished(to, Err(std::io::Error::other("the zeroing thread stopped")));
+            return self.finished(to, Err(helper_gone()));
         }
         self.in_flight = Some(InFlight {
             start: from,
@@ -266,6 +260,10 @@ impl Drop for ZeroAhead {
     fn drop(&mut self) {
         self.settle();
     }
+}
+
+fn helper_gone() -> std::io::Error {
+    std::io::Error::other("the zeroing thread stopped")
 }
 
 fn spawn_zeroing_thread() -> std::io::Result<mpsc::Sender<ZeroPiece>> {
