@@ -1,0 +1,89 @@
+"""Server CPU per request by thread, for two or more keytrail binaries run in turn.
+
+On a host whose speed moves by a quarter within minutes, one run of each binary says little;
+runs of the binaries interleaved round by round, and the CPU each of the server's threads spent
+per request (from /proc/<pid>/task/*/stat around the wrk run), say more. Used for the
+experiments in docs/benchmarks.md, "Three structural experiments ...".
+
+    bench/threads.sh BINARY [BINARY ...]     (ROUNDS=4 WORKLOAD=kms:GenerateDataKey)
+"""
+
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+
+import bench
+
+ROUNDS = int(os.environ.get("ROUNDS", "4"))
+WORKLOAD = os.environ.get("WORKLOAD", "kms:GenerateDataKey")
+
+
+def thread_stats(pid):
+    """CPU ticks and involuntary context switches so far, by thread name (first 12 chars)."""
+    stats = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        base = f"/proc/{pid}/task/{tid}"
+        try:
+            name = open(f"{base}/comm").read().strip()[:12]
+            fields = open(f"{base}/stat").read().rsplit(")", 1)[1].split()
+            involuntary = next(int(line.split()[1]) for line in open(f"{base}/status")
+                               if line.startswith("nonvoluntary_ctxt_switches"))
+        except (OSError, StopIteration):
+            continue
+        ticks, switches = stats.get(name, (0, 0))
+        stats[name] = (ticks + int(fields[11]) + int(fields[12]), switches + involuntary)
+    return stats
+
+
+def one_run(binary):
+    """req/s, p99 and, per thread name, (µs of CPU, involuntary switches) per request."""
+    directory = tempfile.mkdtemp(prefix="keytrail-threads-")
+    port = bench.free_port()
+    server = bench.Proc("keytrail", [binary, "--config", bench.keytrail_config(directory),
+                                     "--data-dir", os.path.join(directory, "data"), "serve",
+                                     "--listen", f"127.0.0.1:{port}"],
+                        ready_line="keytrail listening on", env=bench.QUIET)
+    try:
+        setup = {port: bench.kms_setup(port)}
+        script = bench.WORKLOADS[WORKLOAD](port, setup)
+        before = thread_stats(server.proc.pid)
+        result = bench.run_wrk(port, script)
+        after = thread_stats(server.proc.pid)
+    finally:
+        server.stop()
+        shutil.rmtree(directory, ignore_errors=True)
+    requests = max(result["rps"] * bench.DURATION, 1)
+    per_second = os.sysconf("SC_CLK_TCK")
+    threads = {}
+    for name, (ticks, switches) in after.items():
+        ticks -= before.get(name, (0, 0))[0]
+        switches -= before.get(name, (0, 0))[1]
+        if ticks or switches:
+            threads[name] = (ticks / per_second * 1e6 / requests, switches / requests)
+    return result["rps"], result["p99_ms"], threads
+
+
+def main():
+    binaries = sys.argv[1:]
+    if len(binaries) < 2:
+        sys.exit(__doc__)
+    runs = {b: [] for b in binaries}
+    print(f"{WORKLOAD}, wrk -t2 -c{bench.CONNECTIONS} -d{bench.DURATION}s, rounds: {ROUNDS}")
+    for round_number in range(1, ROUNDS + 1):
+        for binary in binaries:
+            rps, p99, threads = one_run(binary)
+            runs[binary].append((rps, sum(cpu for cpu, _ in threads.values())))
+            detail = "  ".join(f"{name} {cpu:.1f}us/{switches:.2f}"
+                               for name, (cpu, switches) in sorted(threads.items()))
+            print(f"round {round_number}  {binary}: {rps:,.0f} req/s  p99 {p99:.2f} ms  "
+                  f"(per request: thread cpu/involuntary switches) {detail}", flush=True)
+    print("\nmeans over the rounds")
+    for binary, results in runs.items():
+        print(f"  {binary}: {statistics.mean(r for r, _ in results):,.0f} req/s, "
+              f"{statistics.mean(c for _, c in results):.1f} us of server CPU per request")
+
+
+if __name__ == "__main__":
+    main()
