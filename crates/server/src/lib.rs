@@ -47,6 +47,7 @@ pub use call::ConnInfo;
 pub use config::{ServerConfig, TlsMode};
 
 use crate::errors::{ApiError, json_error, query_error};
+use crate::limits::Protocol;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -274,10 +275,6 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/_keytrail/metrics", get(render_metrics))
         .route("/_keytrail/usage", get(usage_api::usage))
         .fallback(dispatch)
-        .layer(axum::middleware::from_fn_with_state(
-            Arc::clone(&state),
-            limits::enforce,
-        ))
         .with_state(state)
 }
 
@@ -329,47 +326,63 @@ async fn read_body(state: &AppState, body: Body) -> Result<Bytes, ApiError> {
 }
 
 /// Each protocol's handling is boxed: its future holds the state of every operation it can run
-/// (several kilobytes), and the router's layers move the handler's future by value on every
-/// request before boxing it themselves — copying a small future instead is cheaper than the
-/// one allocation.
+/// (several kilobytes), and the router moves the handler's future by value before boxing it
+/// itself — copying a small future instead is cheaper than the one allocation.
 async fn dispatch(State(state): State<Arc<AppState>>, req: Request<Body>) -> Response<Body> {
     let started = Instant::now();
-    let target = req
-        .headers()
-        .get("x-amz-target")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let (service, operation, response) = if let Some(target) = target {
-        let (parts, body) = req.into_parts();
-        match read_body(&state, body).await {
-            Ok(body) => Box::pin(json::handle(&state, &parts, &target, body)).await,
-            Err(e) => (
-                "unknown",
-                "unknown".into(),
-                json_error(&e, &call::new_json_request_id()),
-            ),
-        }
-    } else if query::is_query_request_head(req.method(), req.uri(), req.headers()) {
-        let (parts, body) = req.into_parts();
-        match read_body(&state, body).await {
-            Ok(body) => Box::pin(query::handle(&state, &parts, body)).await,
-            Err(e) => (
-                "sts",
-                "unknown".into(),
-                query_error(
-                    &e,
-                    &call::new_json_request_id(),
-                    "https://sts.amazonaws.com/doc/2011-06-15/",
-                ),
-            ),
-        }
-    } else {
-        Box::pin(s3::handle(&state, req)).await
-    };
+    let protocol = Protocol::of(&req);
+    let (service, operation, response) =
+        match limits::refuse_oversized(&state, &protocol, req).await {
+            Err(refusal) => (service_of(&protocol), "unknown".into(), refusal),
+            Ok(req) => match &protocol {
+                Protocol::Json(target) => {
+                    let call = async {
+                        let (parts, body) = req.into_parts();
+                        match read_body(&state, body).await {
+                            Ok(body) => Box::pin(json::handle(&state, &parts, target, body)).await,
+                            Err(e) => (
+                                "unknown",
+                                "unknown".into(),
+                                json_error(&e, &call::new_json_request_id()),
+                            ),
+                        }
+                    };
+                    limits::within_api_time(&state, &protocol, call).await
+                }
+                Protocol::Query => {
+                    let call = async {
+                        let (parts, body) = req.into_parts();
+                        match read_body(&state, body).await {
+                            Ok(body) => Box::pin(query::handle(&state, &parts, body)).await,
+                            Err(e) => (
+                                "sts",
+                                "unknown".into(),
+                                query_error(
+                                    &e,
+                                    &call::new_json_request_id(),
+                                    "https://sts.amazonaws.com/doc/2011-06-15/",
+                                ),
+                            ),
+                        }
+                    };
+                    limits::within_api_time(&state, &protocol, call).await
+                }
+                Protocol::S3 => Box::pin(s3::handle(&state, req)).await,
+            },
+        };
     state
         .request_metrics
         .record(service, operation, response.status(), started.elapsed());
     response
+}
+
+/// The service a request refused before handling is counted under.
+fn service_of(protocol: &Protocol) -> &'static str {
+    match protocol {
+        Protocol::Json(_) => "unknown",
+        Protocol::Query => "sts",
+        Protocol::S3 => "s3",
+    }
 }
 
 /// The handles of the per-request metrics, by label set. The recorder's own lookup builds the

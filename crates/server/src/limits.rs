@@ -1,11 +1,11 @@
-//! Request size and time limits, as a layer in front of every protocol, answering in each
-//! protocol's own error shape.
+//! Request size and time limits, applied by the dispatcher before and around every protocol's
+//! handling (not as a router layer: that boxed each request's future and cloned the inner
+//! service per request), answering in each protocol's own error shape.
 
-use std::sync::Arc;
+use std::future::Future;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::middleware::Next;
+use axum::extract::Request;
 use http::{Response, StatusCode};
 
 use crate::AppState;
@@ -14,21 +14,34 @@ use crate::errors::{ApiError, json_error, query_error};
 
 const STS_NAMESPACE: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
 
-enum Protocol {
-    Json,
+/// Which protocol a request speaks, told from its head.
+pub(crate) enum Protocol {
+    /// awsJson (KMS, CloudTrail, ...), with its `X-Amz-Target`.
+    Json(String),
+    /// The query protocol (STS, IAM).
     Query,
     S3,
 }
 
-fn protocol(req: &Request) -> Protocol {
-    if req.headers().contains_key("x-amz-target") {
-        Protocol::Json
-    } else if crate::query::is_query_request_head(req.method(), req.uri(), req.headers()) {
-        Protocol::Query
-    } else {
-        Protocol::S3
+impl Protocol {
+    pub(crate) fn of(req: &Request) -> Self {
+        match req
+            .headers()
+            .get("x-amz-target")
+            .and_then(|v| v.to_str().ok())
+        {
+            Some(target) => Protocol::Json(target.to_string()),
+            None if crate::query::is_query_request_head(req.method(), req.uri(), req.headers()) => {
+                Protocol::Query
+            }
+            None => Protocol::S3,
+        }
     }
 }
+
+/// What handling a request produced: the service and operation it is counted under, and the
+/// answer.
+pub(crate) type Handled = (&'static str, String, Response<Body>);
 
 fn declared_length(req: &Request) -> Option<u64> {
     req.headers()
@@ -40,7 +53,7 @@ fn declared_length(req: &Request) -> Option<u64> {
 fn too_large(protocol: &Protocol, limit: u64) -> Response<Body> {
     let message = format!("Request body exceeds the limit of {limit} bytes.");
     match protocol {
-        Protocol::Json => json_error(
+        Protocol::Json(_) => json_error(
             &ApiError::new(
                 "RequestEntityTooLarge",
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -80,41 +93,54 @@ async fn discard_body(body: Body) {
     let _ = tokio::time::timeout(LINGER_TIME, drain).await;
 }
 
-/// Refuses bodies declared larger than the protocol allows without handling them, and bounds the
-/// time of JSON and query calls (S3 transfers may legitimately take long).
-pub async fn enforce(
-    State(state): State<Arc<AppState>>,
+/// The request back when the body it declares fits its protocol's limit; otherwise the
+/// refusal, sent without handling the request.
+pub(crate) async fn refuse_oversized(
+    state: &AppState,
+    protocol: &Protocol,
     req: Request,
-    next: Next,
-) -> Response<Body> {
-    let protocol = protocol(&req);
+) -> Result<Request, Response<Body>> {
     let limit = match protocol {
         Protocol::S3 => state.config.max_s3_body_bytes,
-        Protocol::Json | Protocol::Query => state.config.max_api_body_bytes as u64,
+        Protocol::Json(_) | Protocol::Query => state.config.max_api_body_bytes as u64,
     };
-    if let Some(declared) = declared_length(&req).filter(|n| *n > limit) {
-        if !matches!(protocol, Protocol::S3) && declared <= LINGER_BYTES {
-            discard_body(req.into_body()).await;
-        }
-        return too_large(&protocol, limit);
-    }
-    match protocol {
-        Protocol::S3 => next.run(req).await,
-        Protocol::Json | Protocol::Query => {
-            match tokio::time::timeout(state.config.api_timeout, next.run(req)).await {
-                Ok(resp) => resp,
-                Err(_) => {
-                    let err = ApiError::new(
-                        "RequestTimeoutException",
-                        StatusCode::REQUEST_TIMEOUT,
-                        "The request was not completed in time.",
-                    );
-                    match protocol {
-                        Protocol::Json => json_error(&err, &new_json_request_id()),
-                        _ => query_error(&err, &new_json_request_id(), STS_NAMESPACE),
-                    }
-                }
+    match declared_length(&req).filter(|n| *n > limit) {
+        None => Ok(req),
+        Some(declared) => {
+            if !matches!(protocol, Protocol::S3) && declared <= LINGER_BYTES {
+                discard_body(req.into_body()).await;
             }
+            Err(too_large(protocol, limit))
         }
+    }
+}
+
+/// Runs a JSON or query call within the configured time (S3 transfers may legitimately take
+/// long and are not bounded here); a call that runs out is answered with a
+/// RequestTimeoutException in its protocol's shape.
+pub(crate) async fn within_api_time(
+    state: &AppState,
+    protocol: &Protocol,
+    call: impl Future<Output = Handled>,
+) -> Handled {
+    if let Ok(handled) = tokio::time::timeout(state.config.api_timeout, call).await {
+        return handled;
+    }
+    let err = ApiError::new(
+        "RequestTimeoutException",
+        StatusCode::REQUEST_TIMEOUT,
+        "The request was not completed in time.",
+    );
+    match protocol {
+        Protocol::Query => (
+            "sts",
+            "unknown".into(),
+            query_error(&err, &new_json_request_id(), STS_NAMESPACE),
+        ),
+        Protocol::Json(_) | Protocol::S3 => (
+            "unknown",
+            "unknown".into(),
+            json_error(&err, &new_json_request_id()),
+        ),
     }
 }

@@ -463,6 +463,17 @@ async fn s3_virtual_hosted_style_names_the_bucket() {
     );
 }
 
+/// The server's Prometheus metrics as text.
+async fn metrics_text(http: &reqwest::Client, server: &TestServer) -> String {
+    http.get(format!("{}/_keytrail/metrics", server.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn health_and_metrics() {
     let server = TestServer::start();
@@ -478,14 +489,7 @@ async fn health_and_metrics() {
     let kms = kms_client(&server.url, ROOT_KEY, ROOT_SECRET);
     let key = kms.create_key().send().await.unwrap();
     let key_arn = key.key_metadata().unwrap().arn().unwrap().to_string();
-    let text = http
-        .get(format!("{}/_keytrail/metrics", server.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics_text(&http, &server).await;
     assert!(
         text.lines()
             .any(|l| l.starts_with("keytrail_requests_total")
@@ -503,4 +507,72 @@ async fn health_and_metrics() {
                 && l.contains("operation=\"CreateKey\"")),
         "{text}"
     );
+}
+
+/// Size and time limits answer in each protocol's own error shape, before any handling (and so
+/// before authentication), and the refused requests are counted in the metrics.
+#[tokio::test]
+async fn limits_answer_in_each_protocols_shape_and_are_counted() {
+    const LIST_KEYS: &str = "TrentService.ListKeys";
+    // No time at all for JSON and query calls: any call that waits (every call waits for its
+    // event to be durable) runs out.
+    let server = TestServer::start_with(
+        &format!(
+            "max_api_body_bytes = 1024\nmax_s3_body_bytes = 2048\napi_timeout_seconds = 0\n\
+             {DECLARED_CREDENTIALS}"
+        ),
+        &[],
+    );
+    let http = reqwest::Client::new();
+    let url = format!("{}/", server.url);
+
+    // A query body over the API limit: refused in the query protocol's XML.
+    let mut big_form = STS_FORM.to_vec();
+    big_form.extend(std::iter::repeat_n(b'&', 2000));
+    let signed = sign("POST", &url, &[FORM], &big_form, root(), scope("sts"));
+    let resp = send(&http, "POST", &url, &signed.headers, big_form.clone()).await;
+    assert_eq!(resp.status, 413, "{}", resp.body);
+    assert_eq!(xml_code(&resp.body), "RequestEntityTooLarge");
+
+    // A JSON body over it: refused as awsJson.
+    let resp = json_call(&server, LIST_KEYS, &[b' '; 1500], root(), scope("kms")).await;
+    assert_eq!(resp.status, 413, "{}", resp.body);
+    assert_eq!(json_type(&resp), "RequestEntityTooLarge");
+
+    // An S3 upload over the S3 limit, unsigned: refused as S3 XML before its signature is
+    // looked at.
+    let resp = send(
+        &http,
+        "PUT",
+        &format!("{}/bucket/object", server.url),
+        &[],
+        vec![b'x'; 4096],
+    )
+    .await;
+    assert_eq!(resp.status, 400, "{}", resp.body);
+    assert_eq!(xml_code(&resp.body), "EntityTooLarge");
+
+    // Within the size limits but out of time.
+    let resp = json_call(&server, LIST_KEYS, b"{}", root(), scope("kms")).await;
+    assert_eq!(resp.status, 408, "{}", resp.body);
+    assert_eq!(json_type(&resp), "RequestTimeoutException");
+    let signed = sign("POST", &url, &[FORM], STS_FORM, root(), scope("sts"));
+    let resp = send(&http, "POST", &url, &signed.headers, STS_FORM.to_vec()).await;
+    assert_eq!(resp.status, 408, "{}", resp.body);
+    assert_eq!(xml_code(&resp.body), "RequestTimeoutException");
+
+    let metrics = metrics_text(&http, &server).await;
+    let counted = |service: &str, status: &str| {
+        metrics.lines().any(|l| {
+            l.starts_with("keytrail_requests_total")
+                && l.contains(&format!("service=\"{service}\""))
+                && l.contains("operation=\"unknown\"")
+                && l.contains(&format!("status=\"{status}\""))
+        })
+    };
+    assert!(counted("sts", "413"), "{metrics}");
+    assert!(counted("unknown", "413"), "{metrics}");
+    assert!(counted("s3", "400"), "{metrics}");
+    assert!(counted("unknown", "408"), "{metrics}");
+    assert!(counted("sts", "408"), "{metrics}");
 }
