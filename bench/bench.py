@@ -99,10 +99,16 @@ def keytrail_config(directory):
     return path
 
 
-def start_keytrail(config, data_dir, port, *serve_args):
-    """The release keytrail on `port`, once it listens."""
-    return Proc("keytrail", [os.path.join(RELEASE, "keytrail"), "--config", config, "--data-dir",
-                             data_dir, "serve", "--listen", f"127.0.0.1:{port}", *serve_args],
+def keytrail_argv(binary, config, data_dir, port, *serve_args):
+    """The command line of the keytrail `binary` serving on 127.0.0.1:`port`."""
+    return [binary, "--config", config, "--data-dir", data_dir, "serve", "--listen",
+            f"127.0.0.1:{port}", *serve_args]
+
+
+def start_keytrail(config, data_dir, port, *serve_args, binary=None):
+    """keytrail (the release build unless `binary` is given) on `port`, once it listens."""
+    return Proc("keytrail", keytrail_argv(binary or os.path.join(RELEASE, "keytrail"), config,
+                                          data_dir, port, *serve_args),
                 ready_line="keytrail listening on", env=QUIET)
 
 

@@ -114,10 +114,9 @@ def main():
         work = tempfile.mkdtemp(prefix="keytrail-instructions-")
         try:
             port = bench.free_port()
-            kt = callgrind([os.path.join(bench.RELEASE, "keytrail"), "--config",
-                            bench.keytrail_config(work), "--data-dir",
-                            os.path.join(work, "data"), "serve", "--listen",
-                            f"127.0.0.1:{port}"],
+            kt = callgrind(bench.keytrail_argv(os.path.join(bench.RELEASE, "keytrail"),
+                                              bench.keytrail_config(work),
+                                              os.path.join(work, "data"), port),
                            "keytrail listening on", port, workload,
                            os.path.join(work, "keytrail.cg"), make_setup)
             null_port = bench.free_port()

@@ -41,10 +41,8 @@ def one_run(binary):
     """req/s, p99 and, per thread name, (µs of CPU, involuntary switches) per request."""
     directory = tempfile.mkdtemp(prefix="keytrail-threads-")
     port = bench.free_port()
-    server = bench.Proc("keytrail", [binary, "--config", bench.keytrail_config(directory),
-                                     "--data-dir", os.path.join(directory, "data"), "serve",
-                                     "--listen", f"127.0.0.1:{port}"],
-                        ready_line="keytrail listening on", env=bench.QUIET)
+    server = bench.start_keytrail(bench.keytrail_config(directory),
+                                  os.path.join(directory, "data"), port, binary=binary)
     try:
         setup = {port: bench.kms_setup(port)}
         script = bench.WORKLOADS[WORKLOAD](port, setup)

@@ -46,7 +46,7 @@ use tower::ServiceExt;
 pub use call::ConnInfo;
 pub use config::{ServerConfig, TlsMode};
 
-use crate::errors::{ApiError, json_error, query_error};
+use crate::errors::ApiError;
 use crate::limits::Protocol;
 
 #[derive(Debug, thiserror::Error)]
@@ -333,56 +333,28 @@ async fn dispatch(State(state): State<Arc<AppState>>, req: Request<Body>) -> Res
     let protocol = Protocol::of(&req);
     let (service, operation, response) =
         match limits::refuse_oversized(&state, &protocol, req).await {
-            Err(refusal) => (service_of(&protocol), "unknown".into(), refusal),
+            Err(refused) => refused,
             Ok(req) => match &protocol {
-                Protocol::Json(target) => {
-                    let call = async {
-                        let (parts, body) = req.into_parts();
-                        match read_body(&state, body).await {
-                            Ok(body) => Box::pin(json::handle(&state, &parts, target, body)).await,
-                            Err(e) => (
-                                "unknown",
-                                "unknown".into(),
-                                json_error(&e, &call::new_json_request_id()),
-                            ),
-                        }
-                    };
-                    limits::within_api_time(&state, &protocol, call).await
-                }
-                Protocol::Query => {
-                    let call = async {
-                        let (parts, body) = req.into_parts();
-                        match read_body(&state, body).await {
-                            Ok(body) => Box::pin(query::handle(&state, &parts, body)).await,
-                            Err(e) => (
-                                "sts",
-                                "unknown".into(),
-                                query_error(
-                                    &e,
-                                    &call::new_json_request_id(),
-                                    "https://sts.amazonaws.com/doc/2011-06-15/",
-                                ),
-                            ),
-                        }
-                    };
-                    limits::within_api_time(&state, &protocol, call).await
-                }
                 Protocol::S3 => Box::pin(s3::handle(&state, req)).await,
+                api => {
+                    let call = async {
+                        let (parts, body) = req.into_parts();
+                        match (read_body(&state, body).await, api) {
+                            (Err(e), _) => limits::api_error(api, &e),
+                            (Ok(body), Protocol::Json(target)) => {
+                                Box::pin(json::handle(&state, &parts, target, body)).await
+                            }
+                            (Ok(body), _) => Box::pin(query::handle(&state, &parts, body)).await,
+                        }
+                    };
+                    limits::within_api_time(&state, api, call).await
+                }
             },
         };
     state
         .request_metrics
         .record(service, operation, response.status(), started.elapsed());
     response
-}
-
-/// The service a request refused before handling is counted under.
-fn service_of(protocol: &Protocol) -> &'static str {
-    match protocol {
-        Protocol::Json(_) => "unknown",
-        Protocol::Query => "sts",
-        Protocol::S3 => "s3",
-    }
 }
 
 /// The handles of the per-request metrics, by label set. The recorder's own lookup builds the

@@ -11,8 +11,7 @@ use http::{Response, StatusCode};
 use crate::AppState;
 use crate::call::{new_json_request_id, new_s3_host_id, new_s3_request_id};
 use crate::errors::{ApiError, json_error, query_error};
-
-const STS_NAMESPACE: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
+use crate::query::STS_NAMESPACE;
 
 /// Which protocol a request speaks, told from its head.
 pub(crate) enum Protocol {
@@ -50,32 +49,43 @@ fn declared_length(req: &Request) -> Option<u64> {
         .and_then(|v| v.parse().ok())
 }
 
-fn too_large(protocol: &Protocol, limit: u64) -> Response<Body> {
-    let message = format!("Request body exceeds the limit of {limit} bytes.");
+/// An error of a JSON or query call in its protocol's shape, counted under the service such a
+/// call is counted under before it names one.
+pub(crate) fn api_error(protocol: &Protocol, err: &ApiError) -> Handled {
     match protocol {
-        Protocol::Json(_) => json_error(
+        Protocol::Query => (
+            "sts",
+            "unknown".into(),
+            query_error(err, &new_json_request_id(), STS_NAMESPACE),
+        ),
+        Protocol::Json(_) | Protocol::S3 => (
+            "unknown",
+            "unknown".into(),
+            json_error(err, &new_json_request_id()),
+        ),
+    }
+}
+
+fn too_large(protocol: &Protocol, limit: u64) -> Handled {
+    match protocol {
+        Protocol::S3 => (
+            "s3",
+            "unknown".into(),
+            crate::s3::s3_error_response(
+                "EntityTooLarge",
+                "Your proposed upload exceeds the maximum allowed size",
+                StatusCode::BAD_REQUEST,
+                &new_s3_request_id(),
+                &new_s3_host_id(),
+            ),
+        ),
+        api => api_error(
+            api,
             &ApiError::new(
                 "RequestEntityTooLarge",
                 StatusCode::PAYLOAD_TOO_LARGE,
-                message,
+                format!("Request body exceeds the limit of {limit} bytes."),
             ),
-            &new_json_request_id(),
-        ),
-        Protocol::Query => query_error(
-            &ApiError::new(
-                "RequestEntityTooLarge",
-                StatusCode::PAYLOAD_TOO_LARGE,
-                message,
-            ),
-            &new_json_request_id(),
-            STS_NAMESPACE,
-        ),
-        Protocol::S3 => crate::s3::s3_error_response(
-            "EntityTooLarge",
-            "Your proposed upload exceeds the maximum allowed size",
-            StatusCode::BAD_REQUEST,
-            &new_s3_request_id(),
-            &new_s3_host_id(),
         ),
     }
 }
@@ -99,7 +109,7 @@ pub(crate) async fn refuse_oversized(
     state: &AppState,
     protocol: &Protocol,
     req: Request,
-) -> Result<Request, Response<Body>> {
+) -> Result<Request, Handled> {
     let limit = match protocol {
         Protocol::S3 => state.config.max_s3_body_bytes,
         Protocol::Json(_) | Protocol::Query => state.config.max_api_body_bytes as u64,
@@ -126,21 +136,12 @@ pub(crate) async fn within_api_time(
     if let Ok(handled) = tokio::time::timeout(state.config.api_timeout, call).await {
         return handled;
     }
-    let err = ApiError::new(
-        "RequestTimeoutException",
-        StatusCode::REQUEST_TIMEOUT,
-        "The request was not completed in time.",
-    );
-    match protocol {
-        Protocol::Query => (
-            "sts",
-            "unknown".into(),
-            query_error(&err, &new_json_request_id(), STS_NAMESPACE),
+    api_error(
+        protocol,
+        &ApiError::new(
+            "RequestTimeoutException",
+            StatusCode::REQUEST_TIMEOUT,
+            "The request was not completed in time.",
         ),
-        Protocol::Json(_) | Protocol::S3 => (
-            "unknown",
-            "unknown".into(),
-            json_error(&err, &new_json_request_id()),
-        ),
-    }
+    )
 }

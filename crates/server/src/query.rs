@@ -14,7 +14,7 @@ use crate::call::{CallOutcome, call_context, journal, new_json_request_id};
 use crate::errors::{ApiError, query_error, set_header, xml_escape};
 use crate::sigauth::{ErrorStyle, authenticate};
 
-const STS_NAMESPACE: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
+pub(crate) const STS_NAMESPACE: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
 use crate::iam_wire::{self, IAM_NAMESPACE};
 
 /// Query-protocol requests are `POST /` with a form body, or `GET /?Action=...`; S3 has no
