@@ -291,6 +291,22 @@ pub fn generate(spec: &str) -> KmsResult<(Zeroizing<Vec<u8>>, KeyMaterial)> {
     Ok((secret, loaded))
 }
 
+/// Runs `work`, the generation of a key of `spec`, where it cannot hold up other requests: RSA
+/// key generation takes from tens of milliseconds to seconds, and a connection thread serves
+/// many connections, so it runs on the blocking pool. Every other spec is quick and runs in
+/// place.
+pub async fn generate_off_connection_thread<T: Send + 'static>(
+    spec: &str,
+    work: impl FnOnce() -> KmsResult<T> + Send + 'static,
+) -> KmsResult<T> {
+    if !matches!(family(spec), Some(SpecFamily::Rsa(_))) {
+        return work();
+    }
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|_| internal("RSA key generation"))?
+}
+
 /// New key material of `spec`, serialized (to wrap and store, and [`load`] for use).
 pub fn new_secret(spec: &str) -> KmsResult<Zeroizing<Vec<u8>>> {
     Ok(match family(spec) {

@@ -1010,8 +1010,12 @@ impl Kms {
     }
 
     /// Fresh backing key material for a key of `spec`, with a new material id.
-    fn generate_material(spec: &str) -> KmsResult<(Zeroizing<Vec<u8>>, String)> {
-        let material = asymmetric::new_secret(spec)?;
+    async fn generate_material(spec: &str) -> KmsResult<(Zeroizing<Vec<u8>>, String)> {
+        let owned = spec.to_string();
+        let material = asymmetric::generate_off_connection_thread(spec, move || {
+            asymmetric::new_secret(&owned)
+        })
+        .await?;
         let id = envelope::random(MATERIAL_ID_LEN)
             .map_err(|_| KmsError::Internal("Random generator failure.".into()))?;
         Ok((material, hex::encode(id.as_slice())))
@@ -1059,7 +1063,7 @@ impl Kms {
         let (row, materials) = if record.is_external() {
             (None, Vec::new())
         } else {
-            let (secret, id_hex) = Self::generate_material(&record.key_spec)?;
+            let (secret, id_hex) = Self::generate_material(&record.key_spec).await?;
             let (row, loaded) =
                 self.material_for(&arn, &record.key_spec, &secret, &id_hex, now_ms(), None)?;
             record.current_material_id = id_hex;
@@ -1140,7 +1144,7 @@ impl Kms {
         let new_material: Option<NewMaterial<'_>> = match material_change {
             MaterialChange::Keep => None,
             MaterialChange::Rotate(rotation_type) => {
-                let (secret, id_hex) = Self::generate_material(&record.key_spec)?;
+                let (secret, id_hex) = Self::generate_material(&record.key_spec).await?;
                 Some(NewMaterial {
                     secret,
                     id_hex,

@@ -348,7 +348,10 @@ pub(super) async fn generate_data_key_pair(
     note_key(notes, &key);
     Kms::usable_for_crypto(&key)?;
     require_symmetric(&key, operation)?;
-    let (private_key, public_key) = asymmetric::data_key_pair(spec)?;
+    let owned = spec.clone();
+    let (private_key, public_key) =
+        asymmetric::generate_off_connection_thread(spec, move || asymmetric::data_key_pair(&owned))
+            .await?;
     let (blob, material_id) = seal(kms, ctx, &key, &enc_ctx, &private_key).await?;
     notes.key_material_id = Some(material_id.clone());
     Ok(DataKeyPair {
