@@ -39,5 +39,14 @@ async fn main() {
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    keytrail_server::serve_router(listener, None, router, Duration::from_secs(1), shutdown).await;
+    let threads = keytrail_server::config::default_connection_threads();
+    keytrail_server::serve_router(
+        listener,
+        None,
+        router,
+        Duration::from_secs(1),
+        threads,
+        shutdown,
+    )
+    .await;
 }

@@ -33,6 +33,8 @@ pub struct FileConfig {
     pub max_s3_body_bytes: Option<u64>,
     pub api_timeout_seconds: Option<u64>,
     pub shutdown_grace_seconds: Option<u64>,
+    /// Threads serving connections [default: one per core].
+    pub connection_threads: Option<usize>,
     #[serde(default)]
     pub tls: FileTls,
     #[serde(default)]
@@ -203,6 +205,12 @@ impl Settings {
         }
         if let Some(s) = file.shutdown_grace_seconds {
             server.shutdown_grace = std::time::Duration::from_secs(s);
+        }
+        if let Some(n) = file.connection_threads {
+            if n == 0 {
+                bail!("connection_threads must be at least 1");
+            }
+            server.connection_threads = n;
         }
         let default_account = args
             .account_id

@@ -31,6 +31,8 @@ pub struct ServerConfig {
     pub api_timeout: Duration,
     /// How long shutdown waits for open connections before closing them.
     pub shutdown_grace: Duration,
+    /// Threads that serve connections, each connection on one of them for its whole life.
+    pub connection_threads: usize,
 }
 
 impl ServerConfig {
@@ -44,6 +46,12 @@ impl ServerConfig {
             max_s3_body_bytes: 5 * 1024 * 1024 * 1024 + 16 * 1024 * 1024,
             api_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(10),
+            connection_threads: default_connection_threads(),
         }
     }
+}
+
+/// One connection thread per core.
+pub fn default_connection_threads() -> usize {
+    std::thread::available_parallelism().map_or(2, usize::from)
 }

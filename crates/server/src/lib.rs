@@ -8,6 +8,7 @@
 
 mod call;
 pub mod config;
+mod connection_threads;
 mod errors;
 mod iam_wire;
 mod json;
@@ -189,19 +190,24 @@ impl Server {
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let router = router(Arc::clone(&self.state));
         let grace = self.state.config.shutdown_grace;
-        serve_router(self.listener, self.tls, router, grace, shutdown).await;
+        let threads = self.state.config.connection_threads;
+        serve_router(self.listener, self.tls, router, grace, threads, shutdown).await;
     }
 }
 
 /// The accept loop shared by keytrail and the benchmark's null server: HTTP/1.1 and HTTP/2,
 /// optional TLS, connection facts attached to each request as [`ConnInfo`], graceful shutdown.
+/// Connections are served on `connection_threads` threads of their own (see
+/// `connection_threads`); with 0, on the caller's runtime.
 pub async fn serve_router(
     listener: TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
     router: Router,
     grace: Duration,
+    connection_threads: usize,
     shutdown: impl Future<Output = ()>,
 ) {
+    let threads = connection_threads::ConnectionThreads::start(connection_threads);
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -222,11 +228,18 @@ pub async fn serve_router(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
+        let socket = match stream.into_std() {
+            Ok(socket) => socket,
+            Err(e) => {
+                tracing::debug!(error = %e, %remote, "could not hand over an accepted connection");
+                continue;
+            }
+        };
         let router = router.clone();
         let builder = builder.clone();
         let watcher = graceful.watcher();
         let tls = tls.clone();
-        tokio::spawn(async move {
+        threads.serve(socket, move |stream| async move {
             let (io, tls_facts): (Box<dyn ConnectionIo>, _) = match tls {
                 None => (Box::new(stream), None),
                 Some(acceptor) => match acceptor.accept(stream).await {

@@ -910,18 +910,11 @@ async fn keys_survive_a_restart_and_a_wrong_root_key_is_refused() {
     // The same data directory with another root key: the server must refuse to start.
     let status = server.terminate();
     assert!(status.success());
-    let out = std::process::Command::new(keytrail_bin())
-        .env("KEYTRAIL_ROOT_KEY", "11".repeat(32))
-        .arg("--data-dir")
-        .arg(server.data_dir())
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .output()
-        .expect("run keytrail");
-    assert!(
-        !out.status.success(),
-        "must not start with the wrong root key"
+    let data_dir = server.data_dir();
+    let stderr = refused_start(
+        &["--data-dir".as_ref(), data_dir.as_os_str()],
+        &[("KEYTRAIL_ROOT_KEY", &"11".repeat(32))],
     );
-    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("root key"), "{stderr}");
 }
 

@@ -617,3 +617,57 @@ async fn limits_answer_in_each_protocols_shape_and_are_counted() {
     assert!(counted("unknown", "408"), "{metrics}");
     assert!(counted("sts", "408"), "{metrics}");
 }
+
+/// Connections are served on the configured number of connection threads, many at once; zero
+/// threads is refused at start with a message naming the setting.
+#[tokio::test]
+async fn connections_are_served_on_the_configured_connection_threads() {
+    let server = TestServer::start_with(
+        &format!("connection_threads = 3\n{DECLARED_CREDENTIALS}"),
+        &[],
+    );
+
+    // Twelve clients, each on connections of its own, all answered.
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..12 {
+        let kms = kms_client(&server.url, "test", "test");
+        calls.spawn(async move {
+            for _ in 0..5 {
+                let random = kms.generate_random().number_of_bytes(16).send().await;
+                let bytes = random
+                    .expect("GenerateRandom")
+                    .plaintext()
+                    .map(|p| p.as_ref().len());
+                assert_eq!(bytes, Some(16));
+            }
+        });
+    }
+    while let Some(done) = calls.join_next().await {
+        done.expect("a client's calls");
+    }
+    // Counted once the server has answered (they start after it prints its address).
+    let pid = server.child.as_ref().expect("running server").id();
+    let connection_threads = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("the server's threads")
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .filter(|name| name.starts_with("keytrail-conn-"))
+        .count();
+    assert_eq!(connection_threads, 3);
+
+    let config = server.data.path().join("no-threads.toml");
+    std::fs::write(&config, "connection_threads = 0\n").expect("write config");
+    let other_data = server.data.path().join("other-data");
+    let stderr = refused_start(
+        &[
+            "--config".as_ref(),
+            config.as_os_str(),
+            "--data-dir".as_ref(),
+            other_data.as_os_str(),
+        ],
+        &[],
+    );
+    assert!(
+        stderr.contains("connection_threads must be at least 1"),
+        "{stderr}"
+    );
+}

@@ -140,6 +140,23 @@ pub fn keytrail_bin() -> PathBuf {
     bin
 }
 
+/// Runs `keytrail <args> serve --listen 127.0.0.1:0` with `envs` added, which must refuse to
+/// start; returns what it wrote to stderr.
+pub fn refused_start(args: &[&std::ffi::OsStr], envs: &[(&str, &str)]) -> String {
+    let out = Command::new(keytrail_bin())
+        .envs(envs.iter().copied())
+        .args(args)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .output()
+        .expect("run keytrail");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !out.status.success(),
+        "keytrail must refuse to start: {stderr}"
+    );
+    stderr
+}
+
 pub struct TestServer {
     pub child: Option<Child>,
     pub url: String,
