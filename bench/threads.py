@@ -6,6 +6,10 @@ per request (from /proc/<pid>/task/*/stat around the wrk run), say more. Used fo
 experiments in docs/benchmarks.md, "Three structural experiments ...".
 
     bench/threads.sh BINARY [BINARY ...]     (ROUNDS=4 WORKLOAD=kms:GenerateDataKey)
+
+A change to the accept loop shared with the null server moves the ceiling too: give an argument
+as KEYTRAIL_BINARY,NULL_SERVER_BINARY and each round also runs that build's null server under
+the same load right before, and prints keytrail's ratio to it.
 """
 
 import os
@@ -35,6 +39,17 @@ def thread_stats(pid):
         ticks, switches = stats.get(name, (0, 0))
         stats[name] = (ticks + int(fields[11]) + int(fields[12]), switches + involuntary)
     return stats
+
+
+def null_run(binary):
+    """req/s of the null server `binary` under the workload's load."""
+    port = bench.free_port()
+    null = bench.Proc("null", [binary, f"127.0.0.1:{port}"], ready_line="null server listening on",
+                      env=bench.QUIET)
+    try:
+        return bench.run_wrk(port, bench.WORKLOADS[WORKLOAD](port, {}))["rps"]
+    finally:
+        null.stop()
 
 
 def one_run(binary):
@@ -70,17 +85,25 @@ def main():
     runs = {b: [] for b in binaries}
     print(f"{WORKLOAD}, wrk -t2 -c{bench.CONNECTIONS} -d{bench.DURATION}s, rounds: {ROUNDS}")
     for round_number in range(1, ROUNDS + 1):
-        for binary in binaries:
+        for argument in binaries:
+            binary, _, null_binary = argument.partition(",")
+            ceiling = null_run(null_binary) if null_binary else None
             rps, p99, threads = one_run(binary)
-            runs[binary].append((rps, sum(cpu for cpu, _ in threads.values())))
+            runs[argument].append((rps, sum(cpu for cpu, _ in threads.values()), ceiling))
             detail = "  ".join(f"{name} {cpu:.1f}us/{switches:.2f}"
                                for name, (cpu, switches) in sorted(threads.items()))
-            print(f"round {round_number}  {binary}: {rps:,.0f} req/s  p99 {p99:.2f} ms  "
+            against = f"  null {ceiling:,.0f} req/s, ratio {rps / ceiling:.3f}" if ceiling else ""
+            print(f"round {round_number}  {binary}: {rps:,.0f} req/s  p99 {p99:.2f} ms{against}  "
                   f"(per request: thread cpu/involuntary switches) {detail}", flush=True)
     print("\nmeans over the rounds")
-    for binary, results in runs.items():
-        print(f"  {binary}: {statistics.mean(r for r, _ in results):,.0f} req/s, "
-              f"{statistics.mean(c for _, c in results):.1f} us of server CPU per request")
+    for argument, results in runs.items():
+        against = ""
+        if all(ceiling for _, _, ceiling in results):
+            against = (f", null {statistics.mean(n for _, _, n in results):,.0f} req/s, ratio "
+                       f"{statistics.mean(r / n for r, _, n in results):.3f}")
+        print(f"  {argument}: {statistics.mean(r for r, _, _ in results):,.0f} req/s, "
+              f"{statistics.mean(c for _, c, _ in results):.1f} us of server CPU per request"
+              f"{against}")
 
 
 if __name__ == "__main__":
