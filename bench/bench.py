@@ -106,9 +106,10 @@ def keytrail_argv(binary, config, data_dir, port, *serve_args):
 
 
 def start_keytrail(config, data_dir, port, *serve_args, binary=None):
-    """keytrail (the release build unless `binary` is given) on `port`, once it listens."""
-    return Proc("keytrail", keytrail_argv(binary or os.path.join(RELEASE, "keytrail"), config,
-                                          data_dir, port, *serve_args),
+    """keytrail on `port`, once it listens: `binary`, else $KEYTRAIL_BIN (to bench another
+    build with any script), else the release build."""
+    binary = binary or os.environ.get("KEYTRAIL_BIN") or os.path.join(RELEASE, "keytrail")
+    return Proc("keytrail", keytrail_argv(binary, config, data_dir, port, *serve_args),
                 ready_line="keytrail listening on", env=QUIET)
 
 

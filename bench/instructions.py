@@ -36,7 +36,7 @@ CONNECTIONS = int(os.environ.get("CONNECTIONS", "16"))
 
 # Stages of a request, by the function whose inclusive count measures it (first match wins).
 STAGES = [
-    ("whole request on its connection task", "keytrail_server::serve_router::{{closure}}::{{closure}}"),
+    ("whole request on its connection task", "keytrail_server::connection_threads::serve_socket"),
     ("  SigV4 verification", "keytrail_server::sigauth::authenticate::{{closure}}"),
     ("  KMS request: parse, run, answer", "keytrail_server::kms_wire::run::{{closure}}"),
     ("    KMS operation with its event", "keytrail_kms::service::Kms::execute::{{closure}}"),

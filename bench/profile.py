@@ -46,7 +46,8 @@ STAGES = [
     ("connection machinery (hyper, axum layers, tokio tasks, timers)",
      "tokio::runtime::scheduler"),
 ]
-REQUEST_THREAD = "tokio-rt-worker"
+# Connections are served on threads named keytrail-conn-N (`connection_threads`).
+REQUEST_THREADS = "keytrail-conn-"
 
 
 def samples(perf_script_output):
@@ -147,7 +148,7 @@ def main():
         total += 1
         by_thread[thread] += 1
         by_code[code_of(frames)] += 1
-        if thread == REQUEST_THREAD:
+        if thread.startswith(REQUEST_THREADS):
             request_total += 1
             by_stage[stage_of(frames)] += 1
     if not total:
