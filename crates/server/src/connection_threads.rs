@@ -107,6 +107,9 @@ impl ConnectionThread {
                     }
                 };
                 runtime.block_on(async move {
+                    // Answers to this thread's event appends arrive a group at a time, with one
+                    // wake-up of this thread instead of one per call.
+                    keytrail_store::deliver_appends_on_this_thread();
                     while let Some(job) = received.recv().await {
                         tokio::spawn(job);
                     }

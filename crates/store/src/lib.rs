@@ -5,11 +5,13 @@
 //! PostgreSQL backend implements the same trait for clusters. The SQL is kept to the subset both
 //! engines share.
 
+mod append_answers;
 mod event_index;
 mod eventlog;
 mod migrations;
 pub mod sqlite;
 
+pub use append_answers::deliver_appends_on_this_thread;
 use async_trait::async_trait;
 
 #[derive(Debug, thiserror::Error)]

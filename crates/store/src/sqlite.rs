@@ -324,7 +324,9 @@ pub struct SqliteStore {
 
 struct AppendJob {
     events: Vec<EventRow>,
-    reply: oneshot::Sender<StoreResult<()>>,
+    reply: crate::append_answers::AppendReply,
+    /// The delivery task of the appending thread, if it has one.
+    delivery: Option<Arc<crate::append_answers::Delivery>>,
 }
 
 /// How far the event log is durable, and how far the tables hold it.
@@ -743,7 +745,7 @@ fn journal_loop(
         let mut replies = Vec::with_capacity(jobs.len());
         for job in jobs {
             rows.extend(job.events);
-            replies.push(job.reply);
+            replies.push((job.reply, job.delivery));
         }
         metrics::histogram!("keytrail_event_log_group_size").record(rows.len() as f64);
         let started = Instant::now();
@@ -755,9 +757,7 @@ fn journal_loop(
                 if let Some(last) = rows.last() {
                     progress.durable.store(last.seq, Ordering::Release);
                 }
-                for reply in replies {
-                    let _ = reply.send(Ok(()));
-                }
+                crate::append_answers::answer_all(replies, || Ok(()));
                 if !rows.is_empty() {
                     // The tables point to the log for the documents: no need to carry them on.
                     for row in &mut rows {
@@ -781,9 +781,10 @@ fn journal_loop(
             }
             Err(e) => {
                 tracing::error!(error = %e, "appending to the event log failed");
-                for reply in replies {
-                    let _ = reply.send(Err(StoreError::Database(e.to_string())));
-                }
+                let failure = e.to_string();
+                crate::append_answers::answer_all(replies, || {
+                    Err(StoreError::Database(failure.clone()))
+                });
             }
         }
     }
@@ -2367,7 +2368,11 @@ impl Store for SqliteStore {
             let guard = self.journal.lock().map_err(|_| StoreError::Closed)?;
             let sender = guard.as_ref().ok_or(StoreError::Closed)?;
             sender
-                .send(AppendJob { events, reply })
+                .send(AppendJob {
+                    events,
+                    reply,
+                    delivery: crate::append_answers::this_thread(),
+                })
                 .map_err(|_| StoreError::Closed)?;
         }
         rx.await.map_err(|_| StoreError::Closed)?
@@ -3229,18 +3234,25 @@ mod tests {
         }
     }
 
+    /// `count` appends of one event each, each from a task of its own.
+    fn append_concurrently(
+        store: &Arc<SqliteStore>,
+        count: usize,
+    ) -> Vec<tokio::task::JoinHandle<StoreResult<()>>> {
+        (0..count)
+            .map(|i| {
+                let store = Arc::clone(store);
+                tokio::spawn(async move { store.append_events(vec![event(i)]).await })
+            })
+            .collect()
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_appends_share_commits_and_survive_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("keytrail.db");
         let store = Arc::new(SqliteStore::open(&path).unwrap());
-        let mut tasks = Vec::new();
-        for i in 0..200 {
-            let store = Arc::clone(&store);
-            tasks.push(tokio::spawn(async move {
-                store.append_events(vec![event(i)]).await
-            }));
-        }
+        let tasks = append_concurrently(&store, 200);
         for t in tasks {
             t.await.unwrap().unwrap();
         }
@@ -3256,6 +3268,29 @@ mod tests {
         let after = reopened.events_after(events[9].seq, 5).await.unwrap();
         assert_eq!(after.len(), 5);
         assert_eq!(after[0].seq, events[10].seq);
+    }
+
+    /// On a thread that delivers its own append answers, as the server's connection threads
+    /// do, concurrent appends are all answered (through the delivery task: no call is left
+    /// waiting) and durable.
+    #[tokio::test]
+    async fn appends_of_a_thread_with_a_delivery_task_are_all_answered() {
+        crate::deliver_appends_on_this_thread();
+        assert!(crate::append_answers::this_thread().is_some());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keytrail.db");
+        let store = Arc::new(SqliteStore::open(&path).unwrap());
+        let tasks = append_concurrently(&store, 200);
+        let answered = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+            for t in tasks {
+                t.await.unwrap().unwrap();
+            }
+        })
+        .await;
+        assert!(answered.is_ok(), "appends left unanswered");
+        store.close().await;
+        let reopened = SqliteStore::open(&path).unwrap();
+        assert_eq!(reopened.recent_events(1000).await.unwrap().len(), 200);
     }
 
     #[tokio::test]
