@@ -113,6 +113,12 @@ def start_keytrail(config, data_dir, port, *serve_args, binary=None):
                 ready_line="keytrail listening on", env=QUIET)
 
 
+def start_null(port, binary=None):
+    """The null server (the release build unless `binary` is given) on `port`, once it listens."""
+    return Proc("null", [binary or os.path.join(RELEASE, "keytrail-null-server"),
+                         f"127.0.0.1:{port}"], ready_line="null server listening on", env=QUIET)
+
+
 def timed(call, repeat=7):
     """The median of `repeat` calls in milliseconds, and the last call's result."""
     samples, result = [], None
@@ -251,8 +257,7 @@ def main():
     kt_port, null_port, moto_port = free_port(), free_port(), free_port()
     env = QUIET
     keytrail = start_keytrail(config, os.path.join(data.name, "data"), kt_port)
-    null = Proc("null", [os.path.join(RELEASE, "keytrail-null-server"), f"127.0.0.1:{null_port}"],
-                ready_line="null server listening on", env=env)
+    null = start_null(null_port)
     moto = Proc("moto", [os.path.join(VENV_BIN, "moto_server"), "-H", "127.0.0.1", "-p",
                          str(moto_port)], ready_url=f"http://127.0.0.1:{moto_port}/moto-api/")
     ports = {"null": null_port, "keytrail": kt_port, "moto": moto_port}

@@ -44,8 +44,7 @@ def thread_stats(pid):
 def null_run(binary):
     """req/s of the null server `binary` under the workload's load."""
     port = bench.free_port()
-    null = bench.Proc("null", [binary, f"127.0.0.1:{port}"], ready_line="null server listening on",
-                      env=bench.QUIET)
+    null = bench.start_null(port, binary)
     try:
         return bench.run_wrk(port, bench.WORKLOADS[WORKLOAD](port, {}))["rps"]
     finally:

@@ -88,13 +88,10 @@ def main():
     data = tempfile.TemporaryDirectory()
     config = bench.keytrail_config(data.name)
     kt_port, null_port = bench.free_port(), bench.free_port()
-    env = bench.QUIET
     data_dir = os.path.join(data.name, "data")
     keytrail = bench.start_keytrail(config, data_dir, kt_port, "--cloudtrail-delivery-seconds",
                                     str(DELIVERY_SECONDS))
-    null = bench.Proc("null", [os.path.join(bench.RELEASE, "keytrail-null-server"),
-                               f"127.0.0.1:{null_port}"],
-                      ready_line="null server listening on", env=env)
+    null = bench.start_null(null_port)
     try:
         ct = set_up_trail(kt_port)
         setup = {kt_port: bench.kms_setup(kt_port)}
