@@ -9,6 +9,7 @@
 
 pub mod clock;
 mod context;
+mod json;
 mod parameters;
 mod record;
 
@@ -73,8 +74,8 @@ impl Journal {
 /// one that doubles its way up from 128 bytes.
 fn record_json(record: &EventRecord) -> Result<String, AuditError> {
     let mut out = Vec::with_capacity(2048);
-    serde_json::to_writer(&mut out, record)?;
-    // serde_json writes UTF-8 only.
+    json::write_record(&mut out, record);
+    // Only whole `str`s and ASCII go into the buffer.
     String::from_utf8(out).map_err(|e| AuditError::Encoding(e.to_string()))
 }
 
