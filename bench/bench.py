@@ -105,10 +105,15 @@ def keytrail_argv(binary, config, data_dir, port, *serve_args):
             f"127.0.0.1:{port}", *serve_args]
 
 
+def keytrail_binary(binary=None):
+    """`binary`, else $KEYTRAIL_BIN (to bench another build with any script), else the release
+    build."""
+    return binary or os.environ.get("KEYTRAIL_BIN") or os.path.join(RELEASE, "keytrail")
+
+
 def start_keytrail(config, data_dir, port, *serve_args, binary=None):
-    """keytrail on `port`, once it listens: `binary`, else $KEYTRAIL_BIN (to bench another
-    build with any script), else the release build."""
-    binary = binary or os.environ.get("KEYTRAIL_BIN") or os.path.join(RELEASE, "keytrail")
+    """keytrail (see `keytrail_binary`) on `port`, once it listens."""
+    binary = keytrail_binary(binary)
     return Proc("keytrail", keytrail_argv(binary, config, data_dir, port, *serve_args),
                 ready_line="keytrail listening on", env=QUIET)
 
@@ -281,7 +286,7 @@ def main():
     finally:
         for proc in (keytrail, null, moto):
             proc.stop()
-    events = subprocess.run([os.path.join(RELEASE, "keytrail"), "--data-dir",
+    events = subprocess.run([keytrail_binary(), "--data-dir",
                              os.path.join(data.name, "data"), "events", "tail", "-n", "100000000"],
                             capture_output=True, text=True, env=env).stdout.count("\n")
     failed = False

@@ -114,7 +114,7 @@ def main():
         work = tempfile.mkdtemp(prefix="keytrail-instructions-")
         try:
             port = bench.free_port()
-            kt = callgrind(bench.keytrail_argv(os.path.join(bench.RELEASE, "keytrail"),
+            kt = callgrind(bench.keytrail_argv(bench.keytrail_binary(),
                                               bench.keytrail_config(work),
                                               os.path.join(work, "data"), port),
                            "keytrail listening on", port, workload,

@@ -146,7 +146,7 @@ def main():
     finally:
         keytrail.stop()
         moto.stop()
-    events = subprocess.run([os.path.join(bench.RELEASE, "keytrail"), "--data-dir",
+    events = subprocess.run([bench.keytrail_binary(), "--data-dir",
                              os.path.join(data.name, "data"), "events", "tail", "-n", "100000000"],
                             capture_output=True, text=True, env=env).stdout.splitlines()
     records = [json.loads(e) for e in events]

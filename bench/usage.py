@@ -74,7 +74,7 @@ def main():
     finally:
         first.stop()
     rows, requests = fill(os.path.join(data_dir, "keytrail.db"), key_arns)
-    binary = os.path.join(bench.RELEASE, "keytrail")
+    binary = bench.keytrail_binary()
 
     def cli(start, end, fmt="json"):
         def run():
