@@ -137,15 +137,17 @@ pub fn parse_authorization(value: &str) -> Result<AuthorizationHeader, SigV4Erro
         )));
     };
     let (access_key_id, scope) = parse_credential(credential)?;
-    let signed_headers: Vec<String> = signed_headers
-        .split(';')
-        .map(|h| h.trim().to_ascii_lowercase())
-        .collect();
-    if signed_headers.iter().any(String::is_empty) {
-        return Err(SigV4Error::Incomplete(
-            "SignedHeaders must not contain empty header names.".into(),
-        ));
+    let mut names = Vec::with_capacity(signed_headers.bytes().filter(|&b| b == b';').count() + 1);
+    for name in signed_headers.split(';') {
+        let name = name.trim_ascii();
+        if name.is_empty() {
+            return Err(SigV4Error::Incomplete(
+                "SignedHeaders must not contain empty header names.".into(),
+            ));
+        }
+        names.push(name.to_ascii_lowercase());
     }
+    let signed_headers = names;
     if !signed_headers.iter().any(|h| h == "host") {
         return Err(SigV4Error::Incomplete(
             "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.".into(),
@@ -165,31 +167,48 @@ pub fn parse_authorization(value: &str) -> Result<AuthorizationHeader, SigV4Erro
 }
 
 fn parse_credential(credential: &str) -> Result<(String, CredentialScope), SigV4Error> {
-    let parts: Vec<&str> = credential.split('/').collect();
-    if parts.len() != 5 || parts.iter().any(|p| p.is_empty()) {
+    let mut parts = credential.split('/');
+    let fields: [Option<&str>; 6] = std::array::from_fn(|_| parts.next());
+    let [
+        Some(access_key_id),
+        Some(date),
+        Some(region),
+        Some(service),
+        Some(terminator),
+        None,
+    ] = fields
+    else {
+        return Err(five_parts_expected(credential));
+    };
+    if [access_key_id, date, region, service, terminator]
+        .iter()
+        .any(|p| p.is_empty())
+    {
+        return Err(five_parts_expected(credential));
+    }
+    if terminator != "aws4_request" {
         return Err(SigV4Error::Incomplete(format!(
-            "Credential should have 5 parts (access key, date, region, service, aws4_request) separated by '/': '{credential}'"
+            "Credential should be scoped with a valid terminator: 'aws4_request', not '{terminator}'. "
         )));
     }
-    if parts[4] != "aws4_request" {
+    if date.len() != 8 || !date.bytes().all(|b| b.is_ascii_digit()) {
         return Err(SigV4Error::Incomplete(format!(
-            "Credential should be scoped with a valid terminator: 'aws4_request', not '{}'. ",
-            parts[4]
-        )));
-    }
-    if parts[1].len() != 8 || !parts[1].bytes().all(|b| b.is_ascii_digit()) {
-        return Err(SigV4Error::Incomplete(format!(
-            "Credential date must be in the form yyyyMMdd: '{}'",
-            parts[1]
+            "Credential date must be in the form yyyyMMdd: '{date}'"
         )));
     }
     Ok((
-        parts[0].to_string(),
+        access_key_id.to_string(),
         CredentialScope {
-            date: parts[1].to_string(),
-            region: parts[2].to_string(),
-            service: parts[3].to_string(),
+            date: date.to_string(),
+            region: region.to_string(),
+            service: service.to_string(),
         },
+    ))
+}
+
+fn five_parts_expected(credential: &str) -> SigV4Error {
+    SigV4Error::Incomplete(format!(
+        "Credential should have 5 parts (access key, date, region, service, aws4_request) separated by '/': '{credential}'"
     ))
 }
 
@@ -474,9 +493,15 @@ pub fn string_to_sign(amz_date: &str, scope: &CredentialScope, canonical_request
 const HEX_LOWER: &[u8; 16] = b"0123456789abcdef";
 
 fn push_hex(out: &mut String, bytes: &[u8]) {
-    for &b in bytes {
-        out.push(char::from(HEX_LOWER[usize::from(b >> 4)]));
-        out.push(char::from(HEX_LOWER[usize::from(b & 0x0f)]));
+    // Written as bytes and appended a digest's worth at a time, instead of one `char` push
+    // (with its UTF-8 encoding) per digit.
+    for chunk in bytes.chunks(32) {
+        let mut digits = [0u8; 64];
+        for (pair, &b) in digits.chunks_exact_mut(2).zip(chunk) {
+            pair[0] = HEX_LOWER[usize::from(b >> 4)];
+            pair[1] = HEX_LOWER[usize::from(b & 0x0f)];
+        }
+        out.push_str(std::str::from_utf8(&digits[..2 * chunk.len()]).unwrap_or_default());
     }
 }
 

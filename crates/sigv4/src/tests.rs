@@ -328,3 +328,56 @@ fn amz_dates_out_of_range_or_malformed_are_refused() {
         Some(1_456_790_399)
     );
 }
+
+#[test]
+fn hex_is_two_lower_case_digits_per_byte_at_any_length() {
+    let bytes: Vec<u8> = (0..=255).collect();
+    for len in [0, 1, 31, 32, 33, 64, 256] {
+        let expected: String = bytes[..len].iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex_lower(&bytes[..len]), expected, "{len} bytes");
+    }
+}
+
+#[test]
+fn credentials_need_exactly_five_non_empty_parts() {
+    let with = |credential: &str| {
+        parse_authorization(&format!(
+            "AWS4-HMAC-SHA256 Credential={credential}, SignedHeaders=host;x-amz-date, Signature={}",
+            "0".repeat(64)
+        ))
+    };
+    let ok = with("AKID/20261130/us-east-1/kms/aws4_request").unwrap();
+    assert_eq!(ok.access_key_id, "AKID");
+    assert_eq!(
+        (
+            ok.scope.date.as_str(),
+            ok.scope.region.as_str(),
+            ok.scope.service.as_str()
+        ),
+        ("20261130", "us-east-1", "kms")
+    );
+    assert_eq!(ok.signed_headers, ["host", "x-amz-date"]);
+    for bad in [
+        "AKID/20261130/us-east-1/kms",
+        "AKID/20261130/us-east-1/kms/aws4_request/extra",
+        "AKID//us-east-1/kms/aws4_request",
+        "AKID/20261130/us-east-1/kms/aws4_request/",
+    ] {
+        match with(bad) {
+            Err(SigV4Error::Incomplete(message)) => {
+                assert!(message.contains("should have 5 parts"), "{bad}: {message}")
+            }
+            other => panic!("{bad}: {other:?}"),
+        }
+    }
+    match with("AKID/2026113/us-east-1/kms/aws4_request") {
+        Err(SigV4Error::Incomplete(message)) => assert!(message.contains("yyyyMMdd"), "{message}"),
+        other => panic!("{other:?}"),
+    }
+    match with("AKID/20261130/us-east-1/kms/aws5_request") {
+        Err(SigV4Error::Incomplete(message)) => {
+            assert!(message.contains("terminator"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
