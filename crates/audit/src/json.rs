@@ -1,12 +1,13 @@
 //! The event record written as JSON without serde's machinery: every call of every service
 //! writes one record (~1.2 KiB) before it is answered, and `serde_json` spent more
 //! instructions escaping its strings (a table lookup per byte, field names included) than the
-//! KMS operation itself took. Field names here are literals, and a string is scanned eight
-//! bytes at a time and copied in one piece unless a byte of it needs escaping.
+//! KMS operation itself took. Field names here are literals, and strings go through
+//! `keytrail_json::write_str`.
 //!
 //! The output is byte for byte what `serde_json` writes for the derived `Serialize` of
 //! [`EventRecord`] (the tests compare the two); reading records back still goes through serde.
 
+use keytrail_json::write_str;
 use serde_json::{Map, Value};
 
 use crate::record::{
@@ -253,73 +254,6 @@ fn write_object(out: &mut Vec<u8>, map: &Map<String, Value>) {
     out.push(b'}');
 }
 
-const ONES: u64 = 0x0101_0101_0101_0101;
-const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
-
-/// Whether any of the eight bytes in `word` must be escaped in a JSON string: a control
-/// character (below 0x20), `"` or `\`. Each test is exact for "some byte matches" (bytes of
-/// UTF-8 sequences, 0x80 and up, match none of them).
-fn word_needs_escape(word: u64) -> bool {
-    let below_space = word.wrapping_sub(ONES * 0x20) & !word;
-    let quote = word ^ (ONES * u64::from(b'"'));
-    let backslash = word ^ (ONES * u64::from(b'\\'));
-    let is_quote = quote.wrapping_sub(ONES) & !quote;
-    let is_backslash = backslash.wrapping_sub(ONES) & !backslash;
-    (below_space | is_quote | is_backslash) & HIGH_BITS != 0
-}
-
-const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
-
-/// `s` as a JSON string, escaped as serde_json escapes it: `\"`, `\\`, the short forms of
-/// backspace, form feed, newline, carriage return and tab, and `\u00xx` for the other control
-/// characters.
-pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
-    let bytes = s.as_bytes();
-    out.reserve(bytes.len() + 2);
-    out.push(b'"');
-    let mut copied = 0;
-    let mut i = 0;
-    while i < bytes.len() {
-        if let Some(word) = bytes[i..].first_chunk::<8>()
-            && !word_needs_escape(u64::from_le_bytes(*word))
-        {
-            i += 8;
-            continue;
-        }
-        let byte = bytes[i];
-        let short = match byte {
-            b'"' => Some(b'"'),
-            b'\\' => Some(b'\\'),
-            0x08 => Some(b'b'),
-            0x0c => Some(b'f'),
-            b'\n' => Some(b'n'),
-            b'\r' => Some(b'r'),
-            b'\t' => Some(b't'),
-            0x00..=0x1f => None,
-            _ => {
-                i += 1;
-                continue;
-            }
-        };
-        out.extend_from_slice(&bytes[copied..i]);
-        match short {
-            Some(letter) => out.extend_from_slice(&[b'\\', letter]),
-            None => out.extend_from_slice(&[
-                b'\\',
-                b'u',
-                b'0',
-                b'0',
-                HEX_DIGITS[usize::from(byte >> 4)],
-                HEX_DIGITS[usize::from(byte & 0xf)],
-            ]),
-        }
-        i += 1;
-        copied = i;
-    }
-    out.extend_from_slice(&bytes[copied..]);
-    out.push(b'"');
-}
-
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -461,15 +395,6 @@ mod tests {
     }
 
     proptest! {
-        #[test]
-        fn any_string_is_escaped_as_serde_json_escapes_it(
-            text in prop_oneof![any::<String>(), "[\\x00-\\x22\\x5c\\x7f-\\u{10ffff}a-z]{0,64}"]
-        ) {
-            let mut out = Vec::new();
-            write_str(&mut out, &text);
-            prop_assert_eq!(String::from_utf8(out).unwrap(), serde_json::to_string(&text).unwrap());
-        }
-
         #[test]
         fn strings_of_json_s_special_bytes_are_escaped_as_serde_json_escapes_them(
             text in "[\\x00-\\x22\\x5c\\x7f-\\u{10ffff}a-z]{0,40}"

@@ -43,7 +43,7 @@ where
         Ok(output) => {
             // A data key answer (two base64 blobs and an ARN) is ~400 bytes: one allocation.
             let mut body = Vec::with_capacity(512);
-            serde_json::to_writer(&mut body, &output)
+            keytrail_json::to_writer(&mut body, &output)
                 .map(|()| body)
                 .map_err(|e| {
                     tracing::error!(error = %e, "KMS response could not be serialized");
