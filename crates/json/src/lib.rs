@@ -39,7 +39,7 @@ const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
 
 /// The high bit of each of the eight bytes in `word` that must be escaped in a JSON string (a
-/// control character below 0x20, `"` or `\\`), and perhaps of bytes above one that must: each test
+/// control character below 0x20, `"` or `\`), and perhaps of bytes above one that must: each test
 /// is exact for "some byte matches", which is all [`needs_escape`] asks. Bytes of UTF-8
 /// sequences (0x80 and up) match none of them.
 fn escape_bits(word: u64) -> u64 {
