@@ -6,6 +6,7 @@
 //! engines share.
 
 mod append_answers;
+mod append_queue;
 mod event_index;
 mod eventlog;
 mod migrations;

@@ -27,6 +27,7 @@ use foldhash::HashMap;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::oneshot;
 
+use crate::append_queue::{AppendReceiver, AppendSender, GroupPolicy, append_queue};
 use crate::event_index::{self, PostingTally};
 use crate::eventlog::{EventLog, LogPosition, SegmentReader};
 use crate::migrations::MIGRATIONS;
@@ -44,11 +45,12 @@ const READ_POOL_SIZE: usize = 4;
 /// Upper bound of events made durable by one `fdatasync` of the event log.
 const MAX_LOG_GROUP: usize = 4096;
 /// An `fdatasync` costs ~50 µs of CPU here whatever it carries: while appends come from many
-/// callers at once, the log waits up to [`LOG_GROUP_WAIT`] for this many before syncing.
-const LOG_GROUP_EVENTS: usize = 32;
-const LOG_GROUP_WAIT: std::time::Duration = std::time::Duration::from_micros(500);
-/// While waiting for a group, the log looks for more appends this often.
-const LOG_GROUP_POLL: std::time::Duration = std::time::Duration::from_micros(100);
+/// callers at once, the log waits up to 500 µs for 32 events before syncing.
+const LOG_GROUP: GroupPolicy = GroupPolicy {
+    events: 32,
+    wait: std::time::Duration::from_micros(500),
+    max_events: MAX_LOG_GROUP,
+};
 /// Recovered events are indexed in transactions of this many.
 const RECOVERY_CHUNK: usize = 10_000;
 /// Indexing is cheaper per event in bigger transactions (each B-tree page is written once for
@@ -310,7 +312,7 @@ pub struct SqliteStore {
     /// The event log's directory, where events' JSON documents are read from.
     log_dir: Arc<Path>,
     /// The event log's appending end; `None` in a process that does not own the log.
-    journal: Mutex<Option<mpsc::Sender<AppendJob>>>,
+    journal: Mutex<Option<AppendSender<AppendJob>>>,
     journal_thread: Mutex<Option<JoinHandle<()>>>,
     /// Present when this process owns the log.
     progress: Option<Arc<IndexProgress>>,
@@ -486,7 +488,7 @@ impl SqliteStore {
             let pruned = pruned_through(&conn, through)?;
             log.release_through(pruned);
             let shared = Arc::new(IndexProgress::new(through, pruned));
-            let (append, appended) = mpsc::channel::<AppendJob>();
+            let (append, appended) = append_queue::<AppendJob>(LOG_GROUP);
             let writer = tx.clone();
             let for_thread = Arc::clone(&shared);
             let thread = std::thread::Builder::new()
@@ -714,33 +716,12 @@ fn index_recovered(
 /// their callers, then hands them to the writer to be indexed.
 fn journal_loop(
     mut log: EventLog,
-    rx: mpsc::Receiver<AppendJob>,
+    mut appends: AppendReceiver<AppendJob>,
     writer: mpsc::Sender<WriteJob>,
     progress: Arc<IndexProgress>,
 ) {
-    // Several callers in the last group: appends are concurrent, worth waiting a little for.
-    let mut concurrent = false;
-    while let Ok(first) = rx.recv() {
-        let deadline = Instant::now() + LOG_GROUP_WAIT;
-        let mut count = first.events.len();
-        let mut jobs = vec![first];
-        while count < MAX_LOG_GROUP {
-            if let Ok(job) = rx.try_recv() {
-                count += job.events.len();
-                jobs.push(job);
-                continue;
-            }
-            if !concurrent || count >= LOG_GROUP_EVENTS {
-                break;
-            }
-            // Sleeping in short steps rather than blocking on the channel: a blocked receiver
-            // is woken by every single append (a futex wake and a context switch each).
-            match deadline.checked_duration_since(Instant::now()) {
-                Some(left) => std::thread::sleep(left.min(LOG_GROUP_POLL)),
-                None => break,
-            }
-        }
-        concurrent = jobs.len() > 1;
+    while let Some(jobs) = appends.next_group() {
+        let count = jobs.iter().map(|job| job.events.len()).sum();
         let mut rows: Vec<EventRow> = Vec::with_capacity(count);
         let mut replies = Vec::with_capacity(jobs.len());
         for job in jobs {
@@ -2367,13 +2348,13 @@ impl Store for SqliteStore {
         {
             let guard = self.journal.lock().map_err(|_| StoreError::Closed)?;
             let sender = guard.as_ref().ok_or(StoreError::Closed)?;
-            sender
-                .send(AppendJob {
-                    events,
-                    reply,
-                    delivery: crate::append_answers::this_thread(),
-                })
-                .map_err(|_| StoreError::Closed)?;
+            let count = events.len();
+            let job = AppendJob {
+                events,
+                reply,
+                delivery: crate::append_answers::this_thread(),
+            };
+            sender.send(job, count).map_err(|_| StoreError::Closed)?;
         }
         rx.await.map_err(|_| StoreError::Closed)?
     }
