@@ -6,9 +6,9 @@
 //! engines share.
 
 mod append_answers;
-mod append_queue;
 mod event_index;
 mod eventlog;
+mod group_queue;
 mod migrations;
 pub mod sqlite;
 

@@ -27,9 +27,9 @@ use foldhash::HashMap;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::oneshot;
 
-use crate::append_queue::{AppendReceiver, AppendSender, GroupPolicy, append_queue};
 use crate::event_index::{self, PostingTally};
 use crate::eventlog::{EventLog, LogPosition, SegmentReader};
+use crate::group_queue::{GroupPolicy, GroupReceiver, GroupSender, Waits, group_queue};
 use crate::migrations::MIGRATIONS;
 use crate::{
     AccessKeyRecord, AccountRecord, AliasRow, BucketRow, CustomKeyStoreRow, DeleteBucketOutcome,
@@ -49,15 +49,22 @@ const MAX_LOG_GROUP: usize = 4096;
 const LOG_GROUP: GroupPolicy = GroupPolicy {
     events: 32,
     wait: std::time::Duration::from_micros(500),
+    waits: Waits::WhileConcurrent,
     max_events: MAX_LOG_GROUP,
+    max_jobs: usize::MAX,
 };
 /// Recovered events are indexed in transactions of this many.
 const RECOVERY_CHUNK: usize = 10_000;
 /// Indexing is cheaper per event in bigger transactions (each B-tree page is written once for
-/// many events): while nothing else is waiting, the writer gathers up to this many events...
-const INDEX_BATCH_EVENTS: usize = 1024;
-/// ...for at most this long. A reader of events cuts the wait short (see `events_indexed`).
-const INDEX_BATCH_WAIT: std::time::Duration = std::time::Duration::from_millis(20);
+/// many events): while nothing else is waiting, the writer gathers up to 1024 events for at
+/// most 20 ms. Any other write, or a reader's flush (see `events_indexed`), ends the wait.
+const WRITE_GROUP: GroupPolicy = GroupPolicy {
+    events: 1024,
+    wait: std::time::Duration::from_millis(20),
+    waits: Waits::Always,
+    max_events: usize::MAX,
+    max_jobs: MAX_BATCH,
+};
 /// How long a process that does not own the event log waits for its owner to index it.
 const OWNER_INDEX_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 /// Index-only transactions skip the fsync (the log holds their events); one in this interval
@@ -312,16 +319,34 @@ pub struct SqliteStore {
     /// The event log's directory, where events' JSON documents are read from.
     log_dir: Arc<Path>,
     /// The event log's appending end; `None` in a process that does not own the log.
-    journal: Mutex<Option<AppendSender<AppendJob>>>,
+    journal: Mutex<Option<GroupSender<AppendJob>>>,
     journal_thread: Mutex<Option<JoinHandle<()>>>,
     /// Present when this process owns the log.
     progress: Option<Arc<IndexProgress>>,
     /// Held while this process owns the log (an exclusive lock on the file).
     _log_lock: Option<File>,
-    writer: Mutex<Option<mpsc::Sender<WriteJob>>>,
+    writer: Mutex<Option<GroupSender<WriteJob>>>,
     writer_thread: Mutex<Option<JoinHandle<()>>>,
     checkpointer: Mutex<Option<(mpsc::Sender<()>, JoinHandle<()>)>>,
     readers: Arc<Mutex<Vec<Connection>>>,
+}
+
+/// Sends a write to the writer: events to index are gathered into bigger transactions, any
+/// other write is urgent (its caller waits for it).
+trait SendWrite {
+    fn send_write(&self, job: WriteJob) -> Result<(), crate::group_queue::Disconnected>;
+}
+
+impl SendWrite for GroupSender<WriteJob> {
+    fn send_write(&self, job: WriteJob) -> Result<(), crate::group_queue::Disconnected> {
+        match &job.op {
+            WriteOp::IndexEvents { events, .. } => {
+                let count = events.len();
+                self.send(job, count, false)
+            }
+            _ => self.send(job, 0, true),
+        }
+    }
 }
 
 struct AppendJob {
@@ -466,7 +491,7 @@ impl SqliteStore {
         }
         let mut conn = open_writer(path)?;
         migrate(&mut conn)?;
-        let (tx, rx) = mpsc::channel::<WriteJob>();
+        let (tx, rx) = group_queue::<WriteJob>(WRITE_GROUP);
         let log_dir = path.with_extension("events");
         let log_lock = lock_event_log(&log_dir)?;
         let mut journal = None;
@@ -488,7 +513,7 @@ impl SqliteStore {
             let pruned = pruned_through(&conn, through)?;
             log.release_through(pruned);
             let shared = Arc::new(IndexProgress::new(through, pruned));
-            let (append, appended) = append_queue::<AppendJob>(LOG_GROUP);
+            let (append, appended) = group_queue::<AppendJob>(LOG_GROUP);
             let writer = tx.clone();
             let for_thread = Arc::clone(&shared);
             let thread = std::thread::Builder::new()
@@ -531,7 +556,7 @@ impl SqliteStore {
             let guard = self.writer.lock().map_err(|_| StoreError::Closed)?;
             let sender = guard.as_ref().ok_or(StoreError::Closed)?;
             sender
-                .send(WriteJob { op, reply })
+                .send_write(WriteJob { op, reply })
                 .map_err(|_| StoreError::Closed)?;
         }
         rx.await.map_err(|_| StoreError::Closed)?
@@ -550,7 +575,7 @@ impl SqliteStore {
             if let Ok(writer) = self.writer.lock()
                 && let Some(writer) = writer.as_ref()
             {
-                let _ = writer.send(WriteJob {
+                let _ = writer.send_write(WriteJob {
                     op: WriteOp::Flush,
                     reply,
                 });
@@ -716,8 +741,8 @@ fn index_recovered(
 /// their callers, then hands them to the writer to be indexed.
 fn journal_loop(
     mut log: EventLog,
-    mut appends: AppendReceiver<AppendJob>,
-    writer: mpsc::Sender<WriteJob>,
+    mut appends: GroupReceiver<AppendJob>,
+    writer: GroupSender<WriteJob>,
     progress: Arc<IndexProgress>,
 ) {
     while let Some(jobs) = appends.next_group() {
@@ -753,7 +778,7 @@ fn journal_loop(
                         },
                         reply,
                     };
-                    if writer.send(job).is_err() {
+                    if writer.send_write(job).is_err() {
                         progress.indexed.send_modify(|i| i.failed = true);
                     }
                     wait_for_indexing(&progress);
@@ -787,20 +812,12 @@ fn wait_for_indexing(progress: &IndexProgress) {
 
 fn writer_loop(
     mut conn: Connection,
-    rx: mpsc::Receiver<WriteJob>,
+    mut writes: GroupReceiver<WriteJob>,
     progress: Option<Arc<IndexProgress>>,
 ) {
     let mut synchronous_full = true;
     let mut last_sync = Instant::now();
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        gather_index_batch(&rx, &mut batch);
+    while let Some(batch) = writes.next_group() {
         let index_only = batch
             .iter()
             .all(|j| matches!(j.op, WriteOp::IndexEvents { .. } | WriteOp::Flush));
@@ -851,38 +868,6 @@ fn writer_loop(
         }
     }
     tracing::debug!("store writer stopped");
-}
-
-/// While a batch holds only events to index and fewer than [`INDEX_BATCH_EVENTS`], waits a
-/// little for more: anything else arriving (another write, a reader's flush) ends the wait.
-fn gather_index_batch(rx: &mpsc::Receiver<WriteJob>, batch: &mut Vec<WriteJob>) {
-    let deadline = Instant::now() + INDEX_BATCH_WAIT;
-    let mut events = 0;
-    for job in batch.iter() {
-        match &job.op {
-            WriteOp::IndexEvents { events: rows, .. } => events += rows.len(),
-            _ => return,
-        }
-    }
-    while events < INDEX_BATCH_EVENTS && batch.len() < MAX_BATCH {
-        let Some(left) = deadline.checked_duration_since(Instant::now()) else {
-            return;
-        };
-        match rx.recv_timeout(left) {
-            Ok(job) => {
-                let more = match &job.op {
-                    WriteOp::IndexEvents { events: rows, .. } => Some(rows.len()),
-                    _ => None,
-                };
-                batch.push(job);
-                match more {
-                    Some(n) => events += n,
-                    None => return,
-                }
-            }
-            Err(_) => return,
-        }
-    }
 }
 
 /// Moves the indexed mark past the event batches this commit stored; any that failed stops
@@ -2354,7 +2339,9 @@ impl Store for SqliteStore {
                 reply,
                 delivery: crate::append_answers::this_thread(),
             };
-            sender.send(job, count).map_err(|_| StoreError::Closed)?;
+            sender
+                .send(job, count, false)
+                .map_err(|_| StoreError::Closed)?;
         }
         rx.await.map_err(|_| StoreError::Closed)?
     }
