@@ -3215,6 +3215,45 @@ mod tests {
             .collect()
     }
 
+    #[test]
+    fn the_writer_waits_for_events_to_index_but_not_for_other_writes() {
+        let policy = GroupPolicy {
+            wait: std::time::Duration::from_secs(5),
+            ..WRITE_GROUP
+        };
+        let job = |op| WriteJob {
+            op,
+            reply: oneshot::channel().0,
+        };
+        let index = |n: usize| {
+            job(WriteOp::IndexEvents {
+                events: (0..n).map(event).collect(),
+                positions: Vec::new(),
+            })
+        };
+        let (tx, mut rx) = group_queue::<WriteJob>(policy);
+        let started = Instant::now();
+        // Events to index alone wait for more (here up to 5 s); a reader's flush ends the wait.
+        tx.send_write(index(3)).unwrap();
+        let sender = tx.clone();
+        let flusher = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            sender.send_write(job(WriteOp::Flush)).unwrap();
+        });
+        let group = rx.next_group().unwrap();
+        flusher.join().unwrap();
+        assert_eq!(group.len(), 2);
+        assert!(matches!(group[1].op, WriteOp::Flush));
+        let waited = started.elapsed();
+        assert!(waited >= std::time::Duration::from_millis(50), "{waited:?}");
+        assert!(waited < std::time::Duration::from_secs(4), "{waited:?}");
+        // A full batch of events to index does not wait at all.
+        let started = Instant::now();
+        tx.send_write(index(WRITE_GROUP.events)).unwrap();
+        assert_eq!(rx.next_group().unwrap().len(), 1);
+        assert!(started.elapsed() < std::time::Duration::from_secs(4));
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_appends_share_commits_and_survive_reopen() {
         let dir = tempfile::tempdir().unwrap();
