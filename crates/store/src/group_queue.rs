@@ -3,11 +3,11 @@
 //! events to index).
 //!
 //! A group is worth waiting a little for: one `fdatasync` or one transaction costs about the
-//! same whatever it carries. The receiver used to wait by sleeping in short steps and looking
-//! again, or by blocking on the channel with a timeout: the first is a timer wake-up per step,
-//! the second a wake-up per job sent, and under load each wake-up preempts a thread serving
-//! requests. Instead the receiver parks once, saying how many more events it wants, and the
-//! send that brings them (or any urgent job) unparks it; the deadline wakes it otherwise.
+//! same whatever it carries. How the receiver waits matters as much: sleeping in short steps
+//! and looking again costs a timer wake-up per step, blocking on a channel with a timeout a
+//! wake-up per job sent, and under load each wake-up preempts a thread serving requests. So
+//! the receiver parks once, saying how many more events it wants, and the send that brings
+//! them (or any urgent job) unparks it; the deadline wakes it otherwise.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, mpsc};
