@@ -331,13 +331,9 @@ pub struct SqliteStore {
     readers: Arc<Mutex<Vec<Connection>>>,
 }
 
-/// Sends a write to the writer: events to index are gathered into bigger transactions, any
-/// other write is urgent (its caller waits for it).
-trait SendWrite {
-    fn send_write(&self, job: WriteJob) -> Result<(), crate::group_queue::Disconnected>;
-}
-
-impl SendWrite for GroupSender<WriteJob> {
+impl GroupSender<WriteJob> {
+    /// Sends a write to the writer: events to index are gathered into bigger transactions, any
+    /// other write is urgent (its caller waits for it).
     fn send_write(&self, job: WriteJob) -> Result<(), crate::group_queue::Disconnected> {
         match &job.op {
             WriteOp::IndexEvents { events, .. } => {
