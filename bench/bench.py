@@ -223,14 +223,30 @@ def to_ms(value):
     return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
 
 
-def run_wrk(port, script):
+def wrk_script_file(script):
+    """`script` written to a temporary Lua file, whose path the caller removes."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(script)
-        path = f.name
-    out = subprocess.run(["wrk", f"-t{THREADS}", f"-c{CONNECTIONS}", f"-d{DURATION}s", "--latency",
-                          "-s", path, f"http://127.0.0.1:{port}/"],
-                         check=True, capture_output=True, text=True).stdout
-    os.unlink(path)
+        return f.name
+
+
+def wrk_argv(port, script_path):
+    return ["wrk", f"-t{THREADS}", f"-c{CONNECTIONS}", f"-d{DURATION}s", "--latency",
+            "-s", script_path, f"http://127.0.0.1:{port}/"]
+
+
+def run_wrk(port, script):
+    path = wrk_script_file(script)
+    try:
+        out = subprocess.run(wrk_argv(port, path), check=True, capture_output=True,
+                             text=True).stdout
+    finally:
+        os.unlink(path)
+    return parse_wrk(out)
+
+
+def parse_wrk(out):
+    """req/s, p50 and p99 latency, and errors from wrk's report."""
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     p50 = to_ms(re.search(r"\s50%\s+(\S+)", out).group(1))
     p99 = to_ms(re.search(r"\s99%\s+(\S+)", out).group(1))
