@@ -81,11 +81,15 @@ impl Client {
             region: self.region.clone(),
             service: service.to_string(),
         };
+        let header_refs: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
         let parts = keytrail_sigv4::RequestParts {
             method,
             path,
             query,
-            headers: &headers,
+            headers: &header_refs,
             payload_hash: &payload_hash,
         };
         let canonical = keytrail_sigv4::canonical_request(

@@ -341,10 +341,7 @@ fn sign(target: &ProxyTarget<'_>, host: &str, path: &str, body: &[u8]) -> (Strin
         service: SIGNING_SERVICE.to_string(),
     };
     let payload_hash = keytrail_sigv4::sha256_hex(body);
-    let headers = [
-        ("host".to_string(), host.to_string()),
-        ("x-amz-date".to_string(), amz_date.clone()),
-    ];
+    let headers = [("host", host), ("x-amz-date", amz_date.as_str())];
     let signed = ["host".to_string(), "x-amz-date".to_string()];
     let parts = keytrail_sigv4::RequestParts {
         method: "POST",
@@ -440,10 +437,7 @@ mod tests {
         assert_eq!(parsed.scope.service, "kms-xks-proxy");
         assert_eq!(parsed.scope.region, "eu-west-1");
         assert_eq!(parsed.signed_headers, ["host", "x-amz-date"]);
-        let headers = [
-            ("Host".to_string(), "xks.example.com".to_string()),
-            ("X-Amz-Date".to_string(), date.clone()),
-        ];
+        let headers = [("Host", "xks.example.com"), ("X-Amz-Date", date.as_str())];
         let hash = keytrail_sigv4::sha256_hex(b"{}");
         let parts = keytrail_sigv4::RequestParts {
             method: "POST",

@@ -1,6 +1,8 @@
 //! SigV4 header authentication for the JSON (KMS, CloudTrail) and query (STS, IAM) protocols.
 //! S3 requests are authenticated by s3s with our secret lookup instead (see `s3.rs`).
 
+use std::borrow::Cow;
+
 use http::StatusCode;
 use http::request::Parts;
 use keytrail_audit::Principal;
@@ -162,18 +164,22 @@ impl SigningKeyCache {
 }
 
 /// The headers the client signed as `(name, value)` (the others do not take part in the
-/// signature), with `host` synthesised from the URI authority for HTTP/2.
-pub fn signed_header_pairs(parts: &Parts, signed: &[String]) -> Vec<(String, String)> {
-    let mut headers: Vec<(String, String)> = parts
+/// signature), with `host` synthesised from the URI authority for HTTP/2. Borrowed from the
+/// request: only a value that is not UTF-8 is copied (lossily).
+pub fn signed_header_pairs<'a>(
+    parts: &'a Parts,
+    signed: &[String],
+) -> Vec<(&'a str, Cow<'a, str>)> {
+    let mut headers: Vec<(&str, Cow<'_, str>)> = parts
         .headers
         .iter()
         .filter(|(n, _)| signed.iter().any(|s| s.eq_ignore_ascii_case(n.as_str())))
-        .map(|(n, v)| (n.as_str().to_string(), header_text(v).into_owned()))
+        .map(|(n, v)| (n.as_str(), header_text(v)))
         .collect();
     if !parts.headers.contains_key(http::header::HOST)
         && let Some(authority) = parts.uri.authority()
     {
-        headers.push(("host".into(), authority.to_string()));
+        headers.push(("host", Cow::Borrowed(authority.as_str())));
     }
     headers
 }
@@ -228,7 +234,7 @@ pub async fn authenticate(
             return Err(fail(expired_token(style), Some(principal), region));
         }
     };
-    let principal = resolved.principal.clone();
+    let principal = resolved.principal;
     let fail_known = |error| fail(error, Some(principal.clone()), region.clone());
 
     if !resolved.active {
@@ -245,10 +251,7 @@ pub async fn authenticate(
     if region.is_none() {
         return Err(fail_known(to_api_error(style, SigV4Error::InvalidRegion)));
     }
-    let amz_date = parts
-        .headers
-        .get("x-amz-date")
-        .map(|v| header_text(v).into_owned());
+    let amz_date = parts.headers.get("x-amz-date").map(header_text);
     let Some(amz_date) = amz_date else {
         return Err(fail_known(incomplete(
             style,
@@ -259,7 +262,8 @@ pub async fn authenticate(
     sigv4::check_time(&amz_date, &auth.scope, OffsetDateTime::now_utc())
         .map_err(|e| fail_known(to_api_error(style, e)))?;
 
-    let headers = signed_header_pairs(parts, &auth.signed_headers);
+    let signed = signed_header_pairs(parts, &auth.signed_headers);
+    let headers: Vec<(&str, &str)> = signed.iter().map(|(n, v)| (*n, v.as_ref())).collect();
     let payload_hash = sigv4::sha256_hex(body);
     let request = RequestParts {
         method: parts.method.as_str(),

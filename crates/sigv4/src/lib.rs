@@ -292,7 +292,7 @@ pub struct RequestParts<'a> {
     /// The raw query string without the leading `?` (empty when none).
     pub query: &'a str,
     /// Every header of the request; names in any case. Repeated names are allowed.
-    pub headers: &'a [(String, String)],
+    pub headers: &'a [(&'a str, &'a str)],
     /// Lower-case hex SHA-256 of the body (or the literal the S3 protocol allows).
     pub payload_hash: &'a str,
 }

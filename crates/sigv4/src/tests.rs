@@ -11,6 +11,13 @@ fn suite_scope() -> CredentialScope {
     }
 }
 
+fn as_refs(headers: &[(String, String)]) -> Vec<(&str, &str)> {
+    headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect()
+}
+
 fn headers(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs
         .iter()
@@ -23,11 +30,12 @@ fn suite_signature(method: &str) -> String {
         ("Host", "example.amazonaws.com"),
         ("X-Amz-Date", SUITE_DATE),
     ]);
+    let refs = as_refs(&h);
     let parts = RequestParts {
         method,
         path: "/",
         query: "",
-        headers: &h,
+        headers: &refs,
         payload_hash: &sha256_hex(b""),
     };
     let signed = vec!["host".to_string(), "x-amz-date".to_string()];
@@ -212,11 +220,12 @@ fn verify_headers(
     let amz_date = header(headers, "x-amz-date");
     check_time(amz_date, &auth.scope, OffsetDateTime::now_utc())?;
     let payload_hash = sha256_hex(body);
+    let refs = as_refs(headers);
     let parts = RequestParts {
         method: "POST",
         path: "/",
         query,
-        headers,
+        headers: &refs,
         payload_hash: &payload_hash,
     };
     verify(&parts, &auth, amz_date, secret)
