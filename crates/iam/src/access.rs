@@ -34,6 +34,12 @@ pub fn caller_of(principal: &Principal) -> Caller {
     }
 }
 
+/// The request with no condition keys, for policies that read none (see
+/// [`Identities::policies_read_request_keys`]).
+pub fn request_without_keys(ctx: &CallContext, action: &str, resource: &str) -> RequestContext {
+    RequestContext::without_keys(caller_of(&ctx.principal), action, resource)
+}
+
 /// The request as policies see it, with the global condition keys every call has
 /// (`aws:SourceIp`, `aws:SecureTransport`, `aws:CurrentTime`, `aws:EpochTime`,
 /// `aws:RequestedRegion`, `aws:userid`, `aws:CalledVia` for calls a service makes for a user,
@@ -161,6 +167,25 @@ impl Identities {
         if let Ok(mut cache) = self.policy_cache.write() {
             cache.remove(&(account_id.to_string(), owner.as_str(), name.to_string()));
         }
+    }
+
+    /// Whether deciding a request of `principal` on a resource with `resource_policy` can read
+    /// the request's condition keys: when neither that policy nor any of the principal's
+    /// identity policies does, [`request_without_keys`] decides the same as
+    /// [`request_context`], for less.
+    pub async fn policies_read_request_keys(
+        &self,
+        principal: &Principal,
+        resource_policy: Option<&Policy>,
+    ) -> IamResult<bool> {
+        if resource_policy.is_some_and(Policy::reads_request_keys) {
+            return Ok(true);
+        }
+        Ok(self
+            .identity_policies(principal)
+            .await?
+            .iter()
+            .any(Policy::reads_request_keys))
     }
 
     /// Decides a request: the caller's identity policies, the resource's policy if it has one,

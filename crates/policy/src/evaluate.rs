@@ -35,6 +35,20 @@ impl PolicyVerdict {
 }
 
 impl Policy {
+    /// Whether evaluating this policy can read the request's condition keys: through a
+    /// condition, or through a policy variable in a resource (in `2012-10-17` documents; in
+    /// `2008-10-17` ones `${...}` is literal text). Principals and actions read no keys.
+    pub fn reads_request_keys(&self) -> bool {
+        self.statements.iter().any(|statement| {
+            !statement.conditions.is_empty()
+                || (self.version == Version::V2012
+                    && statement
+                        .resource
+                        .as_ref()
+                        .is_some_and(|block| block.patterns.iter().any(|p| p.contains("${"))))
+        })
+    }
+
     /// Evaluates every statement against the request.
     pub fn evaluate(&self, request: &RequestContext) -> PolicyVerdict {
         let mut verdict = PolicyVerdict::default();

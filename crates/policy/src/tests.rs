@@ -1096,3 +1096,54 @@ proptest! {
         prop_assert_eq!(wildcard_match(&pattern, &text, false), reference(pattern.as_bytes(), text.as_bytes()));
     }
 }
+
+#[test]
+fn policies_say_whether_they_read_the_request_keys() {
+    let plain = r#"{"Version":"2012-10-17","Statement":[
+        {"Effect":"Allow","Action":"kms:*","Resource":"*"},
+        {"Effect":"Deny","Action":"kms:ScheduleKeyDeletion","Resource":"arn:aws:kms:*:*:key/*"}]}"#;
+    assert!(!identity(plain).reads_request_keys());
+    let with_condition = r#"{"Version":"2012-10-17","Statement":[
+        {"Effect":"Allow","Action":"kms:*","Resource":"*"},
+        {"Effect":"Deny","Action":"kms:Decrypt","Resource":"*",
+         "Condition":{"StringNotEquals":{"kms:EncryptionContext:purpose":"logs"}}}]}"#;
+    assert!(identity(with_condition).reads_request_keys());
+    let with_variable = r#"{"Version":"2012-10-17","Statement":[
+        {"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::home/${aws:username}/*"}]}"#;
+    assert!(identity(with_variable).reads_request_keys());
+    // In a 2008-10-17 document `${...}` is literal text, read from no key.
+    let literal = r#"{"Version":"2008-10-17","Statement":[
+        {"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::home/${aws:username}/*"}]}"#;
+    assert!(!identity(literal).reads_request_keys());
+    let key_policy = format!(
+        r#"{{"Version":"2012-10-17","Statement":[
+        {{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{ACCOUNT}:root"}},"Action":"kms:*","Resource":"*"}}]}}"#
+    );
+    assert!(!resource(&key_policy).reads_request_keys());
+}
+
+proptest! {
+    /// A policy that reads no keys decides a request the same with its keys or without them.
+    #[test]
+    fn a_policy_reading_no_keys_decides_the_same_without_them(
+        action in prop::sample::select(vec!["kms:Decrypt", "kms:Encrypt", "kms:ScheduleKeyDeletion", "s3:GetObject"]),
+        allowed in prop::sample::select(vec!["kms:*", "kms:Decrypt", "kms:*Key*", "s3:*"]),
+        denied in prop::sample::select(vec!["kms:ScheduleKeyDeletion", "kms:Encrypt", "s3:Put*"]),
+        resource_pattern in prop::sample::select(vec!["*", "arn:aws:kms:*:111122223333:key/*", "arn:aws:s3:::home/*"]),
+        caller in prop::sample::select(vec![0usize, 1, 2, 3]),
+    ) {
+        let policy = identity(&format!(
+            r#"{{"Version":"2012-10-17","Statement":[
+                {{"Effect":"Allow","Action":"{allowed}","Resource":"{resource_pattern}"}},
+                {{"Effect":"Deny","Action":"{denied}","Resource":"*"}}]}}"#
+        ));
+        prop_assert!(!policy.reads_request_keys());
+        let caller = [alice(), bob_elsewhere(), role_session(), cloudtrail()][caller].clone();
+        let mut full = RequestContext::new(caller.clone(), action, KEY_ARN);
+        full.set("aws:SourceIp", "192.0.2.1");
+        full.set("aws:SecureTransport", "false");
+        full.set_values("kms:EncryptionContextKeys", vec!["purpose".into()]);
+        let bare = RequestContext::without_keys(caller, action, KEY_ARN);
+        prop_assert_eq!(policy.evaluate(&full), policy.evaluate(&bare));
+    }
+}

@@ -47,6 +47,17 @@ async fn encrypt_with(
         .map_err(|e| e.code().unwrap_or("<no code>").to_string())
 }
 
+/// Gives `user` an inline policy.
+async fn put_policy(iam: &aws_sdk_iam::Client, user: &str, name: &str, document: &str) {
+    iam.put_user_policy()
+        .user_name(user)
+        .policy_name(name)
+        .policy_document(document)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{user}'s policy {name}: {e}"));
+}
+
 #[tokio::test]
 async fn iam_users_and_their_policies_over_the_query_protocol() {
     let server = start();
@@ -194,17 +205,15 @@ async fn key_policies_decide_and_iam_counts_only_where_they_delegate() {
     assert_eq!(code(denied), "AccessDeniedException");
     server.assert_journaled_error(&request_id, "AccessDeniedException");
 
-    iam.put_user_policy()
-        .user_name("bob")
-        .policy_name("kms")
-        .policy_document(
-            r#"{"Version":"2012-10-17","Statement":[
+    put_policy(
+        &iam,
+        "bob",
+        "kms",
+        r#"{"Version":"2012-10-17","Statement":[
                 {"Effect":"Allow","Action":"kms:*","Resource":"*"},
                 {"Effect":"Deny","Action":"kms:ScheduleKeyDeletion","Resource":"*"}]}"#,
-        )
-        .send()
-        .await
-        .expect("bob's policy");
+    )
+    .await;
 
     // The default key policy delegates to the account: IAM decides.
     let default_key = root
@@ -371,15 +380,13 @@ async fn a_key_is_used_across_accounts_when_both_sides_allow() {
         encrypt(&alice, &shared).await,
         Err("AccessDeniedException".into())
     );
-    iam.put_user_policy()
-        .user_name("alice")
-        .policy_name("use-partner-keys")
-        .policy_document(
-            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["kms:Encrypt","kms:Decrypt"],"Resource":"arn:aws:kms:*:000000000000:key/*"}]}"#,
-        )
-        .send()
-        .await
-        .expect("alice's policy");
+    put_policy(
+        &iam,
+        "alice",
+        "use-partner-keys",
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["kms:Encrypt","kms:Decrypt"],"Resource":"arn:aws:kms:*:000000000000:key/*"}]}"#,
+    )
+    .await;
     let blob = encrypt(&alice, &shared).await.expect("both sides allow");
     let opened = alice
         .decrypt()
@@ -399,4 +406,61 @@ async fn a_key_is_used_across_accounts_when_both_sides_allow() {
         encrypt(&alice, bare_id).await,
         Err("NotFoundException".into())
     );
+}
+
+/// The default key policy reads no condition keys, so a request under it is decided without
+/// building them unless another policy in play reads them: an identity policy's condition, or
+/// a policy variable in its resource, still holds.
+#[tokio::test]
+async fn identity_policies_read_condition_keys_under_a_key_policy_without_conditions() {
+    let server = start();
+    let iam = iam_client(&server.url, ROOT_111_KEY, ROOT_111_SECRET);
+    let root = kms_client(&server.url, ROOT_111_KEY, ROOT_111_SECRET);
+    let carol = kms_client_with(&server.url, create_user_with_key(&iam, "carol").await);
+    let dave = kms_client_with(&server.url, create_user_with_key(&iam, "dave").await);
+    put_policy(
+        &iam,
+        "carol",
+        "logs-only",
+        r#"{"Version":"2012-10-17","Statement":[
+                {"Effect":"Allow","Action":"kms:Encrypt","Resource":"*",
+                 "Condition":{"StringEquals":{"kms:EncryptionContext:purpose":"logs"}}}]}"#,
+    )
+    .await;
+    put_policy(
+        &iam,
+        "dave",
+        "own-account-keys",
+        r#"{"Version":"2012-10-17","Statement":[
+                {"Effect":"Allow","Action":"kms:Encrypt",
+                 "Resource":"arn:aws:kms:*:${aws:PrincipalAccount}:key/*"}]}"#,
+    )
+    .await;
+    let key = root
+        .create_key()
+        .send()
+        .await
+        .expect("key")
+        .key_metadata()
+        .expect("meta")
+        .arn()
+        .expect("arn")
+        .to_string();
+
+    encrypt_with(&carol, &key, b"log", Some("logs"))
+        .await
+        .expect("carol's condition holds");
+    assert_eq!(
+        encrypt_with(&carol, &key, b"x", Some("other")).await,
+        Err("AccessDeniedException".into()),
+        "another purpose fails carol's condition"
+    );
+    assert_eq!(
+        encrypt_with(&carol, &key, b"x", None).await,
+        Err("AccessDeniedException".into()),
+        "no encryption context fails it too"
+    );
+    encrypt(&dave, &key)
+        .await
+        .expect("dave's resource names his account through a policy variable");
 }
