@@ -153,8 +153,22 @@ pub trait KmsOperation: Serialize + Send + Sync {
 pub struct KmsCall<'a> {
     pub ctx: &'a CallContext,
     action: String,
-    condition_keys: Vec<(String, Vec<String>)>,
+    request: &'a (dyn ConditionKeySource + Sync),
+    /// The request's condition keys, built the first time a policy or a grant reads them:
+    /// most calls are decided by policies that read none, on keys without grants.
+    condition_keys: std::sync::OnceLock<Vec<(String, Vec<String>)>>,
     authorized: std::sync::atomic::AtomicBool,
+}
+
+/// An operation's request, as the source of its condition keys.
+trait ConditionKeySource {
+    fn build_condition_keys(&self) -> Vec<(String, Vec<String>)>;
+}
+
+impl<O: KmsOperation> ConditionKeySource for O {
+    fn build_condition_keys(&self) -> Vec<(String, Vec<String>)> {
+        self.condition_keys()
+    }
 }
 
 impl std::ops::Deref for KmsCall<'_> {
@@ -171,7 +185,8 @@ impl KmsCall<'_> {
     }
 
     pub(crate) fn condition_keys(&self) -> &[(String, Vec<String>)] {
-        &self.condition_keys
+        self.condition_keys
+            .get_or_init(|| self.request.build_condition_keys())
     }
 
     /// For RetireGrant, which no policy controls: the grant itself names who may retire it.
@@ -307,7 +322,8 @@ impl Kms {
         let call = KmsCall {
             ctx,
             action: format!("kms:{}", O::NAME),
-            condition_keys: request.condition_keys(),
+            request,
+            condition_keys: std::sync::OnceLock::new(),
             authorized: std::sync::atomic::AtomicBool::new(false),
         };
         let mut result = request.run(self, &call, &mut notes).await;
@@ -745,7 +761,7 @@ impl Kms {
             request.set("kms:KeyUsage", key.key_usage.clone());
             request.set("kms:KeyOrigin", key.origin.clone());
         }
-        for (name, values) in call.condition_keys.iter().cloned().chain(extra_keys) {
+        for (name, values) in call.condition_keys().iter().cloned().chain(extra_keys) {
             request.set_values(name, values);
         }
         request
