@@ -47,6 +47,19 @@ async fn encrypt_with(
         .map_err(|e| e.code().unwrap_or("<no code>").to_string())
 }
 
+/// The ARN of a new key with the default key policy (the account's principals as IAM allows).
+async fn default_policy_key(kms: &aws_sdk_kms::Client) -> String {
+    kms.create_key()
+        .send()
+        .await
+        .expect("key")
+        .key_metadata()
+        .expect("meta")
+        .arn()
+        .expect("arn")
+        .to_string()
+}
+
 /// Gives `user` an inline policy.
 async fn put_policy(iam: &aws_sdk_iam::Client, user: &str, name: &str, document: &str) {
     iam.put_user_policy()
@@ -216,16 +229,7 @@ async fn key_policies_decide_and_iam_counts_only_where_they_delegate() {
     .await;
 
     // The default key policy delegates to the account: IAM decides.
-    let default_key = root
-        .create_key()
-        .send()
-        .await
-        .expect("key")
-        .key_metadata()
-        .expect("meta")
-        .arn()
-        .expect("arn")
-        .to_string();
+    let default_key = default_policy_key(&root).await;
     let blob = encrypt(&bob, &default_key)
         .await
         .expect("bob may encrypt through IAM");
@@ -436,16 +440,7 @@ async fn identity_policies_read_condition_keys_under_a_key_policy_without_condit
                  "Resource":"arn:aws:kms:*:${aws:PrincipalAccount}:key/*"}]}"#,
     )
     .await;
-    let key = root
-        .create_key()
-        .send()
-        .await
-        .expect("key")
-        .key_metadata()
-        .expect("meta")
-        .arn()
-        .expect("arn")
-        .to_string();
+    let key = default_policy_key(&root).await;
 
     encrypt_with(&carol, &key, b"log", Some("logs"))
         .await
