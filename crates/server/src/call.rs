@@ -2,6 +2,7 @@
 //! protocol — building the [`CallContext`] and journaling the outcome before answering.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use http::request::Parts;
 use keytrail_audit::{CallContext, EventCategory, EventRecord, Principal, TlsDetails};
@@ -9,10 +10,13 @@ use keytrail_audit::{CallContext, EventCategory, EventRecord, Principal, TlsDeta
 use crate::AppState;
 use crate::errors::ApiError;
 
-/// Attached to every request by the accept loop.
+/// Attached to every request by the accept loop, shared by the requests of one connection.
 #[derive(Debug, Clone)]
 pub struct ConnInfo {
     pub remote: SocketAddr,
+    /// The remote address's IP as events name it (`sourceIPAddress`), formatted once per
+    /// connection rather than once per request.
+    pub remote_ip: String,
     /// `(protocol version, cipher suite)` when the connection is TLS.
     pub tls: Option<(String, String)>,
 }
@@ -93,13 +97,13 @@ pub fn call_context_of(
     region: String,
     principal: Principal,
 ) -> CallContext {
-    let conn = head.extensions.get::<ConnInfo>();
+    let conn = head.extensions.get::<Arc<ConnInfo>>();
     CallContext {
         request_id: request_id.to_string(),
         time: keytrail_audit::clock::now(),
         region,
         principal,
-        source_ip: conn.map(|c| c.remote.ip().to_string()).unwrap_or_default(),
+        source_ip: conn.map(|c| c.remote_ip.clone()).unwrap_or_default(),
         user_agent: user_agent(head),
         invoked_by: None,
         source_arn: None,

@@ -253,12 +253,13 @@ pub async fn serve_router(
                     }
                 },
             };
-            let info = ConnInfo {
+            let info = Arc::new(ConnInfo {
                 remote,
+                remote_ip: remote.ip().to_string(),
                 tls: tls_facts,
-            };
+            });
             let service = router.map_request(move |mut req: Request<hyper::body::Incoming>| {
-                req.extensions_mut().insert(info.clone());
+                req.extensions_mut().insert(Arc::clone(&info));
                 req
             });
             let connection = builder
