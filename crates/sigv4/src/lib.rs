@@ -395,6 +395,15 @@ pub fn canonical_query(query: &str) -> String {
 /// Appends a header value trimmed, with internal runs of whitespace collapsed to one space, as
 /// SigV4 requires.
 fn push_canonical_header_value(out: &mut String, value: &str) {
+    // Most values hold no whitespace at all (the ASCII spaces are 0x09-0x0d and 0x20; any other
+    // is beyond 0x7f): copied whole instead of word by word.
+    if !value
+        .bytes()
+        .any(|b| matches!(b, 0x09..=0x0d | b' ') || !b.is_ascii())
+    {
+        out.push_str(value);
+        return;
+    }
     for (i, word) in value.split_whitespace().enumerate() {
         if i > 0 {
             out.push(' ');

@@ -94,6 +94,19 @@ fn header_values_are_trimmed_and_collapsed() {
     assert_eq!(out, "x:a b c");
 }
 
+proptest::proptest! {
+    /// Values without whitespace are copied whole; every value comes out as its words joined
+    /// by one space, whatever spaces (ASCII, vertical tab, Unicode) it held.
+    #[test]
+    fn header_values_come_out_as_their_words(
+        value in "[ \t\n\u{0b}\u{0c}\r\u{85}\u{a0}\u{2003}a-z;=/.:-]{0,40}"
+    ) {
+        let mut out = String::new();
+        push_canonical_header_value(&mut out, &value);
+        proptest::prop_assert_eq!(out, value.split_whitespace().collect::<Vec<_>>().join(" "));
+    }
+}
+
 #[test]
 fn parse_complete_header() {
     let h = parse_authorization(
