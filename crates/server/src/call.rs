@@ -67,11 +67,23 @@ pub fn header_text(value: &http::HeaderValue) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// The `User-Agent` as events record it: its first 1,024 characters.
 pub fn user_agent(head: &RequestHead<'_>) -> String {
     head.headers
         .get(http::header::USER_AGENT)
-        .map(|v| header_text(v).chars().take(1024).collect())
+        .map(|v| first_chars(header_text(v), 1024))
         .unwrap_or_default()
+}
+
+fn first_chars(text: std::borrow::Cow<'_, str>, max: usize) -> String {
+    // No more bytes than the limit means no more characters either: copied whole.
+    if text.len() <= max {
+        return text.into_owned();
+    }
+    match text.char_indices().nth(max) {
+        Some((end, _)) => text[..end].to_string(),
+        None => text.into_owned(),
+    }
 }
 
 pub fn host_header(head: &RequestHead<'_>) -> String {
@@ -177,4 +189,24 @@ pub async fn journal(
         tracing::error!(error = %e, request_id = %ctx.request_id, "journal append failed");
         ApiError::internal()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_chars;
+
+    #[test]
+    fn user_agents_keep_their_first_characters() {
+        assert_eq!(first_chars("aws-cli/2".into(), 1024), "aws-cli/2");
+        assert_eq!(first_chars("abcdef".into(), 6), "abcdef");
+        assert_eq!(first_chars("abcdef".into(), 4), "abcd");
+        // Characters, not bytes: four 2-byte characters are 8 bytes.
+        assert_eq!(first_chars("ééééé".into(), 4), "éééé");
+        assert_eq!(first_chars("éé".into(), 3), "éé");
+        let long = "ü".repeat(2000);
+        assert_eq!(
+            first_chars(long.as_str().into(), 1024).chars().count(),
+            1024
+        );
+    }
 }
