@@ -16,11 +16,18 @@ pub fn request_parameters<R: Serialize>(request: &R) -> Option<Value> {
 }
 
 fn camel(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
     let mut chars = name.chars();
-    match chars.next() {
-        Some(first) => first.to_lowercase().chain(chars).collect(),
-        None => String::new(),
+    if let Some(first) = chars.next() {
+        // Model member names start with an ASCII letter; the rest is copied in one piece.
+        if first.is_ascii() {
+            out.push(first.to_ascii_lowercase());
+        } else {
+            out.extend(first.to_lowercase());
+        }
+        out.push_str(chars.as_str());
     }
+    out
 }
 
 /// The serializer: primitives as `serde_json` makes them, struct members renamed.
@@ -266,6 +273,21 @@ mod tests {
         constraints: Vec<Constraints>,
         #[serde(skip_serializing)]
         plaintext: Vec<u8>,
+    }
+
+    #[test]
+    fn only_the_first_character_is_lowered() {
+        for (name, expected) in [
+            ("", ""),
+            ("A", "a"),
+            ("KeyId", "keyId"),
+            ("keyId", "keyId"),
+            ("ARN", "aRN"),
+            ("Énergie", "énergie"),
+            ("İx", "i\u{307}x"),
+        ] {
+            assert_eq!(camel(name), expected, "{name}");
+        }
     }
 
     #[test]
