@@ -35,7 +35,7 @@ pub fn caller_of(principal: &Principal) -> Caller {
 }
 
 /// The request with no condition keys, for policies that read none (see
-/// [`Identities::policies_read_request_keys`]).
+/// [`policies_read_request_keys`]).
 pub fn request_without_keys(ctx: &CallContext, action: &str, resource: &str) -> RequestContext {
     RequestContext::without_keys(caller_of(&ctx.principal), action, resource)
 }
@@ -169,25 +169,6 @@ impl Identities {
         }
     }
 
-    /// Whether deciding a request of `principal` on a resource with `resource_policy` can read
-    /// the request's condition keys: when neither that policy nor any of the principal's
-    /// identity policies does, [`request_without_keys`] decides the same as
-    /// [`request_context`], for less.
-    pub async fn policies_read_request_keys(
-        &self,
-        principal: &Principal,
-        resource_policy: Option<&Policy>,
-    ) -> IamResult<bool> {
-        if resource_policy.is_some_and(Policy::reads_request_keys) {
-            return Ok(true);
-        }
-        Ok(self
-            .identity_policies(principal)
-            .await?
-            .iter()
-            .any(Policy::reads_request_keys))
-    }
-
     /// Decides a request: the caller's identity policies, the resource's policy if it has one,
     /// and grants (`granted`) combined as AWS combines them.
     pub async fn decide(
@@ -200,15 +181,44 @@ impl Identities {
         granted: bool,
     ) -> IamResult<Decision> {
         let identity = self.identity_policies(&ctx.principal).await?;
-        let identity: Vec<&Policy> = identity.iter().collect();
-        Ok(Authorization {
+        Ok(decide_with(
+            &identity,
             request,
-            identity_policies: &identity,
             resource_policy,
             resource_account,
             authority,
             granted,
-        }
-        .decide())
+        ))
     }
+}
+
+/// Whether deciding a request under `identity` policies and `resource_policy` can read the
+/// request's condition keys: when none of them does, [`request_without_keys`] decides the same
+/// as [`request_context`], for less.
+pub fn policies_read_request_keys(identity: &[Policy], resource_policy: Option<&Policy>) -> bool {
+    resource_policy.is_some_and(Policy::reads_request_keys)
+        || identity.iter().any(Policy::reads_request_keys)
+}
+
+/// [`Identities::decide`] for a caller whose identity policies were already fetched (with
+/// [`Identities::identity_policies`]), so a call that also asks
+/// [`policies_read_request_keys`] fetches them once.
+pub fn decide_with(
+    identity: &[Policy],
+    request: &RequestContext,
+    resource_policy: Option<&Policy>,
+    resource_account: &str,
+    authority: ResourceAuthority,
+    granted: bool,
+) -> Decision {
+    let identity: Vec<&Policy> = identity.iter().collect();
+    Authorization {
+        request,
+        identity_policies: &identity,
+        resource_policy,
+        resource_account,
+        authority,
+        granted,
+    }
+    .decide()
 }

@@ -17,7 +17,10 @@ mod policies;
 mod roles;
 mod sessions;
 
-pub use access::{caller_of, denial_message, request_context, request_without_keys};
+pub use access::{
+    caller_of, decide_with, denial_message, policies_read_request_keys, request_context,
+    request_without_keys,
+};
 pub use management::{AccessKeyMetadata, IamApiError, IamApiResult, user_arn};
 pub use policies::{IamEntity, ManagedPolicy, managed_policy_arn};
 pub use roles::role_arn;

@@ -696,14 +696,11 @@ impl Kms {
         action: &str,
         extra_keys: Vec<(String, Vec<String>)>,
     ) -> KmsResult<()> {
+        let identity = self.identity_policies(call).await?;
         // Most keys and callers have policies without conditions: then the ~20 condition keys
         // are not built at all.
-        let reads_keys = self
-            .identities
-            .policies_read_request_keys(&call.ctx.principal, key.and_then(|k| k.policy.as_deref()))
-            .await
-            .map_err(identity_failure)?;
-        let request = if reads_keys {
+        let key_policy = key.and_then(|k| k.policy.as_deref());
+        let request = if keytrail_iam::policies_read_request_keys(&identity, key_policy) {
             Self::policy_request(call, key.map(|k| &k.record), resource, action, extra_keys)
         } else {
             keytrail_iam::request_without_keys(call.ctx, action, resource)
@@ -712,16 +709,22 @@ impl Kms {
             Some(key) => {
                 let grants = self.grants_of(key).await?;
                 let granted = !grants.is_empty() && grants::any_allows(&grants, call, action);
-                self.decide(
-                    call,
+                Self::decide(
+                    &identity,
                     &request,
-                    key.policy.as_deref(),
+                    key_policy,
                     &key.record.account_id,
                     granted,
                 )
-                .await?
             }
-            None => self.decide_by_identity(call, &request).await?,
+            None => keytrail_iam::decide_with(
+                &identity,
+                &request,
+                None,
+                &call.principal.account_id,
+                ResourceAuthority::Optional,
+                false,
+            ),
         };
         match decision {
             Decision::Allow => {
@@ -767,50 +770,35 @@ impl Kms {
         request
     }
 
+    async fn identity_policies(&self, call: &KmsCall<'_>) -> KmsResult<Arc<Vec<Policy>>> {
+        self.identities
+            .identity_policies(&call.ctx.principal)
+            .await
+            .map_err(identity_failure)
+    }
+
     /// A key's policy (`None`: it allows nothing) combined with the caller's identity policies.
-    async fn decide(
-        &self,
-        call: &KmsCall<'_>,
+    fn decide(
+        identity: &[Policy],
         request: &keytrail_policy::RequestContext,
         policy: Option<&Policy>,
         owner: &str,
         granted: bool,
-    ) -> KmsResult<Decision> {
+    ) -> Decision {
         /// What a key whose stored policy does not parse is held to: nothing is allowed.
         static NOTHING_ALLOWED: Policy = Policy {
             version: keytrail_policy::Version::V2012,
             id: None,
             statements: Vec::new(),
         };
-        self.identities
-            .decide(
-                call.ctx,
-                request,
-                Some(policy.unwrap_or(&NOTHING_ALLOWED)),
-                owner,
-                ResourceAuthority::Required,
-                granted,
-            )
-            .await
-            .map_err(identity_failure)
-    }
-
-    async fn decide_by_identity(
-        &self,
-        call: &KmsCall<'_>,
-        request: &keytrail_policy::RequestContext,
-    ) -> KmsResult<Decision> {
-        self.identities
-            .decide(
-                call.ctx,
-                request,
-                None,
-                &call.principal.account_id,
-                ResourceAuthority::Optional,
-                false,
-            )
-            .await
-            .map_err(identity_failure)
+        keytrail_iam::decide_with(
+            identity,
+            request,
+            Some(policy.unwrap_or(&NOTHING_ALLOWED)),
+            owner,
+            ResourceAuthority::Required,
+            granted,
+        )
     }
 
     /// The lockout safety check of CreateKey and PutKeyPolicy: unless the caller bypasses it,
@@ -828,11 +816,8 @@ impl Kms {
             "kms:PutKeyPolicy",
             Vec::new(),
         );
-        if self
-            .decide(call, &request, Some(policy), &record.account_id, false)
-            .await?
-            .is_allowed()
-        {
+        let identity = self.identity_policies(call).await?;
+        if Self::decide(&identity, &request, Some(policy), &record.account_id, false).is_allowed() {
             Ok(())
         } else {
             Err(KmsError::MalformedPolicyDocument(
