@@ -224,6 +224,10 @@ pub fn canonical_key_id(input: &str) -> Option<String> {
             .then(|| format!("{MULTI_REGION_PREFIX}{}", hex.to_ascii_lowercase()));
     }
     match uuid::Uuid::parse_str(input) {
+        // Ids come lower-case from every SDK: then the input is already the canonical text.
+        Ok(_) if input.len() == 36 && !input.bytes().any(|b| b.is_ascii_uppercase()) => {
+            Some(input.to_owned())
+        }
         Ok(id) if input.len() == 36 => Some(id.to_string()),
         _ => None,
     }
@@ -299,11 +303,17 @@ fn invalid(input: &str) -> KmsError {
 
 pub fn parse_key_identifier(input: &str) -> KmsResult<KeyIdentifier> {
     if let Some(rest) = input.strip_prefix("arn:") {
-        let parts: Vec<&str> = rest.splitn(5, ':').collect();
-        let [partition, service, region, account_id, resource] = parts.as_slice() else {
+        let mut parts = rest.splitn(5, ':');
+        let (Some(partition), Some(service), Some(region), Some(account_id), Some(resource)) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
             return Err(KmsError::InvalidArn(format!("Invalid arn {input}")));
         };
-        if !partition.starts_with("aws") || *service != "kms" || region.is_empty() {
+        if !partition.starts_with("aws") || service != "kms" || region.is_empty() {
             return Err(KmsError::InvalidArn(format!("Invalid arn {input}")));
         }
         if account_id.len() != 12 || !account_id.bytes().all(|b| b.is_ascii_digit()) {
@@ -442,6 +452,21 @@ mod tests {
         assert!(matches!(
             parse_key_identifier("arn:aws:s3:::bucket"),
             Err(KmsError::InvalidArn(_))
+        ));
+        for short in ["arn:aws:kms:us-west-2:111122223333", "arn:aws:kms"] {
+            assert!(
+                matches!(parse_key_identifier(short), Err(KmsError::InvalidArn(_))),
+                "{short}"
+            );
+        }
+        // Upper-case ids name the same key; a 32-digit id without hyphens names none.
+        assert_eq!(
+            parse_key_identifier("1234ABCD-12AB-34CD-56EF-1234567890AB").unwrap(),
+            KeyIdentifier::KeyId(id.into())
+        );
+        assert!(matches!(
+            parse_key_identifier("1234abcd12ab34cd56ef1234567890ab"),
+            Err(KmsError::NotFound(_))
         ));
     }
 
