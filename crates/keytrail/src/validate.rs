@@ -77,9 +77,9 @@ impl Client {
         headers.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let signed: Vec<String> = headers.iter().map(|(k, _)| k.to_lowercase()).collect();
         let scope = keytrail_sigv4::CredentialScope {
-            date: amz_date[..8].to_string(),
-            region: self.region.clone(),
-            service: service.to_string(),
+            date: &amz_date[..8],
+            region: &self.region,
+            service,
         };
         let header_refs: Vec<(&str, &str)> = headers
             .iter()

@@ -336,13 +336,13 @@ fn sign(target: &ProxyTarget<'_>, host: &str, path: &str, body: &[u8]) -> (Strin
     let now = time::OffsetDateTime::now_utc();
     let amz_date = keytrail_sigv4::format_amz_date(now);
     let scope = keytrail_sigv4::CredentialScope {
-        date: amz_date[..8].to_string(),
-        region: target.region.to_string(),
-        service: SIGNING_SERVICE.to_string(),
+        date: &amz_date[..8],
+        region: target.region,
+        service: SIGNING_SERVICE,
     };
     let payload_hash = keytrail_sigv4::sha256_hex(body);
     let headers = [("host", host), ("x-amz-date", amz_date.as_str())];
-    let signed = ["host".to_string(), "x-amz-date".to_string()];
+    let signed = ["host", "x-amz-date"];
     let parts = keytrail_sigv4::RequestParts {
         method: "POST",
         path,

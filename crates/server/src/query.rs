@@ -45,7 +45,7 @@ fn scoped_service(parts: &Parts) -> &'static str {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| keytrail_sigv4::parse_authorization(v).ok())
         .map(|a| a.scope.service);
-    match scope_service.as_deref() {
+    match scope_service {
         Some("iam") => "iam",
         _ => "sts",
     }

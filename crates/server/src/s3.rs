@@ -262,7 +262,7 @@ fn claimed_credential_of(headers: &http::HeaderMap, uri: &http::Uri) -> Option<(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| keytrail_sigv4::parse_authorization(v).ok())
     {
-        return Some((auth.access_key_id, auth.scope.region));
+        return Some((auth.access_key_id.to_owned(), auth.scope.region.to_owned()));
     }
     let query = uri.query()?;
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).ok()?;

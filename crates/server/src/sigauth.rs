@@ -114,9 +114,31 @@ pub struct SigningKeyCache {
 }
 
 struct CachedSigningKey {
-    scope: sigv4::CredentialScope,
+    scope: OwnedScope,
     secret: zeroize::Zeroizing<String>,
     key: std::sync::Arc<aws_lc_rs::hmac::Key>,
+}
+
+/// A credential scope kept beyond its request.
+#[derive(PartialEq, Eq)]
+struct OwnedScope {
+    date: String,
+    region: String,
+    service: String,
+}
+
+impl OwnedScope {
+    fn of(scope: &sigv4::CredentialScope<'_>) -> Self {
+        Self {
+            date: scope.date.to_owned(),
+            region: scope.region.to_owned(),
+            service: scope.service.to_owned(),
+        }
+    }
+
+    fn is(&self, scope: &sigv4::CredentialScope<'_>) -> bool {
+        self.date == scope.date && self.region == scope.region && self.service == scope.service
+    }
 }
 
 /// Access keys beyond this are dropped wholesale: scopes change daily, so the map only refills.
@@ -127,14 +149,14 @@ const MAX_SCOPES_PER_ACCESS_KEY: usize = 16;
 impl SigningKeyCache {
     pub fn get(
         &self,
-        auth: &sigv4::AuthorizationHeader,
+        auth: &sigv4::AuthorizationHeader<'_>,
         secret: &str,
     ) -> std::sync::Arc<aws_lc_rs::hmac::Key> {
         if let Ok(keys) = self.keys.read()
-            && let Some(cached) = keys.get(auth.access_key_id.as_str()).and_then(|scopes| {
+            && let Some(cached) = keys.get(auth.access_key_id).and_then(|scopes| {
                 scopes
                     .iter()
-                    .find(|c| c.scope == auth.scope && c.secret.as_str() == secret)
+                    .find(|c| c.scope.is(&auth.scope) && c.secret.as_str() == secret)
             })
         {
             return std::sync::Arc::clone(&cached.key);
@@ -148,13 +170,13 @@ impl SigningKeyCache {
             if keys.len() >= MAX_CACHED_ACCESS_KEYS {
                 keys.clear();
             }
-            let scopes = keys.entry(auth.access_key_id.clone()).or_default();
-            scopes.retain(|c| c.scope != auth.scope);
+            let scopes = keys.entry(auth.access_key_id.to_owned()).or_default();
+            scopes.retain(|c| !c.scope.is(&auth.scope));
             if scopes.len() >= MAX_SCOPES_PER_ACCESS_KEY {
                 scopes.remove(0);
             }
             scopes.push(CachedSigningKey {
-                scope: auth.scope.clone(),
+                scope: OwnedScope::of(&auth.scope),
                 secret: zeroize::Zeroizing::new(secret.to_string()),
                 key: std::sync::Arc::clone(&key),
             });
@@ -166,14 +188,18 @@ impl SigningKeyCache {
 /// The headers the client signed as `(name, value)` (the others do not take part in the
 /// signature), with `host` synthesised from the URI authority for HTTP/2. Borrowed from the
 /// request: only a value that is not UTF-8 is copied (lossily).
-pub fn signed_header_pairs<'a>(
+pub fn signed_header_pairs<'a, S: AsRef<str>>(
     parts: &'a Parts,
-    signed: &[String],
+    signed: &[S],
 ) -> Vec<(&'a str, Cow<'a, str>)> {
     let mut headers: Vec<(&str, Cow<'_, str>)> = parts
         .headers
         .iter()
-        .filter(|(n, _)| signed.iter().any(|s| s.eq_ignore_ascii_case(n.as_str())))
+        .filter(|(n, _)| {
+            signed
+                .iter()
+                .any(|s| s.as_ref().eq_ignore_ascii_case(n.as_str()))
+        })
         .map(|(n, v)| (n.as_str(), header_text(v)))
         .collect();
     if !parts.headers.contains_key(http::header::HOST)
@@ -218,24 +244,28 @@ pub async fn authenticate(
         .get("x-amz-security-token")
         .map(|v| header_text(v).into_owned());
     let credential = identities
-        .resolve_credential(&auth.access_key_id, session_token.as_deref())
+        .resolve_credential(auth.access_key_id, session_token.as_deref())
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "access key lookup failed");
             fail(ApiError::internal(), None, None)
         })?;
-    let region = valid_region(&auth.scope.region).then(|| auth.scope.region.clone());
+    let region = valid_region(auth.scope.region).then_some(auth.scope.region);
     let resolved = match credential {
         Credential::Known(resolved) => resolved,
         Credential::UnknownKey | Credential::InvalidToken => {
             return Err(fail(unknown_key(style), None, None));
         }
         Credential::ExpiredToken(principal) => {
-            return Err(fail(expired_token(style), Some(principal), region));
+            return Err(fail(
+                expired_token(style),
+                Some(principal),
+                region.map(str::to_owned),
+            ));
         }
     };
     let principal = resolved.principal;
-    let fail_known = |error| fail(error, Some(principal.clone()), region.clone());
+    let fail_known = |error| fail(error, Some(principal.clone()), region.map(str::to_owned));
 
     if !resolved.active {
         return Err(fail_known(unknown_key(style)));
@@ -277,7 +307,7 @@ pub async fn authenticate(
         .map_err(|e| fail_known(to_api_error(style, e)))?;
     Ok(Authenticated {
         principal,
-        region: auth.scope.region,
+        region: auth.scope.region.to_owned(),
     })
 }
 
@@ -312,7 +342,7 @@ mod tests {
         assert_ne!(tag(&replaced), tag(&first));
         // Another scope of the same access key is a key of its own, and both stay cached.
         let mut other = auth.clone();
-        other.scope.region = "eu-west-1".into();
+        other.scope.region = "eu-west-1";
         let in_eu = cache.get(&other, "secret-b");
         assert_ne!(tag(&in_eu), tag(&replaced));
         assert!(std::sync::Arc::ptr_eq(

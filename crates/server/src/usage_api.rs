@@ -58,14 +58,13 @@ async fn answer(
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| keytrail_sigv4::parse_authorization(v).ok())
-        .map(|a| a.scope.service)
-        .unwrap_or_else(|| "keytrail".into());
+        .map_or("keytrail", |a| a.scope.service);
     let auth = authenticate(
         &state.identities,
         &state.signing_keys,
         parts,
         b"",
-        &scope_service,
+        scope_service,
         ErrorStyle::Json,
     )
     .await

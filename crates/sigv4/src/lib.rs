@@ -6,6 +6,8 @@
 //! test vectors and against requests signed by the `aws-sigv4` crate. The server adapts its HTTP
 //! request into [`RequestParts`]; S3 requests are verified by s3s and never come here.
 
+use std::borrow::Cow;
+
 use aws_lc_rs::{digest, hmac};
 use subtle::ConstantTimeEq;
 use time::{OffsetDateTime, PrimitiveDateTime, macros::format_description};
@@ -55,26 +57,28 @@ pub enum SigV4Error {
     SignatureMismatch,
 }
 
-/// The parts of an `Authorization: AWS4-HMAC-SHA256 ...` header.
+/// The parts of an `Authorization: AWS4-HMAC-SHA256 ...` header, borrowed from its value:
+/// every signed request is parsed, and nothing here outlives the request.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuthorizationHeader {
-    pub access_key_id: String,
-    pub scope: CredentialScope,
-    /// Lower-case header names in the order the client listed them (AWS requires sorted).
-    pub signed_headers: Vec<String>,
-    /// 64 lower-case hex characters.
-    pub signature: String,
+pub struct AuthorizationHeader<'a> {
+    pub access_key_id: &'a str,
+    pub scope: CredentialScope<'a>,
+    /// Lower-case header names in the order the client listed them (AWS requires sorted);
+    /// copied only when the client wrote one with capitals.
+    pub signed_headers: Vec<Cow<'a, str>>,
+    /// 64 hexadecimal characters, in either case.
+    pub signature: &'a str,
 }
 
 /// `<yyyymmdd>/<region>/<service>/aws4_request`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CredentialScope {
-    pub date: String,
-    pub region: String,
-    pub service: String,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CredentialScope<'a> {
+    pub date: &'a str,
+    pub region: &'a str,
+    pub service: &'a str,
 }
 
-impl CredentialScope {
+impl CredentialScope<'_> {
     pub fn as_string(&self) -> String {
         format!(
             "{}/{}/{}/aws4_request",
@@ -85,7 +89,7 @@ impl CredentialScope {
 
 /// Parses the value of an `Authorization` header. Anything that is not a complete SigV4 header
 /// is an [`SigV4Error::Incomplete`] with a message naming what is missing, as AWS reports it.
-pub fn parse_authorization(value: &str) -> Result<AuthorizationHeader, SigV4Error> {
+pub fn parse_authorization(value: &str) -> Result<AuthorizationHeader<'_>, SigV4Error> {
     let value = value.trim();
     let Some(rest) = value.strip_prefix(ALGORITHM) else {
         let algorithm = value.split_whitespace().next().unwrap_or_default();
@@ -145,7 +149,11 @@ pub fn parse_authorization(value: &str) -> Result<AuthorizationHeader, SigV4Erro
                 "SignedHeaders must not contain empty header names.".into(),
             ));
         }
-        names.push(name.to_ascii_lowercase());
+        names.push(if name.bytes().any(|b| b.is_ascii_uppercase()) {
+            Cow::Owned(name.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(name)
+        });
     }
     let signed_headers = names;
     if !signed_headers.iter().any(|h| h == "host") {
@@ -162,11 +170,11 @@ pub fn parse_authorization(value: &str) -> Result<AuthorizationHeader, SigV4Erro
         access_key_id,
         scope,
         signed_headers,
-        signature: signature.to_ascii_lowercase(),
+        signature,
     })
 }
 
-fn parse_credential(credential: &str) -> Result<(String, CredentialScope), SigV4Error> {
+fn parse_credential(credential: &str) -> Result<(&str, CredentialScope<'_>), SigV4Error> {
     let mut parts = credential.split('/');
     let fields: [Option<&str>; 6] = std::array::from_fn(|_| parts.next());
     let [
@@ -197,11 +205,11 @@ fn parse_credential(credential: &str) -> Result<(String, CredentialScope), SigV4
         )));
     }
     Ok((
-        access_key_id.to_string(),
+        access_key_id,
         CredentialScope {
-            date: date.to_string(),
-            region: region.to_string(),
-            service: service.to_string(),
+            date,
+            region,
+            service,
         },
     ))
 }
@@ -249,7 +257,7 @@ pub fn format_amz_date(t: OffsetDateTime) -> String {
 /// Checks the request time against the server clock and the credential scope date.
 pub fn check_time(
     amz_date: &str,
-    scope: &CredentialScope,
+    scope: &CredentialScope<'_>,
     now: OffsetDateTime,
 ) -> Result<OffsetDateTime, SigV4Error> {
     let Some(request_time) = parse_amz_date(amz_date) else {
@@ -257,9 +265,9 @@ pub fn check_time(
             "Date must be in ISO-8601 'basic format'. Got '{amz_date}'. See http://en.wikipedia.org/wiki/ISO_8601"
         )));
     };
-    if amz_date.get(..8) != Some(scope.date.as_str()) {
+    if amz_date.get(..8) != Some(scope.date) {
         return Err(SigV4Error::ScopeDateMismatch {
-            scope: scope.date.clone(),
+            scope: scope.date.to_string(),
             request: amz_date.get(..8).unwrap_or_default().to_string(),
             amz_date: amz_date.to_string(),
         });
@@ -414,12 +422,12 @@ fn push_canonical_header_value(out: &mut String, value: &str) {
 
 /// Builds the canonical request. Every name in `signed_headers` must be present in the request,
 /// otherwise the signature cannot have been computed over it and verification fails.
-pub fn canonical_request(
+pub fn canonical_request<S: AsRef<str>>(
     parts: &RequestParts<'_>,
-    signed_headers: &[String],
+    signed_headers: &[S],
     canonical_uri: &str,
 ) -> Result<String, SigV4Error> {
-    let mut sorted: Vec<&str> = signed_headers.iter().map(String::as_str).collect();
+    let mut sorted: Vec<&str> = signed_headers.iter().map(AsRef::as_ref).collect();
     sorted.sort_unstable();
     let query = canonical_query(parts.query);
     let mut out = String::with_capacity(
@@ -473,7 +481,11 @@ pub fn canonical_request(
 }
 
 /// `AWS4-HMAC-SHA256\n<amz-date>\n<scope>\n<hex sha256(canonical request)>`.
-pub fn string_to_sign(amz_date: &str, scope: &CredentialScope, canonical_request: &str) -> String {
+pub fn string_to_sign(
+    amz_date: &str,
+    scope: &CredentialScope<'_>,
+    canonical_request: &str,
+) -> String {
     let mut out = String::with_capacity(
         ALGORITHM.len()
             + amz_date.len()
@@ -486,11 +498,11 @@ pub fn string_to_sign(amz_date: &str, scope: &CredentialScope, canonical_request
     out.push('\n');
     out.push_str(amz_date);
     out.push('\n');
-    out.push_str(&scope.date);
+    out.push_str(scope.date);
     out.push('/');
-    out.push_str(&scope.region);
+    out.push_str(scope.region);
     out.push('/');
-    out.push_str(&scope.service);
+    out.push_str(scope.service);
     out.push_str("/aws4_request\n");
     push_hex(
         &mut out,
@@ -531,7 +543,7 @@ fn hmac_sha256(key: &[u8], data: &[u8]) -> Zeroizing<Vec<u8>> {
 }
 
 /// The derived signing key; zeroized when dropped because it is as good as the secret for a day.
-pub fn signing_key(secret: &str, scope: &CredentialScope) -> Zeroizing<Vec<u8>> {
+pub fn signing_key(secret: &str, scope: &CredentialScope<'_>) -> Zeroizing<Vec<u8>> {
     let seed = Zeroizing::new(format!("AWS4{secret}"));
     let k_date = hmac_sha256(seed.as_bytes(), scope.date.as_bytes());
     let k_region = hmac_sha256(&k_date, scope.region.as_bytes());
@@ -540,7 +552,7 @@ pub fn signing_key(secret: &str, scope: &CredentialScope) -> Zeroizing<Vec<u8>> 
 }
 
 /// Hex signature of a string to sign.
-pub fn sign(secret: &str, scope: &CredentialScope, string_to_sign: &str) -> String {
+pub fn sign(secret: &str, scope: &CredentialScope<'_>, string_to_sign: &str) -> String {
     let key = signing_key(secret, scope);
     hex_lower(&hmac_sha256(&key, string_to_sign.as_bytes()))
 }
@@ -549,7 +561,7 @@ pub fn sign(secret: &str, scope: &CredentialScope, string_to_sign: &str) -> Stri
 /// done separately ([`check_time`]) because they do not need the secret.
 pub fn verify(
     parts: &RequestParts<'_>,
-    auth: &AuthorizationHeader,
+    auth: &AuthorizationHeader<'_>,
     amz_date: &str,
     secret: &str,
 ) -> Result<(), SigV4Error> {
@@ -560,7 +572,7 @@ pub fn verify(
 /// valid for a whole day, so servers cache it instead of deriving it for every request.
 pub fn verify_with_signing_key(
     parts: &RequestParts<'_>,
-    auth: &AuthorizationHeader,
+    auth: &AuthorizationHeader<'_>,
     amz_date: &str,
     signing_key: &[u8],
 ) -> Result<(), SigV4Error> {
@@ -572,7 +584,7 @@ pub fn verify_with_signing_key(
 /// padded inner and outer states computed once), as a server's cache keeps it.
 pub fn verify_with_key(
     parts: &RequestParts<'_>,
-    auth: &AuthorizationHeader,
+    auth: &AuthorizationHeader<'_>,
     amz_date: &str,
     key: &hmac::Key,
 ) -> Result<(), SigV4Error> {
@@ -581,7 +593,7 @@ pub fn verify_with_key(
     let expected = hmac::sign(key, to_sign.as_bytes());
     let mut given = [0u8; 32];
     // `parse_authorization` checked the signature is 64 hex characters.
-    let decoded = hex::decode_to_slice(&auth.signature, &mut given).is_ok();
+    let decoded = hex::decode_to_slice(auth.signature, &mut given).is_ok();
     if decoded && bool::from(expected.as_ref().ct_eq(&given[..])) {
         Ok(())
     } else {

@@ -3,11 +3,11 @@ use super::*;
 const SUITE_SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
 const SUITE_DATE: &str = "20150830T123600Z";
 
-fn suite_scope() -> CredentialScope {
+fn suite_scope() -> CredentialScope<'static> {
     CredentialScope {
-        date: "20150830".into(),
-        region: "us-east-1".into(),
-        service: "service".into(),
+        date: "20150830",
+        region: "us-east-1",
+        service: "service",
     }
 }
 
@@ -61,6 +61,52 @@ fn aws_test_suite_post_vanilla() {
     assert_eq!(
         suite_signature("POST"),
         "5da7c1a2acd57cee7505fc6676e4e544621c30862966e37dddb68e92efbe5d6b"
+    );
+}
+
+/// Header names are case-insensitive and so are the signature's hex digits: a client that
+/// writes either with capitals is verified as one that does not.
+#[test]
+fn capitalised_signed_headers_and_signature_verify() {
+    let h = headers(&[
+        ("Host", "example.amazonaws.com"),
+        ("X-Amz-Date", SUITE_DATE),
+    ]);
+    let refs = as_refs(&h);
+    let parts = RequestParts {
+        method: "GET",
+        path: "/",
+        query: "",
+        headers: &refs,
+        payload_hash: &sha256_hex(b""),
+    };
+    let header = |signed: &str, signature: &str| {
+        format!(
+            "AWS4-HMAC-SHA256 Credential=AKID/20150830/us-east-1/service/aws4_request, SignedHeaders={signed}, Signature={signature}"
+        )
+    };
+    let signature = suite_signature("GET");
+    for (signed, signature) in [
+        ("host;x-amz-date", signature.clone()),
+        ("Host;X-Amz-Date", signature.clone()),
+        ("host;x-amz-date", signature.to_ascii_uppercase()),
+    ] {
+        let value = header(signed, &signature);
+        let auth = parse_authorization(&value).unwrap();
+        assert_eq!(auth.signed_headers, ["host", "x-amz-date"], "{signed}");
+        assert_eq!(
+            verify(&parts, &auth, SUITE_DATE, SUITE_SECRET),
+            Ok(()),
+            "{signed} {signature}"
+        );
+    }
+    let mut wrong = signature.into_bytes();
+    wrong[0] = if wrong[0] == b'0' { b'1' } else { b'0' };
+    let value = header("host;x-amz-date", &String::from_utf8(wrong).unwrap());
+    let auth = parse_authorization(&value).unwrap();
+    assert_eq!(
+        verify(&parts, &auth, SUITE_DATE, SUITE_SECRET),
+        Err(SigV4Error::SignatureMismatch)
     );
 }
 
@@ -362,20 +408,18 @@ fn hex_is_two_lower_case_digits_per_byte_at_any_length() {
 
 #[test]
 fn credentials_need_exactly_five_non_empty_parts() {
-    let with = |credential: &str| {
-        parse_authorization(&format!(
+    let header = |credential: &str| {
+        format!(
             "AWS4-HMAC-SHA256 Credential={credential}, SignedHeaders=host;x-amz-date, Signature={}",
             "0".repeat(64)
-        ))
+        )
     };
-    let ok = with("AKID/20261130/us-east-1/kms/aws4_request").unwrap();
+    let with = |credential: &str| parse_authorization(&header(credential)).map(|_| ());
+    let ok_header = header("AKID/20261130/us-east-1/kms/aws4_request");
+    let ok = parse_authorization(&ok_header).unwrap();
     assert_eq!(ok.access_key_id, "AKID");
     assert_eq!(
-        (
-            ok.scope.date.as_str(),
-            ok.scope.region.as_str(),
-            ok.scope.service.as_str()
-        ),
+        (ok.scope.date, ok.scope.region, ok.scope.service),
         ("20261130", "us-east-1", "kms")
     );
     assert_eq!(ok.signed_headers, ["host", "x-amz-date"]);
