@@ -19,7 +19,7 @@ pub use context::{CallContext, Principal, PrincipalKind, TlsDetails};
 pub use parameters::request_parameters;
 pub use record::{
     AWS_INTERNAL, EVENT_VERSION, EventCategory, EventRecord, EventType, Resource, SessionContext,
-    UserIdentity,
+    UserIdentity, guid,
 };
 
 use keytrail_store::{EventResource, EventRow, KmsUsageKey, Store, StoreError};

@@ -194,12 +194,49 @@ pub struct EventRecord {
     pub billed_elsewhere: bool,
 }
 
+/// The hyphenated lower-case text of a UUID, as CloudTrail writes event and request ids:
+/// encoded straight into its `String` rather than through `Display`'s formatter.
+pub fn guid(id: uuid::Uuid) -> String {
+    id.hyphenated()
+        .encode_lower(&mut uuid::Uuid::encode_buffer())
+        .to_owned()
+}
+
 pub(crate) fn format_event_time(t: OffsetDateTime) -> String {
     let t = t
         .to_offset(time::UtcOffset::UTC)
         .replace_nanosecond(0)
         .unwrap_or(t);
-    t.format(&Rfc3339).unwrap_or_default()
+    // Every event has one: written by position, as `parse_event_time` reads it; the general
+    // formatter costs several times as much. Years RFC 3339 cannot hold go to it anyway.
+    let year = t.year();
+    if !(0..=9999).contains(&year) {
+        return t.format(&Rfc3339).unwrap_or_default();
+    }
+    let mut out = [0u8; 20];
+    let mut put = |at: usize, digits: usize, mut n: u32| {
+        for i in (at..at + digits).rev() {
+            out[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+    };
+    put(0, 4, year.unsigned_abs());
+    put(5, 2, u32::from(u8::from(t.month())));
+    put(8, 2, u32::from(t.day()));
+    put(11, 2, u32::from(t.hour()));
+    put(14, 2, u32::from(t.minute()));
+    put(17, 2, u32::from(t.second()));
+    for (at, separator) in [
+        (4, b'-'),
+        (7, b'-'),
+        (10, b'T'),
+        (13, b':'),
+        (16, b':'),
+        (19, b'Z'),
+    ] {
+        out[at] = separator;
+    }
+    out.iter().map(|&b| char::from(b)).collect()
 }
 
 /// `YYYY-MM-DDTHH:MM:SSZ` (what [`format_event_time`] writes) read by position: every event
@@ -262,7 +299,7 @@ impl EventRecord {
             request_id: ctx.request_id.clone(),
             // Time-ordered (UUID v7): still a GUID to every reader, and the journal's unique
             // index on it grows at its end instead of at random pages.
-            event_id: uuid::Uuid::now_v7().to_string(),
+            event_id: guid(uuid::Uuid::now_v7()),
             read_only,
             resources: Vec::new(),
             event_type: if is_service {
@@ -347,10 +384,32 @@ mod event_time_tests {
         while secs < 4_102_444_800 {
             let t = OffsetDateTime::from_unix_timestamp(secs).unwrap();
             let text = format_event_time(t);
+            assert_eq!(text, t.format(&Rfc3339).unwrap());
             assert_eq!(parse_event_time(&text), Some(t), "{text}");
             assert_eq!(OffsetDateTime::parse(&text, &Rfc3339).ok(), Some(t));
             secs += 7_919;
         }
+    }
+
+    #[test]
+    fn guids_are_the_hyphenated_lower_case_text() {
+        for id in [uuid::Uuid::nil(), uuid::Uuid::max(), uuid::Uuid::now_v7()] {
+            assert_eq!(guid(id), id.to_string());
+        }
+        assert_eq!(
+            guid(uuid::Uuid::from_u128(
+                0x0123_4567_89AB_CDEF_0123_4567_89AB_CDEF
+            )),
+            "01234567-89ab-cdef-0123-456789abcdef"
+        );
+    }
+
+    #[test]
+    fn event_times_are_whole_seconds_in_utc() {
+        let t = time::macros::datetime!(2026-11-30 23:59:58.999 -02:00);
+        assert_eq!(format_event_time(t), "2026-12-01T01:59:58Z");
+        let first = time::macros::datetime!(0000-01-01 00:00:00 UTC);
+        assert_eq!(format_event_time(first), "0000-01-01T00:00:00Z");
     }
 
     #[test]

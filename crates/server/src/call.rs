@@ -22,7 +22,7 @@ pub struct ConnInfo {
 }
 
 pub fn new_json_request_id() -> String {
-    uuid::Uuid::new_v4().to_string()
+    keytrail_audit::guid(uuid::Uuid::new_v4())
 }
 
 /// S3 request ids are 16 upper-case hex characters.
