@@ -164,7 +164,7 @@ pub(crate) fn now_ms() -> i64 {
     keytrail_audit::clock::now_ms()
 }
 
-type CacheEntry = (Instant, Option<ResolvedKey>);
+type CacheEntry = (Instant, Option<Arc<ResolvedKey>>);
 
 /// Accounts, users and access keys over the store.
 pub struct Identities {
@@ -194,7 +194,9 @@ impl Identities {
     }
 
     /// The principal and secret behind an access key, or `None` when the key does not exist.
-    pub async fn resolve(&self, access_key_id: &str) -> IamResult<Option<ResolvedKey>> {
+    /// Shared with the cache: a request reads the secret and the principal without copying the
+    /// secret (and zeroizing the copy) each time.
+    pub async fn resolve(&self, access_key_id: &str) -> IamResult<Option<Arc<ResolvedKey>>> {
         if let Ok(cache) = self.cache.read()
             && let Some((at, entry)) = cache.get(access_key_id)
         {
@@ -209,7 +211,7 @@ impl Identities {
         }
         let resolved = match self.store.get_access_key(access_key_id).await? {
             None => None,
-            Some(record) => Some(self.resolve_record(&record).await?),
+            Some(record) => Some(Arc::new(self.resolve_record(&record).await?)),
         };
         if let Ok(mut cache) = self.cache.write() {
             if cache.len() > 100_000 {

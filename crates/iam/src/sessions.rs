@@ -4,6 +4,7 @@
 //! is stored: a token proves itself on every request, and stops working when it expires or when
 //! its role is deleted.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use base64::Engine;
@@ -78,7 +79,7 @@ impl std::fmt::Debug for SessionCredentials {
 /// The outcome of looking up the credentials a request was signed with.
 #[derive(Debug)]
 pub enum Credential {
-    Known(ResolvedKey),
+    Known(Arc<ResolvedKey>),
     /// No such access key (or a session key presented without its token).
     UnknownKey,
     /// A token that this server did not issue for this access key, or that was altered.
@@ -250,11 +251,11 @@ impl Identities {
         {
             return Ok(Credential::InvalidToken);
         }
-        Ok(Credential::Known(ResolvedKey {
+        Ok(Credential::Known(Arc::new(ResolvedKey {
             principal,
             secret: Zeroizing::new(claims.secret.clone()),
             active: true,
-        }))
+        })))
     }
 
     fn open_token(&self, access_key_id: &str, token: &str) -> Option<SessionClaims> {

@@ -120,12 +120,12 @@ pub async fn handle(
         }
         Ok(auth) => {
             let ctx = call_context(parts, &request_id, auth.region, auth.principal);
+            // CloudTrail's calls hold the most state across their awaits: boxed, they keep this
+            // future (which `dispatch` boxes and so copies whole, per call) at KMS's size.
             let dispatched = if service == KMS {
                 crate::kms_wire::dispatch(&state.kms, &ctx, operation, &body).await
             } else {
-                state
-                    .cloudtrail
-                    .execute(&ctx, operation, &body)
+                Box::pin(state.cloudtrail.execute(&ctx, operation, &body))
                     .await
                     .map(|result| {
                         Dispatched::Ran(result.map_err(|e| {

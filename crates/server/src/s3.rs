@@ -45,7 +45,7 @@ tokio::task_local! {
 async fn resolve_s3_credential(
     identities: &Identities,
     access_key: &str,
-) -> S3Result<keytrail_iam::ResolvedKey> {
+) -> S3Result<std::sync::Arc<keytrail_iam::ResolvedKey>> {
     let token = SESSION_TOKEN.try_with(Clone::clone).ok().flatten();
     match identities
         .resolve_credential(access_key, token.as_deref())
@@ -115,7 +115,8 @@ impl S3Access for CallRecorder {
         };
         let principal = resolve_s3_credential(&self.identities, &credentials.access_key)
             .await?
-            .principal;
+            .principal
+            .clone();
         let (bucket, key) = match cx.s3_path() {
             S3Path::Root => (None, None),
             S3Path::Bucket { bucket } => (Some(bucket.to_string()), None),
@@ -489,7 +490,7 @@ pub async fn handle(
                     .resolve_credential(&access_key, session_token.as_deref())
                     .await
                 {
-                    Ok(Credential::Known(key)) => Some(key.principal),
+                    Ok(Credential::Known(key)) => Some(key.principal.clone()),
                     Ok(Credential::ExpiredToken(principal)) => Some(principal),
                     _ => None,
                 },

@@ -264,7 +264,7 @@ pub async fn authenticate(
             ));
         }
     };
-    let principal = resolved.principal;
+    let principal = resolved.principal.clone();
     let fail_known = |error| fail(error, Some(principal.clone()), region.map(str::to_owned));
 
     if !resolved.active {

@@ -350,7 +350,7 @@ async fn an_expired_session_token_is_refused_everywhere() {
         request_id: "issued-in-the-past".into(),
         time: time::OffsetDateTime::now_utc() - time::Duration::hours(2),
         region: "us-east-1".into(),
-        principal: alice.principal,
+        principal: alice.principal.clone(),
         source_ip: "127.0.0.1".into(),
         user_agent: "test".into(),
         invoked_by: None,
