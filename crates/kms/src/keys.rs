@@ -302,15 +302,10 @@ fn invalid(input: &str) -> KmsError {
 }
 
 pub fn parse_key_identifier(input: &str) -> KmsResult<KeyIdentifier> {
-    if let Some(rest) = input.strip_prefix("arn:") {
-        let mut parts = rest.splitn(5, ':');
-        let (Some(partition), Some(service), Some(region), Some(account_id), Some(resource)) = (
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-        ) else {
+    if input.starts_with("arn:") {
+        let Some(["arn", partition, service, region, account_id, resource]) =
+            keytrail_policy::arn_fields(input)
+        else {
             return Err(KmsError::InvalidArn(format!("Invalid arn {input}")));
         };
         if !partition.starts_with("aws") || service != "kms" || region.is_empty() {

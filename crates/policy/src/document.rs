@@ -5,6 +5,7 @@ use serde_json::{Map, Value};
 
 use crate::condition::{Condition, Operator, SetQualifier};
 use crate::error::PolicyError;
+use crate::pattern::arn_fields;
 
 /// Which kind of policy a document is; each kind has its own rules about Principal and Resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -358,15 +359,7 @@ fn aws_principal(entry: &str) -> Result<PrincipalPattern, PolicyError> {
         return Ok(PrincipalPattern::Account(entry.to_string()));
     }
     let invalid = || PolicyError::invalid_principal(entry);
-    let mut parts = entry.splitn(6, ':');
-    let (Some("arn"), Some(_partition), Some(service), Some(""), Some(account), Some(resource)) = (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    ) else {
+    let Some(["arn", _partition, service, "", account, resource]) = arn_fields(entry) else {
         return Err(invalid());
     };
     if !is_account_id(account) || entry.contains('*') || entry.contains('?') {

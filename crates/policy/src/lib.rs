@@ -23,7 +23,7 @@ pub use error::PolicyError;
 pub use evaluate::{
     Authorization, Decision, PolicyVerdict, PrincipalMatch, ResourceAuthority, evaluate_all,
 };
-pub use pattern::{arn_match, wildcard_match};
+pub use pattern::{arn_fields, arn_match, wildcard_match};
 
 #[cfg(test)]
 mod tests;

@@ -137,16 +137,22 @@ pub fn arn_match(pattern: &str, arn: &str) -> bool {
 }
 
 fn arn_parts(value: &str) -> Option<[&str; 6]> {
+    arn_fields(value).filter(|out| out[0] == "arn" || out[0].contains('*') || out[0].contains('?'))
+}
+
+/// The six `:`-separated fields of an ARN, `arn:partition:service:region:account:resource`
+/// (the resource keeps any further `:`); `None` when there are fewer. The first field is not
+/// checked: callers match it.
+pub fn arn_fields(value: &str) -> Option<[&str; 6]> {
     let mut parts = value.splitn(6, ':');
-    let out = [
+    Some([
         parts.next()?,
         parts.next()?,
         parts.next()?,
         parts.next()?,
         parts.next()?,
         parts.next()?,
-    ];
-    (out[0] == "arn" || out[0].contains('*') || out[0].contains('?')).then_some(out)
+    ])
 }
 
 /// Replaces `${key}` (and `${key, 'default'}`) with the request's value of that condition key,
