@@ -9,6 +9,7 @@
 mod call;
 pub mod config;
 mod connection_threads;
+mod deadlines;
 mod errors;
 mod iam_wire;
 mod json;
@@ -75,6 +76,7 @@ pub struct AppState {
     s3: s3s::service::S3Service,
     metrics: PrometheusHandle,
     request_metrics: RequestMetrics,
+    call_deadlines: deadlines::CallDeadlines,
 }
 
 /// The process-wide metrics recorder; tests start several servers in one process.
@@ -166,6 +168,7 @@ impl Server {
             s3,
             metrics: metrics_handle()?,
             request_metrics: RequestMetrics::default(),
+            call_deadlines: deadlines::CallDeadlines::new(config.api_timeout),
             config,
         });
         Ok(Self {
@@ -191,7 +194,9 @@ impl Server {
         let router = router(Arc::clone(&self.state));
         let grace = self.state.config.shutdown_grace;
         let threads = self.state.config.connection_threads;
+        let deadlines = tokio::spawn(deadlines::CallDeadlines::watch(Arc::downgrade(&self.state)));
         serve_router(self.listener, self.tls, router, grace, threads, shutdown).await;
+        deadlines.abort();
     }
 }
 

@@ -127,13 +127,13 @@ pub(crate) async fn refuse_oversized(
 
 /// Runs a JSON or query call within the configured time (S3 transfers may legitimately take
 /// long and are not bounded here); a call that runs out is answered with a
-/// RequestTimeoutException in its protocol's shape.
+/// RequestTimeoutException in its protocol's shape. See `deadlines` for how the time is kept.
 pub(crate) async fn within_api_time(
     state: &AppState,
     protocol: &Protocol,
     call: impl Future<Output = Handled>,
 ) -> Handled {
-    if let Ok(handled) = tokio::time::timeout(state.config.api_timeout, call).await {
+    if let Some(handled) = state.call_deadlines.run(call).await {
         return handled;
     }
     api_error(

@@ -618,6 +618,31 @@ async fn limits_answer_in_each_protocols_shape_and_are_counted() {
     assert!(counted("sts", "408"), "{metrics}");
 }
 
+/// A call runs out once it has taken the configured deadline (give or take the watch's look,
+/// a sixteenth of it), not before; calls that finish in time are answered as usual, on the same
+/// server, before and after.
+#[tokio::test]
+async fn a_call_runs_out_at_its_deadline_and_not_before() {
+    const LIST_KEYS: &str = "TrentService.ListKeys";
+    let server = TestServer::start_with(
+        &format!("api_timeout_seconds = 1\n{DECLARED_CREDENTIALS}"),
+        &[],
+    );
+    let in_time = json_call(&server, LIST_KEYS, b"{}", root(), scope("kms")).await;
+    assert_eq!(in_time.status, 200, "{}", in_time.body);
+
+    let started = std::time::Instant::now();
+    let (status, body) = held_back_body(&server, &[("x-amz-target", LIST_KEYS)]).await;
+    let took = started.elapsed();
+    assert_eq!(status, 408, "{body}");
+    assert!(body.contains("RequestTimeoutException"), "{body}");
+    assert!(took >= Duration::from_secs(1), "ran out after {took:?}");
+    assert!(took < Duration::from_secs(3), "ran out only after {took:?}");
+
+    let in_time = json_call(&server, LIST_KEYS, b"{}", root(), scope("kms")).await;
+    assert_eq!(in_time.status, 200, "{}", in_time.body);
+}
+
 /// Connections are served on the configured number of connection threads, many at once; zero
 /// threads is refused at start with a message naming the setting.
 #[tokio::test]
