@@ -6,11 +6,11 @@ use std::collections::BTreeMap;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use keytrail_kms::envelope::{self, BlobHeader, MaterialKey};
 
-fn inputs() -> (MaterialKey, BlobHeader, BTreeMap<String, String>) {
+fn inputs() -> (MaterialKey, BlobHeader<'static>, BTreeMap<String, String>) {
     let key = MaterialKey::new(&envelope::random(32).expect("random")).expect("key");
     let header = BlobHeader {
-        region: "us-east-1".into(),
-        account_id: "111122223333".into(),
+        region: "us-east-1",
+        account_id: "111122223333",
         key_id: [7; 16],
         kind: envelope::BlobKind::SingleRegion,
         material_id: [9; 32],

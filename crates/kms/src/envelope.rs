@@ -95,17 +95,18 @@ impl BlobKind {
     }
 }
 
-/// Which key and which of its backing keys sealed a blob.
+/// Which key and which of its backing keys sealed a blob; borrowed from the key when sealing and
+/// from the blob when opening.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BlobHeader {
-    pub region: String,
-    pub account_id: String,
+pub struct BlobHeader<'a> {
+    pub region: &'a str,
+    pub account_id: &'a str,
     pub key_id: [u8; 16],
     pub kind: BlobKind,
     pub material_id: [u8; MATERIAL_ID_LEN],
 }
 
-impl BlobHeader {
+impl BlobHeader<'_> {
     fn encode(&self) -> Result<Vec<u8>, EnvelopeError> {
         let region_len = u8::try_from(self.region.len()).map_err(|_| EnvelopeError::Malformed)?;
         if self.account_id.len() != 12 || region_len == 0 {
@@ -133,7 +134,7 @@ impl BlobHeader {
 /// A parsed blob: the header, and where its parts are.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParsedBlob<'a> {
-    pub header: BlobHeader,
+    pub header: BlobHeader<'a>,
     header_bytes: &'a [u8],
     body: &'a [u8],
     /// What the XKS proxy returned, for blobs of keys in an external key store.
@@ -183,8 +184,9 @@ pub fn parse(blob: &[u8]) -> Result<ParsedBlob<'_>, EnvelopeError> {
     let header_len = 2 + fixed;
     Ok(ParsedBlob {
         header: BlobHeader {
-            region: region.to_string(),
-            account_id: String::from_utf8_lossy(account).into_owned(),
+            region,
+            // ASCII digits, checked above.
+            account_id: std::str::from_utf8(account).map_err(|_| EnvelopeError::Malformed)?,
             key_id: key_id.try_into().map_err(|_| EnvelopeError::Malformed)?,
             kind,
             material_id: material_id
@@ -353,7 +355,7 @@ pub(crate) fn fill_random(out: &mut [u8]) -> Result<(), EnvelopeError> {
 /// Encrypts `plaintext` under `key`, bound to `header` and `context`.
 pub fn seal(
     key: &MaterialKey,
-    header: &BlobHeader,
+    header: &BlobHeader<'_>,
     context: &EncryptionContext,
     plaintext: &[u8],
 ) -> Result<Vec<u8>, EnvelopeError> {
@@ -365,7 +367,7 @@ pub fn seal(
 /// external key store, whose sealed part goes on to their XKS proxy.
 pub fn seal_parts(
     key: &MaterialKey,
-    header: &BlobHeader,
+    header: &BlobHeader<'_>,
     context: &EncryptionContext,
     plaintext: &[u8],
 ) -> Result<(Vec<u8>, Vec<u8>), EnvelopeError> {
@@ -479,10 +481,10 @@ mod tests {
     }
     use proptest::prelude::*;
 
-    fn header() -> BlobHeader {
+    fn header() -> BlobHeader<'static> {
         BlobHeader {
-            region: "us-east-1".into(),
-            account_id: "111122223333".into(),
+            region: "us-east-1",
+            account_id: "111122223333",
             key_id: *uuid::Uuid::new_v4().as_bytes(),
             kind: BlobKind::SingleRegion,
             material_id: [7; MATERIAL_ID_LEN],

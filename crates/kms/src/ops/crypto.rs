@@ -3,7 +3,7 @@
 
 use super::*;
 
-pub(super) fn header_for(key: &LoadedKey) -> KmsResult<BlobHeader> {
+pub(super) fn header_for(key: &LoadedKey) -> KmsResult<BlobHeader<'_>> {
     let (key_id, multi_region) = crate::keys::key_id_bytes(&key.record.key_id)
         .ok_or_else(|| KmsError::Internal("A stored key id is malformed.".into()))?;
     let material = key.current()?;
@@ -15,8 +15,8 @@ pub(super) fn header_for(key: &LoadedKey) -> KmsResult<BlobHeader> {
         BlobKind::SingleRegion
     };
     Ok(BlobHeader {
-        region: key.record.region.clone(),
-        account_id: key.record.account_id.clone(),
+        region: &key.record.region,
+        account_id: &key.record.account_id,
         key_id,
         kind,
         material_id: material.id,
@@ -93,7 +93,7 @@ pub(super) async fn open(
     }
     // By ARN: a ciphertext of another account's key opens when that key's policy lets the
     // caller in.
-    let blob_key = crate::keys::key_arn(&call.region, &header.account_id, &header.key_id_string());
+    let blob_key = crate::keys::key_arn(&call.region, header.account_id, &header.key_id_string());
     let key = kms
         .resolve_for(call, &blob_key, false, permission)
         .await
