@@ -139,7 +139,7 @@ fn kms_usage(record: &EventRecord) -> Option<KmsUsageKey> {
     Some(KmsUsageKey {
         key_arn: key.arn.clone(),
         operation: record.event_name.clone(),
-        source: source.to_string(),
+        source: source.into(),
     })
 }
 

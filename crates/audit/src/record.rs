@@ -1,5 +1,7 @@
 //! The CloudTrail event record, field for field as AWS writes it.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -136,7 +138,7 @@ pub struct Resource {
     #[serde(rename = "accountId", default, skip_serializing_if = "Option::is_none")]
     pub account_id: Option<String>,
     #[serde(rename = "type")]
-    pub resource_type: String,
+    pub resource_type: Cow<'static, str>,
     #[serde(rename = "ARN")]
     pub arn: String,
 }
@@ -153,12 +155,13 @@ pub struct TlsDetailsRecord {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EventRecord {
-    pub event_version: String,
+    // The constant and per-operation texts are borrowed, not copied into every record.
+    pub event_version: Cow<'static, str>,
     pub user_identity: UserIdentity,
     /// `YYYY-MM-DDTHH:MM:SSZ`
     pub event_time: String,
-    pub event_source: String,
-    pub event_name: String,
+    pub event_source: Cow<'static, str>,
+    pub event_name: Cow<'static, str>,
     pub aws_region: String,
     #[serde(rename = "sourceIPAddress")]
     pub source_ip_address: String,
@@ -276,8 +279,8 @@ impl EventRecord {
     /// `AwsServiceEvent`s, others `AwsApiCall`s.
     pub fn new(
         ctx: &CallContext,
-        event_source: &str,
-        event_name: &str,
+        event_source: impl Into<Cow<'static, str>>,
+        event_name: impl Into<Cow<'static, str>>,
         read_only: bool,
         category: EventCategory,
     ) -> Self {
@@ -324,8 +327,8 @@ impl EventRecord {
     /// the service clock's now: `AwsServiceEvent` unless told otherwise (KMS records its
     /// multi-Region key synchronisation as an `AwsApiCall`).
     pub fn aws_internal(
-        event_source: &str,
-        event_name: &str,
+        event_source: impl Into<Cow<'static, str>>,
+        event_name: impl Into<Cow<'static, str>>,
         region: &str,
         account_id: &str,
         event_type: EventType,

@@ -193,7 +193,7 @@ impl CloudTrail {
         let mut record = EventRecord::new(
             ctx,
             EVENT_SOURCE,
-            operation,
+            operation.to_owned(),
             read_only,
             EventCategory::Management,
         );

@@ -160,11 +160,11 @@ impl CloudTrail {
                     .unwrap_or_default();
                 Event {
                     event_id: Some(row.event_id.clone()),
-                    event_name: Some(row.event_name.clone()),
+                    event_name: Some(row.event_name.to_string()),
                     read_only: Some(row.read_only.to_string()),
                     access_key_id: row.access_key_id.clone(),
                     event_time: Some(epoch_seconds(row.event_time_ms)),
-                    event_source: Some(row.event_source.clone()),
+                    event_source: Some(row.event_source.to_string()),
                     username: row.username.clone(),
                     resources: Some(resources),
                     cloud_trail_event: Some(row.record_json.clone()),

@@ -251,7 +251,12 @@ fn material_aad(arn: &str, material_id_hex: &str) -> Vec<u8> {
 }
 
 /// The event of something KMS did on its own to a key (AWS's `RotateKey`, `DeleteKey`, …).
-fn internal_event(record: &KeyRecord, arn: &str, name: &str, event_type: EventType) -> EventRecord {
+fn internal_event(
+    record: &KeyRecord,
+    arn: &str,
+    name: &'static str,
+    event_type: EventType,
+) -> EventRecord {
     let mut event = EventRecord::aws_internal(
         EVENT_SOURCE,
         name,

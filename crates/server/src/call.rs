@@ -132,7 +132,7 @@ pub fn call_context_of(
 
 /// What one call did, for its event record.
 pub struct CallOutcome<'a> {
-    pub event_source: &'a str,
+    pub event_source: &'static str,
     pub event_name: &'a str,
     pub read_only: bool,
     pub category: EventCategory,
@@ -144,7 +144,7 @@ pub struct CallOutcome<'a> {
 }
 
 impl<'a> CallOutcome<'a> {
-    pub fn management(event_source: &'a str, event_name: &'a str, read_only: bool) -> Self {
+    pub fn management(event_source: &'static str, event_name: &'a str, read_only: bool) -> Self {
         Self {
             event_source,
             event_name,
@@ -174,7 +174,7 @@ pub async fn journal(
     let mut record = EventRecord::new(
         ctx,
         outcome.event_source,
-        outcome.event_name,
+        outcome.event_name.to_owned(),
         outcome.read_only,
         outcome.category,
     );

@@ -747,7 +747,7 @@ fn encode_row(row: &EventRow, out: &mut Vec<u8>) {
     out.extend_from_slice(&row.event_time_ms.to_le_bytes());
     out.push(u8::from(row.read_only) | (u8::from(row.management) << 1));
     for s in [
-        &row.event_id,
+        row.event_id.as_str(),
         &row.account_id,
         &row.region,
         &row.event_source,
@@ -827,7 +827,7 @@ fn decode_row(payload: &[u8]) -> Option<EventRow> {
     let mut resources = Vec::new();
     for _ in 0..count {
         resources.push(EventResource {
-            resource_type: r.string()?,
+            resource_type: r.string()?.into(),
             resource_name: r.string()?,
         });
     }
@@ -835,8 +835,8 @@ fn decode_row(payload: &[u8]) -> Option<EventRow> {
         0 => None,
         1 => Some(KmsUsageKey {
             key_arn: r.string()?,
-            operation: r.string()?,
-            source: r.string()?,
+            operation: r.string()?.into(),
+            source: r.string()?.into(),
         }),
         _ => return None,
     };
@@ -849,8 +849,8 @@ fn decode_row(payload: &[u8]) -> Option<EventRow> {
         event_time_ms,
         account_id,
         region,
-        event_source,
-        event_name,
+        event_source: event_source.into(),
+        event_name: event_name.into(),
         request_id,
         access_key_id,
         read_only: flags & 1 != 0,

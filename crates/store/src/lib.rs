@@ -13,6 +13,8 @@ mod migrations;
 pub mod sqlite;
 
 pub use append_answers::deliver_appends_on_this_thread;
+use std::borrow::Cow;
+
 use async_trait::async_trait;
 
 #[derive(Debug, thiserror::Error)]
@@ -150,8 +152,9 @@ pub struct EventRow {
     pub event_time_ms: i64,
     pub account_id: String,
     pub region: String,
-    pub event_source: String,
-    pub event_name: String,
+    /// Borrowed when the event is built from an operation's name; owned when read back.
+    pub event_source: Cow<'static, str>,
+    pub event_name: Cow<'static, str>,
     pub request_id: String,
     pub access_key_id: Option<String>,
     pub read_only: bool,
@@ -169,9 +172,9 @@ pub struct EventRow {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KmsUsageKey {
     pub key_arn: String,
-    pub operation: String,
+    pub operation: Cow<'static, str>,
     /// Who caused it: `user`, `s3` (S3 for a user), `cloudtrail` (log delivery), `service`.
-    pub source: String,
+    pub source: Cow<'static, str>,
 }
 
 /// KMS requests of one hour, account, region, key, operation and source.
@@ -188,7 +191,7 @@ pub struct KmsUsageRow {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventResource {
-    pub resource_type: String,
+    pub resource_type: Cow<'static, str>,
     pub resource_name: String,
 }
 

@@ -281,7 +281,7 @@ impl KmsOperation for GetKeyLastUsageRequest {
         let (last, oldest_ms) = kms.last_use(&key, TRACKED_OPERATIONS).await?;
         let tracking_start_ms = oldest_ms.map_or(r.created_ms, |o| o.max(r.created_ms));
         let usage = last.map(|e| KeyLastUsageData {
-            operation: Some(e.event_name),
+            operation: Some(e.event_name.into_owned()),
             timestamp: Some(epoch_seconds(e.event_time_ms)),
             cloud_trail_event_id: Some(e.event_id),
             kms_request_id: Some(e.request_id),

@@ -56,7 +56,7 @@ async fn resolve_primary(
 /// and request id) as `name` on that Region's key. Usage reports count the call once.
 fn event_in_other_region<R: serde::Serialize>(
     ctx: &CallContext,
-    name: &str,
+    name: &'static str,
     key: &LoadedKey,
     request: &R,
     response: serde_json::Value,
