@@ -352,11 +352,17 @@ impl Kms {
         if result.is_ok() {
             record.response_elements = notes.response_elements.take();
         }
-        if let Some(arn) = &notes.key_arn {
+        // Prometheus: successful requests per key and operation (what usage reports bill).
+        if result.is_ok()
+            && let Some(arn) = &notes.key_arn
+        {
+            self.request_counter(arn, O::NAME).increment(1);
+        }
+        if let Some(arn) = notes.key_arn.take() {
             record.resources.push(Resource {
                 account_id: Some(ctx.principal.account_id.clone()),
                 resource_type: "AWS::KMS::Key".into(),
-                arn: arn.clone(),
+                arn,
             });
         }
         record.resources.append(&mut notes.extra_resources);
@@ -370,12 +376,6 @@ impl Kms {
         }
         if let Err(e) = &result {
             record = record.failed(e.code(), &e.message());
-        }
-        // Prometheus: successful requests per key and operation (what usage reports bill).
-        if result.is_ok()
-            && let Some(arn) = &notes.key_arn
-        {
-            self.request_counter(arn, O::NAME).increment(1);
         }
         for other in notes.other_region_events.drain(..) {
             if let Err(e) = self.journal.record(other).await {
