@@ -352,13 +352,11 @@ impl Kms {
         if result.is_ok() {
             record.response_elements = notes.response_elements.take();
         }
-        // Prometheus: successful requests per key and operation (what usage reports bill).
-        if result.is_ok()
-            && let Some(arn) = &notes.key_arn
-        {
-            self.request_counter(arn, O::NAME).increment(1);
-        }
         if let Some(arn) = notes.key_arn.take() {
+            // Prometheus: successful requests per key and operation (what usage reports bill).
+            if result.is_ok() {
+                self.request_counter(&arn, O::NAME).increment(1);
+            }
             record.resources.push(Resource {
                 account_id: Some(ctx.principal.account_id.clone()),
                 resource_type: "AWS::KMS::Key".into(),

@@ -13,6 +13,7 @@ mod migrations;
 pub mod sqlite;
 
 pub use append_answers::deliver_appends_on_this_thread;
+
 use std::borrow::Cow;
 
 use async_trait::async_trait;
