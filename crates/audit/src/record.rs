@@ -197,6 +197,19 @@ pub struct EventRecord {
     pub billed_elsewhere: bool,
 }
 
+/// An event's id: a GUID to every reader, and a UUID v7 stamped with the event's own time, so
+/// that the store finds an event by id among the events of that second without an index
+/// entry per id.
+pub fn event_id_at(time: OffsetDateTime) -> String {
+    let nanos = time.unix_timestamp_nanos();
+    let stamp = uuid::Timestamp::from_unix(
+        uuid::NoContext,
+        u64::try_from(nanos.div_euclid(1_000_000_000)).unwrap_or(0),
+        u32::try_from(nanos.rem_euclid(1_000_000_000)).unwrap_or(0),
+    );
+    guid(uuid::Uuid::new_v7(stamp))
+}
+
 /// The hyphenated lower-case text of a UUID, as CloudTrail writes event and request ids:
 /// encoded straight into its `String` rather than through `Display`'s formatter.
 pub fn guid(id: uuid::Uuid) -> String {
@@ -300,9 +313,7 @@ impl EventRecord {
             response_elements: None,
             additional_event_data: None,
             request_id: ctx.request_id.clone(),
-            // Time-ordered (UUID v7): still a GUID to every reader, and the journal's unique
-            // index on it grows at its end instead of at random pages.
-            event_id: guid(uuid::Uuid::now_v7()),
+            event_id: event_id_at(ctx.time),
             read_only,
             resources: Vec::new(),
             event_type: if is_service {
@@ -333,10 +344,11 @@ impl EventRecord {
         account_id: &str,
         event_type: EventType,
     ) -> Self {
+        let now = crate::clock::now();
         Self {
             event_version: EVENT_VERSION.into(),
             user_identity: UserIdentity::aws_internal(account_id),
-            event_time: format_event_time(crate::clock::now()),
+            event_time: format_event_time(now),
             event_source: event_source.into(),
             event_name: event_name.into(),
             aws_region: region.into(),
@@ -348,7 +360,7 @@ impl EventRecord {
             response_elements: None,
             additional_event_data: None,
             request_id: uuid::Uuid::new_v4().to_string(),
-            event_id: uuid::Uuid::now_v7().to_string(),
+            event_id: event_id_at(now),
             read_only: false,
             resources: Vec::new(),
             event_type,
@@ -405,6 +417,19 @@ mod event_time_tests {
             )),
             "01234567-89ab-cdef-0123-456789abcdef"
         );
+    }
+
+    #[test]
+    fn event_ids_are_v7_stamped_with_the_events_time() {
+        let t = time::macros::datetime!(2026-12-01 01:02:03.456789 UTC);
+        let (a, b) = (event_id_at(t), event_id_at(t));
+        assert_ne!(a, b, "random beyond the stamp");
+        for id in [a, b] {
+            let parsed = uuid::Uuid::parse_str(&id).unwrap();
+            assert_eq!(parsed.get_version_num(), 7);
+            let (secs, nanos) = parsed.get_timestamp().unwrap().to_unix();
+            assert_eq!((secs, nanos), (1_796_086_923, 456_000_000), "{id}");
+        }
     }
 
     #[test]
