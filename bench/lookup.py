@@ -3,7 +3,7 @@ days, each lookup attribute timed through the real server with boto3.
 
 The journal is filled directly in SQLite with the schema keytrail created (synthetic events of
 the account `000000000000`: 40 operation names, 4 sources, 200 users with their access keys, 2,000
-key ARNs as resources), with the postings the server's indexing transactions would write for
+key ARNs as resources), with the event blocks and postings the server's indexing transactions would write for
 them, PER_TX events per transaction (default 1: what a server sees at 10 million events in 90
 days, about one a second), then the server is started on it. Prints the median latency of each
 lookup; a reference is the server's own trivial call (GetCallerIdentity) in the same run.
@@ -14,6 +14,7 @@ import json
 import os
 import random
 import sqlite3
+import struct
 import sys
 import tempfile
 import time
@@ -59,6 +60,47 @@ def postings_of(transaction):
     return rows
 
 
+def v7_id(rng, t_ms):
+    """A UUID v7 stamped at `t_ms`, as keytrail's event ids are (audit::event_id_at)."""
+    value = (t_ms << 80) | (0x7 << 76) | (rng.getrandbits(12) << 64) | (0b10 << 62)
+    return str(uuid.UUID(int=value | rng.getrandbits(62)))
+
+
+def put_str(out, text):
+    data = text.encode()
+    out += struct.pack("<I", len(data)) + data
+
+
+def put_repeated(out, text, previous):
+    """A field as store::event_blocks writes it: a tag, then the text unless it repeats."""
+    if text is None:
+        out.append(3)
+    elif text == previous:
+        out.append(2)
+    else:
+        out.append(0)
+        put_str(out, text)
+
+
+def event_block(events):
+    """The `entries` of an event_blocks row (store::event_blocks::encode), documents inline."""
+    out = bytearray([1])
+    previous = (None,) * 6
+    for (seq, event_id, t, account, region, source, name, request_id, access_key, read_only,
+         management, record, user) in events:
+        out += struct.pack("<qqB", seq, t, int(read_only) | int(management) << 1)
+        out.append(1)
+        out += uuid.UUID(event_id).bytes
+        out.append(0)
+        put_str(out, request_id)
+        shared = (account, region, source, name, access_key, user)
+        for text, before in zip(shared, previous):
+            put_repeated(out, text, before)
+        previous = shared
+        put_str(out, record)
+    return bytes(out)
+
+
 def fill(db_path, count):
     db = sqlite3.connect(db_path)
     db.execute("PRAGMA journal_mode=WAL")
@@ -67,15 +109,17 @@ def fill(db_path, count):
     rng = random.Random(7)
     batch = 200_000
     for start_at in range(0, count, batch):
-        events, postings, runs, transaction = [], [], [], []
-        seq0 = db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
+        events, postings, runs, transaction, blocks = [], [], [], [], []
+        block_start = 0
+        seq0 = db.execute(
+            "SELECT COALESCE(MAX(last_seq), 0) FROM event_blocks").fetchone()[0]
         for i in range(start_at, min(count, start_at + batch)):
             t = now - 90 * DAY_MS + (90 * DAY_MS * i) // count
             name, source = rng.choice(NAMES), rng.choice(SOURCES)
             u = rng.randrange(len(USERS))
             key = rng.choice(KEYS)
             read_only = rng.random() < 0.7
-            event_id = str(uuid.UUID(int=rng.getrandbits(128)))
+            event_id = v7_id(rng, t - t % 1000 + rng.randrange(1000))
             record = json.dumps({
                 "eventVersion": "1.11", "eventTime": time.strftime(
                     "%Y-%m-%dT%H:%M:%SZ", time.gmtime(t / 1000)),
@@ -93,13 +137,16 @@ def fill(db_path, count):
                 postings.extend(postings_of(transaction))
                 runs.append((ACCOUNT, transaction[-1][0], transaction[0][0], transaction[-1][1]))
                 transaction = []
+                blocks.append(events[block_start:])
+                block_start = len(events)
         if transaction:
             postings.extend(postings_of(transaction))
             runs.append((ACCOUNT, transaction[-1][0], transaction[0][0], transaction[-1][1]))
+            blocks.append(events[block_start:])
         db.executemany(
-            "INSERT INTO events (seq, event_id, event_time_ms, account_id, region, event_source, "
-            "event_name, request_id, access_key_id, read_only, management, record_json, username) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", events)
+            "INSERT INTO event_blocks (first_seq, last_seq, max_time_ms, event_count, entries) "
+            "VALUES (?,?,?,?,?)",
+            ((b[0][0], b[-1][0], max(e[2] for e in b), len(b), event_block(b)) for b in blocks))
         db.executemany(
             "INSERT INTO event_postings (account_id, region, attribute, value, max_time_ms, "
             "last_seq, min_time_ms, seqs) VALUES (?,?,?,?,?,?,?,?)", postings)

@@ -16,9 +16,10 @@
 use std::path::Path;
 
 use foldhash::HashMap;
-use rusqlite::{Connection, OptionalExtension, params, params_from_iter, types::Value};
+use rusqlite::{Connection, params};
 
-use crate::sqlite::{EVENT_COLUMNS, event_from_row, with_json};
+use crate::event_blocks::{self, BlockCursor, StoredEvent};
+use crate::sqlite::with_json;
 use crate::{EventLookup, EventRow, LookupAttribute, StoreError, StoreResult};
 
 /// A posting's seq range is scanned whole while it is at most this many times as long as the
@@ -228,24 +229,8 @@ fn decode_seqs(text: &str) -> StoreResult<Vec<i64>> {
     Ok(seqs)
 }
 
-/// What an event must also satisfy to be a match: a SQL condition on `events` with its values,
-/// numbered from `?5` (`?1`–`?2` are a seq range, `?3`–`?4` the time window).
-struct Condition {
-    sql: String,
-    values: Vec<Value>,
-}
-
-impl Condition {
-    fn none() -> Self {
-        Condition {
-            sql: String::new(),
-            values: Vec::new(),
-        }
-    }
-}
-
 /// Up to `limit` matching events of one attribute value with a time in `[start_ms, end_ms]` and
-/// (time, seq) below `before`, newest first.
+/// (time, seq) below `before`, newest first; `also` is what a match must satisfy besides.
 #[allow(clippy::too_many_arguments)]
 fn walk(
     c: &Connection,
@@ -257,7 +242,7 @@ fn walk(
     (start_ms, end_ms): (i64, i64),
     before: (i64, i64),
     limit: usize,
-    condition: &Condition,
+    also: &dyn Fn(&EventRow) -> bool,
 ) -> StoreResult<Vec<EventRow>> {
     if limit == 0 || start_ms > end_ms {
         return Ok(Vec::new());
@@ -269,14 +254,6 @@ fn walk(
            AND max_time_ms BETWEEN ?5 AND ?6
          ORDER BY max_time_ms DESC, last_seq DESC",
     )?;
-    // A posting's events are checked in one scan of the seq range they span when they fill
-    // enough of it, else one by one: a posting written under load names ~1,000 events of a
-    // transaction, and a B-tree descent for each cost more than the rest of a page of 50.
-    let mut check = c.prepare_cached(&format!(
-        "SELECT seq, event_time_ms FROM events
-         WHERE seq BETWEEN ?1 AND ?2 AND management AND event_time_ms BETWEEN ?3 AND ?4 {}",
-        condition.sql
-    ))?;
     // A posting holding an event at `upper` has its newest event at most a span later.
     let mut rows = postings.query(params![
         account_id,
@@ -286,13 +263,26 @@ fn walk(
         start_ms,
         upper.saturating_add(POSTING_SPAN_MS)
     ])?;
+    let matches = |e: &StoredEvent| {
+        let row = &e.row;
+        row.management
+            && (start_ms..=upper).contains(&row.event_time_ms)
+            && (row.event_time_ms, row.seq) < before
+            && also(row)
+    };
     // The best matches so far, newest first, at most `limit`.
-    let mut found: Vec<(i64, i64)> = Vec::new();
+    let mut found: Vec<StoredEvent> = Vec::new();
+    let key = |e: &StoredEvent| std::cmp::Reverse((e.row.event_time_ms, e.row.seq));
+    let mut cursor = BlockCursor::default();
     while let Some(row) = rows.next()? {
         let (max_time_ms, min_time_ms, seqs): (i64, i64, String) =
             (row.get(0)?, row.get(1)?, row.get(2)?);
         // Every posting from here on holds only events no newer than its `max_time_ms`.
-        if found.len() >= limit && found.last().is_some_and(|worst| max_time_ms < worst.0) {
+        if found.len() >= limit
+            && found
+                .last()
+                .is_some_and(|worst| max_time_ms < worst.row.event_time_ms)
+        {
             break;
         }
         if min_time_ms > upper {
@@ -306,39 +296,33 @@ fn walk(
         let (Some(&first), Some(&last)) = (seqs.first(), seqs.last()) else {
             continue;
         };
-        let ranges: Vec<(i64, i64)> =
-            if (last - first + 1) <= (seqs.len() as i64).saturating_mul(SCAN_SPREAD) {
-                vec![(first, last)]
-            } else {
-                seqs.iter().map(|&seq| (seq, seq)).collect()
-            };
-        for (from, to) in ranges {
-            let mut values: Vec<Value> =
-                vec![from.into(), to.into(), start_ms.into(), upper.into()];
-            values.extend(condition.values.iter().cloned());
-            let mut matches = check.query(params_from_iter(values))?;
-            while let Some(m) = matches.next()? {
-                let (seq, time): (i64, i64) = (m.get(0)?, m.get(1)?);
+        // A posting's events are read in one pass over the blocks of the seq range they span
+        // when they fill enough of it, else one by one (a posting written under load names
+        // ~1,000 events of a transaction).
+        if (last - first + 1) <= (seqs.len() as i64).saturating_mul(SCAN_SPREAD) {
+            for e in event_blocks::between(c, first, last)? {
                 // The range also holds events of other attribute values.
-                if (time, seq) < before && seqs.binary_search(&seq).is_ok() {
-                    found.push((time, seq));
+                if seqs.binary_search(&e.row.seq).is_ok() && matches(&e) {
+                    found.push(e);
+                }
+            }
+        } else {
+            for seq in seqs {
+                if let Some(e) = cursor.get(c, seq)?
+                    && matches(e)
+                {
+                    found.push(StoredEvent {
+                        row: e.row.clone(),
+                        logged_at: e.logged_at,
+                    });
                 }
             }
         }
-        found.sort_unstable_by(|a, b| b.cmp(a));
+        found.sort_unstable_by_key(key);
         found.truncate(limit);
     }
     drop(rows);
-    let mut fetch = c.prepare_cached(&format!(
-        "SELECT {EVENT_COLUMNS} FROM events WHERE seq = ?1"
-    ))?;
-    let mut events = Vec::with_capacity(found.len());
-    for (_, seq) in found {
-        if let Some(e) = fetch.query_row(params![seq], event_from_row).optional()? {
-            events.push(e);
-        }
-    }
-    with_json(c, log, events)
+    with_json(c, log, found)
 }
 
 /// A page of Event history: management events of one account and region, newest first.
@@ -350,25 +334,7 @@ pub(crate) fn lookup(
     let before = lookup.before.unwrap_or((i64::MAX, i64::MAX));
     let window = (lookup.start_ms, lookup.end_ms);
     let (attribute, value) = match &lookup.attribute {
-        // Event ids are unique: the events table's own index finds the one event.
-        Some(LookupAttribute::EventId(id)) => {
-            let mut stmt = c.prepare_cached(&format!(
-                "SELECT {EVENT_COLUMNS} FROM events
-                 WHERE event_id = ?1 AND account_id = ?2 AND region = ?3 AND management
-                   AND event_time_ms BETWEEN ?4 AND ?5"
-            ))?;
-            let event = stmt
-                .query_row(
-                    params![id, lookup.account_id, lookup.region, window.0, window.1],
-                    event_from_row,
-                )
-                .optional()?;
-            return with_json(
-                c,
-                log,
-                event.filter(|e| (e.row().event_time_ms, e.row().seq) < before && lookup.limit > 0),
-            );
-        }
+        Some(LookupAttribute::EventId(id)) => return lookup_by_id(c, log, lookup, id, before),
         None => (ALL, ""),
         Some(LookupAttribute::EventName(v)) => (EVENT_NAME, v.as_str()),
         Some(LookupAttribute::EventSource(v)) => (EVENT_SOURCE, v.as_str()),
@@ -388,7 +354,55 @@ pub(crate) fn lookup(
         window,
         before,
         lookup.limit,
-        &Condition::none(),
+        &|_| true,
+    )
+}
+
+/// The one event `id` names, when it is a management event of the lookup's account and Region
+/// within its window: found through `event_ids` when listed there, else among the events of
+/// the second the id was stamped in.
+fn lookup_by_id(
+    c: &Connection,
+    log: &Path,
+    lookup: &EventLookup,
+    id: &str,
+    before: (i64, i64),
+) -> StoreResult<Vec<EventRow>> {
+    if lookup.limit == 0 {
+        return Ok(Vec::new());
+    }
+    let (start_ms, end_ms) = (lookup.start_ms, lookup.end_ms);
+    if let Some(seq) = event_blocks::listed_seq(c, id)? {
+        let mut cursor = BlockCursor::default();
+        let found = cursor.get(c, seq)?.filter(|e| {
+            let row = &e.row;
+            row.event_id == id
+                && row.account_id == lookup.account_id
+                && row.region == lookup.region
+                && row.management
+                && (start_ms..=end_ms).contains(&row.event_time_ms)
+                && (row.event_time_ms, row.seq) < before
+        });
+        let found = found.map(|e| StoredEvent {
+            row: e.row.clone(),
+            logged_at: e.logged_at,
+        });
+        return with_json(c, log, found);
+    }
+    let Some(second) = event_blocks::id_second_ms(id) else {
+        return Ok(Vec::new());
+    };
+    walk(
+        c,
+        log,
+        &lookup.account_id,
+        &lookup.region,
+        ALL,
+        "",
+        (start_ms.max(second), end_ms.min(second)),
+        before,
+        1,
+        &|row| row.event_id == id,
     )
 }
 
@@ -407,14 +421,6 @@ pub(crate) fn last_successful(
     if event_names.is_empty() {
         return Ok(None);
     }
-    let placeholders = (0..event_names.len())
-        .map(|i| format!("?{}", i + 5))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let condition = Condition {
-        sql: format!("AND event_name IN ({placeholders})"),
-        values: event_names.iter().map(|n| Value::from(n.clone())).collect(),
-    };
     let mut before = (i64::MAX, i64::MAX);
     loop {
         let page = walk(
@@ -427,7 +433,7 @@ pub(crate) fn last_successful(
             (i64::MIN, i64::MAX),
             before,
             SUCCESS_PAGE,
-            &condition,
+            &|row| event_names.iter().any(|n| *n == row.event_name),
         )?;
         let Some(oldest) = page.last() else {
             return Ok(None);
@@ -478,24 +484,18 @@ pub(crate) fn account_events_after(
         "SELECT first_seq, last_seq FROM event_account_runs
          WHERE account_id = ?1 AND last_seq > ?2 ORDER BY last_seq",
     )?;
-    // A run's range may also hold other accounts' events of the same transaction.
-    let mut events_of_run = c.prepare_cached(&format!(
-        "SELECT {EVENT_COLUMNS} FROM events
-         WHERE seq BETWEEN ?1 AND ?2 AND account_id = ?3 ORDER BY seq LIMIT ?4"
-    ))?;
     let mut rows = runs.query(params![account_id, after])?;
     let mut events = Vec::new();
     while let Some(row) = rows.next()? {
         let (first, last): (i64, i64) = (row.get(0)?, row.get(1)?);
-        let left = i64::try_from(limit - events.len()).unwrap_or(i64::MAX);
-        let found = events_of_run.query_map(
-            params![first.max(after + 1), last, account_id, left],
-            event_from_row,
-        )?;
-        for e in found {
-            events.push(e?);
-        }
+        // A run's range may also hold other accounts' events of the same transaction.
+        events.extend(
+            event_blocks::between(c, first.max(after + 1), last)?
+                .into_iter()
+                .filter(|e| e.row.account_id == account_id),
+        );
         if events.len() >= limit {
+            events.truncate(limit);
             break;
         }
     }
@@ -503,26 +503,16 @@ pub(crate) fn account_events_after(
 }
 
 /// Deletes the events older than `cutoff_ms` up to `delivered_up_to`, with the postings and
-/// runs that name only deleted events; returns how many events went. Events go from the oldest
-/// on, up to the first that is not old enough, so a pass costs what it deletes rather than a scan
-/// of the whole journal (an old event behind a newer one — times out of journal order — waits
-/// for a later pass).
+/// runs that name only deleted events; returns how many events went. Events go a block at a
+/// time from the oldest on, up to the first block holding one that is not old enough, so a pass
+/// costs what it deletes rather than a scan of the whole journal (an old event behind a newer
+/// one — times out of journal order — waits for a later pass).
 pub(crate) fn delete_before(
     c: &Connection,
     cutoff_ms: i64,
     delivered_up_to: i64,
 ) -> rusqlite::Result<usize> {
-    let boundary: i64 = c.query_row(
-        "SELECT COALESCE(
-             (SELECT seq FROM events WHERE seq <= ?2 AND event_time_ms >= ?1 ORDER BY seq LIMIT 1),
-             (SELECT COALESCE(MAX(seq), 0) FROM events WHERE seq <= ?2) + 1)",
-        params![cutoff_ms, delivered_up_to],
-        |r| r.get(0),
-    )?;
-    let deleted = c.execute(
-        "DELETE FROM events WHERE seq < ?2 AND event_time_ms < ?1",
-        params![cutoff_ms, boundary],
-    )?;
+    let (deleted, boundary) = event_blocks::delete_before(c, cutoff_ms, delivered_up_to)?;
     c.execute(
         "DELETE FROM event_postings WHERE last_seq < ?2 AND max_time_ms < ?1",
         params![cutoff_ms, boundary],

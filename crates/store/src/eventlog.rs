@@ -42,6 +42,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
+use crate::codec::{Reader, put_opt, put_str};
 use crate::{EventResource, EventRow, KmsUsageKey, StoreError, StoreResult};
 
 /// A segment is closed and a new one started once it holds this many bytes.
@@ -727,21 +728,6 @@ pub(crate) fn encode_record(row: &EventRow, out: &mut Vec<u8>) {
     out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
 }
 
-fn put_str(out: &mut Vec<u8>, s: &str) {
-    out.extend_from_slice(&u32::try_from(s.len()).unwrap_or(u32::MAX).to_le_bytes());
-    out.extend_from_slice(s.as_bytes());
-}
-
-fn put_opt(out: &mut Vec<u8>, s: Option<&str>) {
-    match s {
-        Some(s) => {
-            out.push(1);
-            put_str(out, s);
-        }
-        None => out.push(0),
-    }
-}
-
 fn encode_row(row: &EventRow, out: &mut Vec<u8>) {
     out.extend_from_slice(&row.seq.to_le_bytes());
     out.extend_from_slice(&row.event_time_ms.to_le_bytes());
@@ -779,36 +765,6 @@ fn encode_row(row: &EventRow, out: &mut Vec<u8>) {
     }
 }
 
-struct Reader<'a>(&'a [u8]);
-
-impl Reader<'_> {
-    fn take(&mut self, n: usize) -> Option<&[u8]> {
-        let (head, rest) = (self.0.get(..n)?, self.0.get(n..)?);
-        self.0 = rest;
-        Some(head)
-    }
-    fn u8(&mut self) -> Option<u8> {
-        self.take(1).map(|b| b[0])
-    }
-    fn u32(&mut self) -> Option<u32> {
-        self.take(4)?.try_into().ok().map(u32::from_le_bytes)
-    }
-    fn i64(&mut self) -> Option<i64> {
-        self.take(8)?.try_into().ok().map(i64::from_le_bytes)
-    }
-    fn string(&mut self) -> Option<String> {
-        let len = self.u32()? as usize;
-        String::from_utf8(self.take(len)?.to_vec()).ok()
-    }
-    fn opt(&mut self) -> Option<Option<String>> {
-        match self.u8()? {
-            0 => Some(None),
-            1 => self.string().map(Some),
-            _ => None,
-        }
-    }
-}
-
 fn decode_row(payload: &[u8]) -> Option<EventRow> {
     let mut r = Reader(payload);
     let seq = r.i64()?;
@@ -840,7 +796,7 @@ fn decode_row(payload: &[u8]) -> Option<EventRow> {
         }),
         _ => return None,
     };
-    if !r.0.is_empty() {
+    if !r.is_empty() {
         return None;
     }
     Some(EventRow {

@@ -6,6 +6,8 @@
 //! engines share.
 
 mod append_answers;
+mod codec;
+mod event_blocks;
 mod event_index;
 mod eventlog;
 mod group_queue;

@@ -1,6 +1,10 @@
 //! Versioned schema migrations. Each step runs once, in order, in its own transaction, and is
 //! recorded in `schema_migrations`. Never edit a released step: add a new one.
 
+use crate::EventRow;
+use crate::event_blocks;
+use crate::eventlog::LogPosition;
+
 pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (
         1,
@@ -339,4 +343,94 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         "ALTER TABLE events ADD COLUMN log_segment BIGINT;
     ALTER TABLE events ADD COLUMN log_offset BIGINT;",
     ),
+    (
+        // Events' fields move from a row per event to a block per indexing step (see
+        // `event_blocks`); `convert_event_rows` moves the stored rows after this runs.
+        16,
+        "CREATE TABLE event_blocks (
+        first_seq INTEGER PRIMARY KEY,
+        last_seq BIGINT NOT NULL,
+        max_time_ms BIGINT NOT NULL,
+        event_count BIGINT NOT NULL,
+        entries BLOB NOT NULL
+    );
+    CREATE TABLE event_ids (
+        event_id TEXT PRIMARY KEY,
+        seq BIGINT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX event_ids_by_seq ON event_ids (seq);",
+    ),
 ];
+
+/// What a migration does besides its SQL, run in its transaction after it.
+pub(crate) fn after_sql(version: i64, tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
+    match version {
+        16 => convert_event_rows(tx),
+        _ => Ok(()),
+    }
+}
+
+/// How many of the old rows go into one block at most, and the widest time span of a block.
+const CONVERTED_BLOCK_EVENTS: usize = 256;
+const CONVERTED_BLOCK_SPAN_MS: i64 = 60_000;
+
+/// Moves the `events` table's rows into blocks, in journal order, and drops the table.
+fn convert_event_rows(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
+    let mut stmt = tx.prepare(
+        "SELECT seq, event_id, event_time_ms, account_id, region, event_source, event_name,
+            request_id, access_key_id, read_only, management, record_json, username,
+            log_segment, log_offset
+         FROM events ORDER BY seq",
+    )?;
+    let mut rows = stmt.query([])?;
+    let mut block: Vec<(EventRow, Option<LogPosition>)> = Vec::new();
+    let mut converted = 0usize;
+    let mut store_block = |block: &mut Vec<(EventRow, Option<LogPosition>)>| {
+        converted += block.len();
+        let stored = event_blocks::insert(tx, block.iter().map(|(e, at)| (e, *at)));
+        block.clear();
+        stored
+    };
+    while let Some(r) = rows.next()? {
+        let logged_at = match (r.get::<_, Option<i64>>(13)?, r.get::<_, Option<i64>>(14)?) {
+            (Some(segment), Some(offset)) => Some(LogPosition { segment, offset }),
+            _ => None,
+        };
+        let event = EventRow {
+            seq: r.get(0)?,
+            event_id: r.get(1)?,
+            event_time_ms: r.get(2)?,
+            account_id: r.get(3)?,
+            region: r.get(4)?,
+            event_source: r.get::<_, String>(5)?.into(),
+            event_name: r.get::<_, String>(6)?.into(),
+            request_id: r.get(7)?,
+            access_key_id: r.get(8)?,
+            read_only: r.get(9)?,
+            management: r.get(10)?,
+            record_json: r.get(11)?,
+            username: r.get(12)?,
+            resources: Vec::new(),
+            kms_usage: None,
+        };
+        // Retention deletes whole blocks: a block spanning days would keep its oldest events
+        // until its newest are old enough.
+        let too_long = block.first().is_some_and(|(first, _)| {
+            (event.event_time_ms - first.event_time_ms).abs() > CONVERTED_BLOCK_SPAN_MS
+        });
+        if block.len() == CONVERTED_BLOCK_EVENTS || too_long {
+            store_block(&mut block)?;
+        }
+        block.push((event, logged_at));
+    }
+    if !block.is_empty() {
+        store_block(&mut block)?;
+    }
+    drop(rows);
+    drop(stmt);
+    tx.execute_batch("DROP TABLE events;")?;
+    if converted > 0 {
+        tracing::info!(events = converted, "moved the stored events into blocks");
+    }
+    Ok(())
+}

@@ -27,6 +27,7 @@ use foldhash::HashMap;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::oneshot;
 
+use crate::event_blocks::{self, StoredEvent};
 use crate::event_index::{self, PostingTally};
 use crate::eventlog::{EventLog, LogPosition, SegmentReader};
 use crate::group_queue::{GroupPolicy, GroupReceiver, GroupSender, Waits, group_queue};
@@ -394,10 +395,10 @@ impl IndexProgress {
     }
 }
 
-/// The last seq up to which the `events` table holds no row, of those up to `indexed_through`
+/// The last seq up to which the event blocks hold no event, of those up to `indexed_through`
 /// (all of them indexed at some point): retention prunes events oldest seq first.
 fn pruned_through(conn: &Connection, indexed_through: i64) -> StoreResult<i64> {
-    let oldest: Option<i64> = conn.query_row("SELECT MIN(seq) FROM events", [], |r| r.get(0))?;
+    let oldest = event_blocks::first_seq(conn)?;
     Ok(oldest.map_or(indexed_through, |seq| (seq - 1).min(indexed_through)))
 }
 
@@ -460,6 +461,7 @@ fn migrate(conn: &mut Connection) -> StoreResult<()> {
             .optional()?;
         if applied.is_none() {
             tx.execute_batch(sql)?;
+            crate::migrations::after_sql(*version, &tx)?;
             tx.execute(
                 "INSERT INTO schema_migrations (version, applied_at_ms) VALUES (?1, ?2)",
                 params![version, now_ms()],
@@ -1681,12 +1683,6 @@ fn apply_op(conn: &Connection, op: &WriteOp) -> StoreResult<WriteOutcome> {
                     first.seq, last.seq
                 )));
             }
-            let mut stmt = conn.prepare_cached(
-                "INSERT INTO events (seq, event_id, event_time_ms, account_id, region,
-                    event_source, event_name, request_id, access_key_id, read_only, management,
-                    record_json, username, log_segment, log_offset)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, '', ?12, ?13, ?14)",
-            )?;
             if positions.len() != events.len() {
                 return Err(StoreError::Database(format!(
                     "event log: {} events to index with {} log positions",
@@ -1694,24 +1690,7 @@ fn apply_op(conn: &Connection, op: &WriteOp) -> StoreResult<WriteOutcome> {
                     positions.len()
                 )));
             }
-            for (e, at) in events.iter().zip(positions) {
-                stmt.execute(params![
-                    e.seq,
-                    e.event_id,
-                    e.event_time_ms,
-                    e.account_id,
-                    e.region,
-                    e.event_source,
-                    e.event_name,
-                    e.request_id,
-                    e.access_key_id,
-                    e.read_only,
-                    e.management,
-                    e.username,
-                    at.segment,
-                    at.offset
-                ])?;
-            }
+            event_blocks::insert(conn, events.iter().zip(positions.iter().copied().map(Some)))?;
             Ok(WriteOutcome::Done)
         }
     }
@@ -1908,45 +1887,6 @@ fn trail_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TrailRow> {
     })
 }
 
-/// An event as the `events` table holds it: with its JSON document inline (rows indexed before
-/// the document moved to the event log), or with where the log holds it.
-pub(crate) struct StoredEvent {
-    row: EventRow,
-    logged_at: Option<LogPosition>,
-}
-
-pub(crate) fn event_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {
-    let logged_at = match (r.get::<_, Option<i64>>(13)?, r.get::<_, Option<i64>>(14)?) {
-        (Some(segment), Some(offset)) => Some(LogPosition { segment, offset }),
-        _ => None,
-    };
-    let row = EventRow {
-        seq: r.get(0)?,
-        event_id: r.get(1)?,
-        event_time_ms: r.get(2)?,
-        account_id: r.get(3)?,
-        region: r.get(4)?,
-        event_source: r.get(5)?,
-        event_name: r.get(6)?,
-        request_id: r.get(7)?,
-        access_key_id: r.get(8)?,
-        read_only: r.get(9)?,
-        management: r.get(10)?,
-        record_json: r.get(11)?,
-        username: r.get(12)?,
-        resources: Vec::new(),
-        kms_usage: None,
-    };
-    Ok(StoredEvent { row, logged_at })
-}
-
-impl StoredEvent {
-    /// The event's fields; its `record_json` is empty while the document is in the log.
-    pub(crate) fn row(&self) -> &EventRow {
-        &self.row
-    }
-}
-
 /// The events with their JSON documents, read from the event log in `log_dir` where the table
 /// does not hold them. An event whose segment is gone was pruned since its row was read: it is
 /// left out, as if the read had come a moment later. A segment gone while the table still holds
@@ -1963,9 +1903,7 @@ pub(crate) fn with_json(
             match segments.json(row.seq, at)? {
                 Some(json) => row.record_json = json,
                 None => {
-                    let still_held = c
-                        .prepare_cached("SELECT 1 FROM events WHERE seq = ?1")?
-                        .exists(params![row.seq])?;
+                    let still_held = event_blocks::covers(c, row.seq)?;
                     if still_held {
                         return Err(StoreError::Database(format!(
                             "event log: the segment holding event {} (seg-{:020}.log) is missing",
@@ -1981,10 +1919,6 @@ pub(crate) fn with_json(
     Ok(events)
 }
 
-pub(crate) const EVENT_COLUMNS: &str =
-    "seq, event_id, event_time_ms, account_id, region, event_source,
-    event_name, request_id, access_key_id, read_only, management, record_json, username,
-    log_segment, log_offset";
 const ACCESS_KEY_COLUMNS: &str =
     "access_key_id, account_id, user_name, wrapped_secret, status, created_at_ms";
 
@@ -2344,32 +2278,16 @@ impl Store for SqliteStore {
 
     async fn recent_events(&self, limit: usize) -> StoreResult<Vec<EventRow>> {
         self.events_indexed().await?;
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let log_dir = Arc::clone(&self.log_dir);
-        self.read(move |c| {
-            let mut stmt = c.prepare_cached(&format!(
-                "SELECT {EVENT_COLUMNS} FROM events ORDER BY seq DESC LIMIT ?1"
-            ))?;
-            let rows = stmt.query_map(params![limit], event_from_row)?;
-            let mut events = rows.collect::<Result<Vec<_>, _>>()?;
-            events.reverse();
-            with_json(c, &log_dir, events)
-        })
-        .await
+        self.read(move |c| with_json(c, &log_dir, event_blocks::newest(c, limit)?))
+            .await
     }
 
     async fn events_after(&self, seq: i64, limit: usize) -> StoreResult<Vec<EventRow>> {
         self.events_indexed().await?;
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let log_dir = Arc::clone(&self.log_dir);
-        self.read(move |c| {
-            let mut stmt = c.prepare_cached(&format!(
-                "SELECT {EVENT_COLUMNS} FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2"
-            ))?;
-            let rows = stmt.query_map(params![seq, limit], event_from_row)?;
-            with_json(c, &log_dir, rows.collect::<Result<Vec<_>, _>>()?)
-        })
-        .await
+        self.read(move |c| with_json(c, &log_dir, event_blocks::after(c, seq, limit)?))
+            .await
     }
 
     async fn account_events_after(
@@ -2387,10 +2305,7 @@ impl Store for SqliteStore {
 
     async fn last_event_seq(&self) -> StoreResult<i64> {
         self.events_indexed().await?;
-        self.read(
-            |c| Ok(c.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?),
-        )
-        .await
+        self.read(|c| Ok(event_blocks::last_seq(c)?)).await
     }
 
     async fn lookup_events(&self, lookup: EventLookup) -> StoreResult<Vec<EventRow>> {
@@ -3498,10 +3413,11 @@ mod tests {
                 })
                 .count()
         };
-        let document = |i: usize| format!("{{\"n\":{i},\"pad\":\"{}\"}}", "x".repeat(4000));
+        let document = |i: usize| format!("{{\"n\":{i},\"pad\":\"{}\"}}", "x".repeat(6000));
         let store = SqliteStore::open(&path).unwrap();
-        for batch in 0..4 {
-            let events = (batch * 10..batch * 10 + 10)
+        // A group of the log each, and so a block each: retention below takes the first three.
+        for batch in [0..5, 5..15, 15..25, 25..40] {
+            let events = batch
                 .map(|i| EventRow {
                     record_json: document(i),
                     ..event(i)
@@ -3516,16 +3432,15 @@ mod tests {
                 .enumerate()
                 .all(|(i, e)| e.record_json == document(i))
         );
-        // The table holds where each document is, not the document.
+        // The tables hold where each document is, not the document.
         let conn = Connection::open(&path).unwrap();
-        let inline: i64 = conn
-            .query_row(
-                "SELECT COUNT(*) FROM events WHERE record_json != '' OR log_segment IS NULL",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
-        assert_eq!(inline, 0);
+        let stored = crate::event_blocks::between(&conn, 1, 40).unwrap();
+        assert_eq!(stored.len(), 40);
+        assert!(
+            stored
+                .iter()
+                .all(|e| e.logged_at.is_some() && e.row.record_json.is_empty())
+        );
         let before = segment_files();
         assert!(before >= 3, "{before} segments");
 
@@ -3587,11 +3502,12 @@ mod tests {
         drop(store);
 
         // A segment lost while the table still holds its events is an error, not a gap.
-        let segment: i64 = conn
-            .query_row("SELECT log_segment FROM events WHERE seq = 26", [], |r| {
-                r.get(0)
-            })
-            .unwrap();
+        let segment = crate::event_blocks::BlockCursor::default()
+            .get(&conn, 26)
+            .unwrap()
+            .and_then(|e| e.logged_at)
+            .unwrap()
+            .segment;
         std::fs::remove_file(log_dir.join(format!("seg-{segment:020}.log"))).unwrap();
         let store = SqliteStore::open(&path).unwrap();
         let err = store.events_after(0, 100).await.unwrap_err();
@@ -4193,6 +4109,86 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn lookups_by_event_id_find_stamped_and_listed_ids_alike() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.db");
+        let store = SqliteStore::open(&path).unwrap();
+        // A UUID v7 stamped at `ms`, distinct per `n`.
+        let v7 = |ms: i64, n: u32| {
+            let hex = format!("{ms:012x}");
+            format!("{}-{}-7{n:03x}-8000-00000000{n:04x}", &hex[..8], &hex[8..])
+        };
+        let second = 1_764_000_000_000;
+        let mut events = Vec::new();
+        for n in 0..40u32 {
+            let mut e = event(n as usize);
+            // Event times are whole seconds; the ids are stamped within them.
+            e.event_time_ms = second + i64::from(n / 10) * 1000;
+            e.event_id = v7(e.event_time_ms + i64::from(n * 7 % 1000), n);
+            events.push(e);
+        }
+        // An id stamped in another second than its event's, and one that is no UUID.
+        events[5].event_id = v7(second - 5_000, 500);
+        events[6].event_id = "not-a-uuid".into();
+        store.append_events(events.clone()).await.unwrap();
+
+        for e in &events {
+            let found = store
+                .lookup_events(lookup(
+                    Some(LookupAttribute::EventId(e.event_id.clone())),
+                    50,
+                ))
+                .await
+                .unwrap();
+            assert_eq!(
+                found
+                    .iter()
+                    .map(|f| f.event_id.as_str())
+                    .collect::<Vec<_>>(),
+                [e.event_id.as_str()]
+            );
+        }
+        // Only the two ids that do not tell their second are listed.
+        let conn = Connection::open(&path).unwrap();
+        let listed: Vec<String> = conn
+            .prepare("SELECT event_id FROM event_ids ORDER BY seq")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(listed, [events[5].event_id.clone(), "not-a-uuid".into()]);
+
+        // Unknown ids, the window, the account and the page's cursor all still apply.
+        let by_id = |id: String| lookup(Some(LookupAttribute::EventId(id)), 50);
+        let unknown = store.lookup_events(by_id(v7(second, 999))).await.unwrap();
+        assert!(unknown.is_empty());
+        let mut outside = by_id(events[12].event_id.clone());
+        outside.end_ms = second + 999;
+        assert!(store.lookup_events(outside).await.unwrap().is_empty());
+        let mut other_account = by_id(events[6].event_id.clone());
+        other_account.account_id = "111111111111".into();
+        assert!(store.lookup_events(other_account).await.unwrap().is_empty());
+        let mut next_page = by_id(events[20].event_id.clone());
+        next_page.before = Some((events[20].event_time_ms, 21));
+        assert!(store.lookup_events(next_page).await.unwrap().is_empty());
+
+        // Pruned events take their listed ids with them.
+        assert_eq!(
+            store
+                .delete_events_before(i64::MAX, i64::MAX)
+                .await
+                .unwrap(),
+            40
+        );
+        let left: i64 = conn
+            .query_row("SELECT COUNT(*) FROM event_ids", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 0);
+        store.close().await;
+    }
+
+    #[tokio::test]
     async fn event_history_lookups_page_newest_first_and_retention_spares_undelivered_events() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("k.db")).unwrap();
@@ -4216,7 +4212,13 @@ mod tests {
         let mut other_region = event(100);
         other_region.region = "eu-west-1".into();
         events.push(other_region);
-        store.append_events(events).await.unwrap();
+        // Each append is a group of the log and so a block of the tables: retention deletes
+        // whole blocks.
+        let newest = events.split_off(20);
+        let middle = events.split_off(5);
+        for group in [events, middle, newest] {
+            store.append_events(group).await.unwrap();
+        }
 
         // Newest first; data events (29) and other regions never appear.
         let all = store.lookup_events(lookup(None, 100)).await.unwrap();
@@ -4276,5 +4278,12 @@ mod tests {
         assert!(remaining.iter().all(|e| e.seq > 5));
         let deleted = store.delete_events_before(1_020, i64::MAX).await.unwrap();
         assert_eq!(deleted, 15);
+        // A block goes only once all its events are old enough.
+        let deleted = store.delete_events_before(1_025, i64::MAX).await.unwrap();
+        assert_eq!(deleted, 0);
+        assert_eq!(
+            store.lookup_events(lookup(None, 100)).await.unwrap().len(),
+            9
+        );
     }
 }
