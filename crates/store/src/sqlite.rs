@@ -1887,9 +1887,9 @@ fn trail_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TrailRow> {
     })
 }
 
-/// The events with their JSON documents, read from the event log in `log_dir` where the table
-/// does not hold them. An event whose segment is gone was pruned since its row was read: it is
-/// left out, as if the read had come a moment later. A segment gone while the table still holds
+/// The events with their JSON documents, read from the event log in `log_dir` where their block
+/// does not hold them. An event whose segment is gone was pruned since its block was read: it
+/// is left out, as if the read had come a moment later. A segment gone while a block still holds
 /// the event is lost data, and an error.
 pub(crate) fn with_json(
     c: &Connection,
