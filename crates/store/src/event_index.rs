@@ -1,12 +1,12 @@
-//! How events are found again in the `events` table: by LookupEvents' attributes, by account for
-//! delivery, by key for a key's last use.
+//! How events are found again among the event blocks (`event_blocks`): by LookupEvents'
+//! attributes, by account for delivery, by key for a key's last use.
 //!
 //! An index entry per event and attribute cost a B-tree insert each — eight or more per event,
 //! 60 % of the indexing thread's CPU. Instead, each indexing transaction writes one *posting*
 //! per distinct (account, region, attribute, value) among its events: the seqs of the events that
 //! carry it, with their time span. Under load a transaction holds hundreds of events sharing a
 //! handful of values, so the postings cost a few rows per transaction. Reads walk an attribute
-//! value's postings newest first and fetch the events they name by seq.
+//! value's postings newest first and decode the blocks holding the seqs they name.
 //!
 //! A posting's events span at most [`POSTING_SPAN_MS`]: postings are ordered by their newest
 //! event's time, so the walk knows where to start for any time window and when no older
