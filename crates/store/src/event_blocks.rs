@@ -25,6 +25,7 @@ const MANAGEMENT: u8 = 2;
 const LOGGED: u8 = 4;
 
 /// An event as a block holds it: with its JSON document inline, or with where the log holds it.
+#[derive(Clone)]
 pub(crate) struct StoredEvent {
     pub(crate) row: EventRow,
     pub(crate) logged_at: Option<LogPosition>,
@@ -130,8 +131,9 @@ fn put_repeated_opt(out: &mut Vec<u8>, s: Option<&str>, previous: Option<Option<
     }
 }
 
-/// Reads a field written by `put_guid`, `put_repeated` or `put_repeated_opt`.
-fn field(r: &mut Reader<'_>, previous: Option<&Option<String>>) -> Option<Option<String>> {
+/// Reads a field written by `put_guid`, `put_repeated` or `put_repeated_opt`; `previous` is the
+/// previous event's value of the field, if it had one.
+fn field(r: &mut Reader<'_>, previous: Option<&str>) -> Option<Option<String>> {
     match r.u8()? {
         TEXT => r.string().map(Some),
         GUID => {
@@ -147,10 +149,15 @@ fn field(r: &mut Reader<'_>, previous: Option<&Option<String>>) -> Option<Option
             }
             Some(Some(text))
         }
-        SAME => previous?.clone().map(Some),
+        SAME => previous.map(|p| Some(p.to_owned())),
         NONE => Some(None),
         _ => None,
     }
+}
+
+/// The events of the block in the first column of `row`.
+fn decode_column(row: &rusqlite::Row<'_>) -> StoreResult<Vec<StoredEvent>> {
+    decode(row.get_ref(0)?.as_blob().map_err(rusqlite::Error::from)?)
 }
 
 /// The events of a block, in journal order.
@@ -166,21 +173,19 @@ fn decode_entries(bytes: &[u8]) -> Option<Vec<StoredEvent>> {
         return None;
     }
     let mut events: Vec<StoredEvent> = Vec::new();
-    // The previous event's account, Region, source, name, key and user.
-    let mut previous: [Option<String>; 6] = Default::default();
     while !r.is_empty() {
         let seq = r.i64()?;
         let event_time_ms = r.i64()?;
         let flags = r.u8()?;
         let event_id = field(&mut r, None)??;
         let request_id = field(&mut r, None)??;
-        let mut shared: [Option<String>; 6] = Default::default();
-        for (i, slot) in shared.iter_mut().enumerate() {
-            let before = events.last().map(|_| &previous[i]);
-            *slot = field(&mut r, before)?;
-        }
-        let [account_id, region, event_source, event_name] =
-            [0, 1, 2, 3].map(|i| shared[i].clone());
+        let previous = events.last().map(|e| &e.row);
+        let account_id = field(&mut r, previous.map(|p| p.account_id.as_str()))??;
+        let region = field(&mut r, previous.map(|p| p.region.as_str()))??;
+        let event_source = field(&mut r, previous.map(|p| &*p.event_source))??;
+        let event_name = field(&mut r, previous.map(|p| &*p.event_name))??;
+        let access_key_id = field(&mut r, previous.and_then(|p| p.access_key_id.as_deref()))?;
+        let username = field(&mut r, previous.and_then(|p| p.username.as_deref()))?;
         let (logged_at, record_json) = if flags & LOGGED != 0 {
             let segment = r.i64()?;
             let offset = r.i64()?;
@@ -193,22 +198,21 @@ fn decode_entries(bytes: &[u8]) -> Option<Vec<StoredEvent>> {
                 seq,
                 event_id,
                 event_time_ms,
-                account_id: account_id?,
-                region: region?,
-                event_source: event_source?.into(),
-                event_name: event_name?.into(),
+                account_id,
+                region,
+                event_source: event_source.into(),
+                event_name: event_name.into(),
                 request_id,
-                access_key_id: shared[4].clone(),
+                access_key_id,
                 read_only: flags & READ_ONLY != 0,
                 management: flags & MANAGEMENT != 0,
                 record_json,
-                username: shared[5].clone(),
+                username,
                 resources: Vec::new(),
                 kms_usage: None,
             },
             logged_at,
         });
-        previous = shared;
     }
     Some(events)
 }
@@ -295,7 +299,7 @@ pub(crate) fn between(c: &Connection, from: i64, to: i64) -> StoreResult<Vec<Sto
     let mut rows = stmt.query(params![from, to])?;
     let mut events = Vec::new();
     while let Some(row) = rows.next()? {
-        let block = decode(row.get_ref(0)?.as_blob().map_err(rusqlite::Error::from)?)?;
+        let block = decode_column(row)?;
         events.extend(
             block
                 .into_iter()
@@ -317,7 +321,7 @@ pub(crate) fn after(c: &Connection, after: i64, limit: usize) -> StoreResult<Vec
     let mut events = Vec::new();
     while events.len() < limit {
         let Some(row) = rows.next()? else { break };
-        let block = decode(row.get_ref(0)?.as_blob().map_err(rusqlite::Error::from)?)?;
+        let block = decode_column(row)?;
         events.extend(block.into_iter().filter(|e| e.row.seq > after));
     }
     events.truncate(limit);
@@ -331,7 +335,7 @@ pub(crate) fn newest(c: &Connection, limit: usize) -> StoreResult<Vec<StoredEven
     let mut events: Vec<StoredEvent> = Vec::new();
     while events.len() < limit {
         let Some(row) = rows.next()? else { break };
-        let block = decode(row.get_ref(0)?.as_blob().map_err(rusqlite::Error::from)?)?;
+        let block = decode_column(row)?;
         events.extend(block.into_iter().rev());
     }
     events.truncate(limit);

@@ -311,10 +311,7 @@ fn walk(
                 if let Some(e) = cursor.get(c, seq)?
                     && matches(e)
                 {
-                    found.push(StoredEvent {
-                        row: e.row.clone(),
-                        logged_at: e.logged_at,
-                    });
+                    found.push(e.clone());
                 }
             }
         }
@@ -383,11 +380,7 @@ fn lookup_by_id(
                 && (start_ms..=end_ms).contains(&row.event_time_ms)
                 && (row.event_time_ms, row.seq) < before
         });
-        let found = found.map(|e| StoredEvent {
-            row: e.row.clone(),
-            logged_at: e.logged_at,
-        });
-        return with_json(c, log, found);
+        return with_json(c, log, found.cloned());
     }
     let Some(second) = event_blocks::id_second_ms(id) else {
         return Ok(Vec::new());
