@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Where keytrail's CPU time goes under one workload: perf samples split by thread, by code
-# (kernel, allocator, SQLite, each crate) and, on the request threads, by stage.
+# (kernel, allocator, SQLite, each crate) and, on the request threads, by stage; then the null
+# server under the same load, and both servers' CPU per request in µs, stage by stage.
 #   FREQ=499 DURATION=10 bench/profile.sh [kms:GenerateDataKey]
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
