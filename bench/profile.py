@@ -11,7 +11,8 @@ Then it samples the null server under the same load and prints both servers' CPU
 in microseconds, stage by stage (each sample is 1/FREQ s of one thread): what keytrail's own
 work costs on top of what the null server spends on the same HTTP stack.
 Instruction counts (bench/instructions.sh) do not swing with the host but miss the kernel and
-waits; this shows those. The samples are kept in bench/out/perf-<workload>.data.
+waits; this shows those. The samples are kept in bench/out/perf-<workload>.data and
+bench/out/perf-null-<workload>.data.
 
     bench/profile.sh [workload]     (default kms:GenerateDataKey; FREQ=499 samples/s per thread)
 """
