@@ -1,5 +1,24 @@
 //! The little binary encoding the event log's records and the event blocks share: integers
-//! little-endian, strings with a `u32` length ahead, optional strings behind a 0/1 byte.
+//! little-endian, strings with a `u32` length ahead, optional strings behind a 0/1 byte, and an
+//! event's read-only and management marks as bits of one flags byte.
+
+use crate::EventRow;
+
+/// Bits of an event's flags byte (blocks add bits of their own above these).
+pub(crate) const READ_ONLY: u8 = 1;
+pub(crate) const MANAGEMENT: u8 = 2;
+
+/// `row`'s read-only and management marks as flag bits.
+pub(crate) fn event_flags(row: &EventRow) -> u8 {
+    let mut flags = 0;
+    if row.read_only {
+        flags |= READ_ONLY;
+    }
+    if row.management {
+        flags |= MANAGEMENT;
+    }
+    flags
+}
 
 pub(crate) fn put_str(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(&u32::try_from(s.len()).unwrap_or(u32::MAX).to_le_bytes());

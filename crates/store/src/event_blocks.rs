@@ -13,15 +13,13 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::codec::{Reader, put_str};
+use crate::codec::{MANAGEMENT, READ_ONLY, Reader, event_flags, put_str};
 use crate::eventlog::LogPosition;
 use crate::{EventRow, StoreError, StoreResult};
 
 const FORMAT: u8 = 1;
-const READ_ONLY: u8 = 1;
-const MANAGEMENT: u8 = 2;
-/// The document is in the event log at a position; otherwise inline (indexed before the
-/// documents moved to the log).
+/// A flag bit above `codec`'s: the document is in the event log at a position; otherwise
+/// inline (indexed before the documents moved to the log).
 const LOGGED: u8 = 4;
 
 /// An event as a block holds it: with its JSON document inline, or with where the log holds it.
@@ -44,17 +42,8 @@ pub(crate) fn encode<'a>(
     for (e, at) in events {
         out.extend_from_slice(&e.seq.to_le_bytes());
         out.extend_from_slice(&e.event_time_ms.to_le_bytes());
-        let mut flags = 0;
-        for (set, flag) in [
-            (e.read_only, READ_ONLY),
-            (e.management, MANAGEMENT),
-            (at.is_some(), LOGGED),
-        ] {
-            if set {
-                flags |= flag;
-            }
-        }
-        out.push(flags);
+        let logged = if at.is_some() { LOGGED } else { 0 };
+        out.push(event_flags(e) | logged);
         put_guid(&mut out, &e.event_id);
         put_guid(&mut out, &e.request_id);
         let p = previous;

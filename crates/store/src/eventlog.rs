@@ -42,7 +42,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
-use crate::codec::{Reader, put_opt, put_str};
+use crate::codec::{MANAGEMENT, READ_ONLY, Reader, event_flags, put_opt, put_str};
 use crate::{EventResource, EventRow, KmsUsageKey, StoreError, StoreResult};
 
 /// A segment is closed and a new one started once it holds this many bytes.
@@ -731,7 +731,7 @@ pub(crate) fn encode_record(row: &EventRow, out: &mut Vec<u8>) {
 fn encode_row(row: &EventRow, out: &mut Vec<u8>) {
     out.extend_from_slice(&row.seq.to_le_bytes());
     out.extend_from_slice(&row.event_time_ms.to_le_bytes());
-    out.push(u8::from(row.read_only) | (u8::from(row.management) << 1));
+    out.push(event_flags(row));
     for s in [
         row.event_id.as_str(),
         &row.account_id,
@@ -809,8 +809,8 @@ fn decode_row(payload: &[u8]) -> Option<EventRow> {
         event_name: event_name.into(),
         request_id,
         access_key_id,
-        read_only: flags & 1 != 0,
-        management: flags & 2 != 0,
+        read_only: flags & READ_ONLY != 0,
+        management: flags & MANAGEMENT != 0,
         record_json,
         username,
         resources,
